@@ -1,0 +1,1 @@
+"""Code both Painkiller services share, kept in one place so the services cannot drift apart."""

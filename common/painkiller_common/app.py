@@ -1,0 +1,142 @@
+"""What every Painkiller FastAPI app has: offline Swagger UI, problem errors, health, logging."""
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel
+from sqlalchemy import text
+from starlette.types import Lifespan
+
+from painkiller_common.problems import (
+    PROBLEM_JSON,
+    ProblemDetails,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    install_problem_handlers,
+    problem_responses,
+)
+
+logger = logging.getLogger("painkiller.access")
+
+ReadinessCheck = Callable[[FastAPI], None]
+
+
+class Liveness(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+def create_service_app(
+    *,
+    title: str,
+    description: str,
+    docs_prefix: str,
+    lifespan: Lifespan[FastAPI],
+    readiness: dict[str, ReadinessCheck],
+    health_prefixes: list[str],
+) -> FastAPI:
+    """A FastAPI app whose docs, OpenAPI document and static assets live under `docs_prefix`.
+
+    Swagger UI assets come from the fastapi-offline package: hospital networks are often closed
+    to the internet, so the docs must not depend on a CDN.
+    """
+    app = FastAPIOffline(
+        title=title,
+        description=description,
+        version="1.0.0",
+        docs_url=f"{docs_prefix}/docs",
+        redoc_url=None,
+        openapi_url=f"{docs_prefix}/openapi.json",
+        static_url=f"{docs_prefix}/docs/static",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    for prefix in health_prefixes:
+        app.include_router(health_router(readiness), prefix=prefix, include_in_schema=prefix == docs_prefix)
+    app.middleware("http")(log_requests)
+    app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def database_ready(app: FastAPI) -> None:
+    with app.state.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def health_router(readiness: dict[str, ReadinessCheck]) -> APIRouter:
+    router = APIRouter(prefix="/health", tags=["health"])
+
+    @router.get("/live", response_model=Liveness)
+    def live() -> Liveness:
+        """The process is up and serving requests."""
+        return Liveness(status="ok")
+
+    @router.get("/ready", response_model=Readiness, responses=problem_responses(503))
+    def ready(request: Request) -> Readiness:
+        """Every dependency this service needs to take writes answers."""
+        checks = {}
+        for name, check in readiness.items():
+            try:
+                check(request.app)
+                checks[name] = "ok"
+            except Exception as exc:  # any failure means not ready; the reason goes to the log
+                logger.warning("readiness check %s failed: %s", name, type(exc).__name__)
+                raise ServiceUnavailable(f"{name} is not reachable", retry_after_s=5) from None
+        return Readiness(status="ready", checks=checks)
+
+    return router
+
+
+def require_json(request: Request) -> None:
+    """Dependency for routes with a JSON body: anything else is a 415, not a confusing 422."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType("Send the body as application/json.")
+
+
+async def log_requests(request: Request, call_next: Callable[[Request], Any]) -> Any:
+    # Path only, never the query string: filters such as `name` are patient data.
+    started = time.perf_counter()
+    response = await call_next(request)
+    logger.info(
+        "%s %s %s %.1fms request_id=%s",
+        request.method,
+        request.url.path,
+        response.status_code,
+        (time.perf_counter() - started) * 1000,
+        request.headers.get("x-request-id", "-"),
+    )
+    return response
+
+
+def problem_openapi(app: FastAPI) -> dict[str, Any]:
+    """OpenAPI document whose error responses say what the service really sends: problem+json."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, definition in ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}").get(
+        "$defs", {}
+    ).items():
+        schemas.setdefault(name, definition)
+    schemas.setdefault("ProblemDetails", ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}"))
+    schemas["ProblemDetails"].pop("$defs", None)
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                if str(status)[0] in "45":
+                    response["content"] = problem
+    app.openapi_schema = schema
+    return schema

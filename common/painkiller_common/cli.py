@@ -1,0 +1,58 @@
+"""The one command line both services share: `python -m <service> api|migrate`.
+
+docker-compose, `make up` and the end-to-end tests all start the services through it, so the
+containers and the native run use the same entry points.
+"""
+
+import argparse
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import uvicorn
+
+from painkiller_common.db import ensure_database, upgrade
+from painkiller_common.settings import ServiceSettings
+
+COMMANDS = ("api", "migrate")
+
+
+def run(
+    argv: Sequence[str] | None,
+    *,
+    settings: ServiceSettings,
+    app_factory: str,
+    migrations_dir: Path,
+    extra: dict[str, Callable[[], None]] | None = None,
+) -> None:
+    commands = {
+        "api": lambda: serve(settings, app_factory),
+        "migrate": lambda: migrate(settings, migrations_dir),
+        **(extra or {}),
+    }
+    parser = argparse.ArgumentParser(description="Run one part of the service.")
+    parser.add_argument("command", choices=sorted(commands))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    commands[args.command]()
+
+
+def migrate(settings: ServiceSettings, migrations_dir: Path) -> None:
+    """Create the database if it is missing, then bring its schema to the newest migration."""
+    if ensure_database(settings.database_url):
+        logging.getLogger(__name__).info("created database")
+    upgrade(migrations_dir, settings.database_url)
+
+
+def serve(settings: ServiceSettings, app_factory: str) -> None:
+    uvicorn.run(
+        app_factory,
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,  # our own access log leaves out query strings, which can hold names
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+    )

@@ -1,0 +1,205 @@
+"""RFC 9457 problem details: the one error format every Painkiller response uses.
+
+Domain code raises a `Problem` subclass; the handlers installed by `install_problem_handlers`
+render it, FastAPI's own errors and anything unexpected as `application/problem+json`.
+"""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://painkiller.example/problems/"
+
+
+class FieldError(BaseModel):
+    """One field at fault in a request that failed validation."""
+
+    loc: list[str | int]
+    field: str
+    message: str
+    type: str
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 body; `errors` is present on 422 only."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class Problem(Exception):
+    """A failure with an HTTP status that the client can act on."""
+
+    status = 400
+    title = "Bad request"
+    slug = "bad-request"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class NotFound(Problem):
+    status, title, slug = 404, "Not found", "not-found"
+
+
+class Conflict(Problem):
+    status, title, slug = 409, "Conflict", "conflict"
+
+
+class UnsupportedMediaType(Problem):
+    status, title, slug = 415, "Unsupported media type", "unsupported-media-type"
+
+
+class InvalidInput(Problem):
+    """Fields that passed pydantic but break a rule checked after it (cross-field rules, cursors).
+
+    Each error is `(loc, message)` with `loc` as pydantic gives it, e.g. `["body", "age"]`.
+    """
+
+    status, title, slug = 422, "Validation failed", "validation-failed"
+
+    def __init__(self, *errors: tuple[list[str | int], str]) -> None:
+        self.errors = [
+            FieldError(loc=loc, field=field_name(loc), message=message, type="value_error") for loc, message in errors
+        ]
+        super().__init__("Invalid request: " + ", ".join(dict.fromkeys(e.field for e in self.errors)))
+
+
+class ServiceUnavailable(Problem):
+    status, title, slug = 503, "Service unavailable", "service-unavailable"
+
+    def __init__(self, detail: str, *, retry_after_s: int = 5) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Validation failed",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+def field_name(loc: list[str | int]) -> str:
+    """`["body", "readings", 3, "spo2_percent"]` -> `readings.3.spo2_percent`."""
+    return ".".join(str(part) for part in (loc[1:] if len(loc) > 1 else loc))
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    detail: str,
+    slug: str | None = None,
+    title: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    title = title or _TITLES.get(status, "Error")
+    body = ProblemDetails(
+        type=TYPE_BASE + (slug or title.lower().replace(" ", "-")),
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        errors=errors,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _safe_message(message: str) -> str:
+    # pydantic messages can quote the rejected value; keep them printable and short.
+    return message.replace("\x00", "\\u0000")[:300]
+
+
+def validation_errors(exc: RequestValidationError) -> list[FieldError]:
+    """Field errors without the rejected input: it may be NaN (not JSON) or patient data."""
+    out = []
+    for err in exc.errors():
+        loc = [part if isinstance(part, (str, int)) else str(part) for part in err.get("loc", ())]
+        message = _safe_message(str(err.get("msg", "invalid value")))
+        if err.get("type") == "json_invalid":  # pydantic puts the character offset in loc
+            message = f"malformed JSON at character {loc[-1]}: {err.get('ctx', {}).get('error', '')}"
+            loc = ["body"]
+        out.append(FieldError(loc=loc, field=field_name(loc), message=message, type=str(err.get("type", "value_error"))))
+    return out
+
+
+async def _on_problem(request: Request, exc: Problem) -> JSONResponse:
+    return problem_response(
+        request,
+        status=exc.status,
+        detail=exc.detail,
+        slug=exc.slug,
+        title=exc.title,
+        errors=getattr(exc, "errors", None),
+        headers=exc.headers,
+    )
+
+
+async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = validation_errors(exc)
+    fields = ", ".join(dict.fromkeys(e.field for e in errors))
+    return problem_response(
+        request, status=422, detail=f"Invalid request: {fields}", slug="validation-failed", errors=errors
+    )
+
+
+async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"No route matches {request.method} {request.url.path}"
+    return problem_response(
+        request, status=exc.status_code, detail=detail, headers=getattr(exc, "headers", None)
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Never leak a stack trace; the log has it, keyed by the request id NGINX sends.
+    logger.exception(
+        "unhandled error on %s %s request_id=%s",
+        request.method,
+        request.url.path,
+        request.headers.get("x-request-id", "-"),
+    )
+    return problem_response(request, status=500, detail="The server failed to handle this request.")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, _on_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the problem statuses a route can answer."""
+    return {status: {"model": ProblemDetails, "description": _TITLES.get(status, "Error")} for status in statuses}

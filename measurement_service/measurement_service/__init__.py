@@ -1,0 +1,1 @@
+"""Painkiller measurement service."""

@@ -1,0 +1,103 @@
+"""Routes of the measurement API: /api/v1/measures (alias /api/v1/measurements) and the
+patient-scoped /api/v1/patient/{patient_id}/measurements, which NGINX sends here."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from sqlalchemy.orm import Session
+
+from measurement_service import service
+from measurement_service.patients import PatientDirectory
+from measurement_service.schemas import MeasurementCreate, MeasurementFilter, MeasurementOut, PatientMeasurementFilter, Reading
+from painkiller_common.app import require_json
+from painkiller_common.db import get_session
+from painkiller_common.pagination import Page
+from painkiller_common.problems import problem_responses
+
+PREFIX = "/api/v1/measures"
+ALIAS_PREFIX = "/api/v1/measurements"
+
+
+def get_directory(request: Request) -> PatientDirectory:
+    return request.app.state.patient_directory
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+DirectoryDep = Annotated[PatientDirectory, Depends(get_directory)]
+JsonBody = [Depends(require_json)]
+WRITE_ERRORS = problem_responses(404, 415, 422, 503)
+
+
+def _created(response: Response, measurement_id: uuid.UUID) -> None:
+    response.headers["Location"] = f"{PREFIX}/{measurement_id}"
+
+
+patient_router = APIRouter(prefix="/api/v1/patient/{patient_id}/measurements", tags=["measurements"])
+
+
+@patient_router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=MeasurementOut, dependencies=JsonBody, responses=WRITE_ERRORS
+)
+def record_for_patient(
+    patient_id: uuid.UUID, data: Reading, session: SessionDep, directory: DirectoryDep, response: Response
+) -> MeasurementOut:
+    """Store a reading for this patient (404 if the patient does not exist)."""
+    measurement = service.record_measurement(session=session, directory=directory, patient_id=patient_id, data=data)
+    _created(response, measurement.id)
+    return MeasurementOut.model_validate(measurement)
+
+
+@patient_router.get("", response_model=Page[MeasurementOut], responses=problem_responses(404, 422, 503))
+def list_for_patient(
+    patient_id: uuid.UUID,
+    query: Annotated[PatientMeasurementFilter, Query()],
+    session: SessionDep,
+    directory: DirectoryDep,
+) -> Page[MeasurementOut]:
+    """This patient's readings, newest `measured_at` first."""
+    directory.require(patient_id)
+    return service.list_measurements(session=session, query=query, patient_id=patient_id)
+
+
+def measures_router(prefix: str, *, in_schema: bool) -> APIRouter:
+    """The /measures routes; built twice so /api/v1/measurements serves the same handlers."""
+    router = APIRouter(prefix=prefix, tags=["measurements"], include_in_schema=in_schema)
+
+    @router.post(
+        "", status_code=status.HTTP_201_CREATED, response_model=MeasurementOut, dependencies=JsonBody, responses=WRITE_ERRORS
+    )
+    def record(data: MeasurementCreate, session: SessionDep, directory: DirectoryDep, response: Response) -> MeasurementOut:
+        """Store a reading for the patient named by `patient_id` in the body."""
+        measurement = service.record_measurement(
+            session=session, directory=directory, patient_id=data.patient_id, data=data
+        )
+        _created(response, measurement.id)
+        return MeasurementOut.model_validate(measurement)
+
+    @router.get("", response_model=Page[MeasurementOut], responses=problem_responses(422))
+    def list_all(query: Annotated[MeasurementFilter, Query()], session: SessionDep) -> Page[MeasurementOut]:
+        """Readings, newest `measured_at` first, optionally for one patient and a time window."""
+        return service.list_measurements(session=session, query=query, patient_id=query.patient_id)
+
+    @router.post("/list", response_model=Page[MeasurementOut], dependencies=JsonBody, responses=problem_responses(415, 422))
+    def list_by_body(query: MeasurementFilter, session: SessionDep) -> Page[MeasurementOut]:
+        """The same as `GET`, with the filters in a JSON body."""
+        return service.list_measurements(session=session, query=query, patient_id=query.patient_id)
+
+    @router.get("/{measurement_id}", response_model=MeasurementOut, responses=problem_responses(404, 422))
+    def get_one(measurement_id: uuid.UUID, session: SessionDep) -> MeasurementOut:
+        return MeasurementOut.model_validate(service.get_measurement(session=session, measurement_id=measurement_id))
+
+    @router.delete("/{measurement_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 422))
+    def delete(measurement_id: uuid.UUID, session: SessionDep) -> None:
+        service.delete_measurement(session=session, measurement_id=measurement_id)
+
+    @router.post(
+        "/delete/{measurement_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 422)
+    )
+    def delete_by_post(measurement_id: uuid.UUID, session: SessionDep) -> None:
+        """The same as `DELETE`, for clients that only POST."""
+        service.delete_measurement(session=session, measurement_id=measurement_id)
+
+    return router

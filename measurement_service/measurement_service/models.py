@@ -1,0 +1,46 @@
+"""The measurement table, as the migrations build it."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, CheckConstraint, DateTime, Double, Index, MetaData, SmallInteger, String, Uuid
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from painkiller_common.migrations import NAMING_CONVENTION
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Measurement(Base):
+    __tablename__ = "measurements"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    # No foreign key: patients live in the patient service's database.
+    patient_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    temperature_c: Mapped[float | None] = mapped_column(Double)
+    heart_rate_bpm: Mapped[int | None] = mapped_column(SmallInteger)
+    respiratory_rate_bpm: Mapped[int | None] = mapped_column(SmallInteger)
+    spo2_percent: Mapped[int | None] = mapped_column(SmallInteger)
+    systolic_mmhg: Mapped[int | None] = mapped_column(SmallInteger)
+    diastolic_mmhg: Mapped[int | None] = mapped_column(SmallInteger)
+    weight_kg: Mapped[float | None] = mapped_column(Double)
+    height_cm: Mapped[float | None] = mapped_column(Double)
+    glucose_mg_dl: Mapped[float | None] = mapped_column(Double)
+    on_oxygen: Mapped[bool | None] = mapped_column(Boolean)
+    consciousness: Mapped[str | None] = mapped_column(String(12))
+    source: Mapped[str | None] = mapped_column(String(100))
+
+    __table_args__ = (
+        # The API refuses these first; the database refuses them too, whoever writes.
+        CheckConstraint("(systolic_mmhg IS NULL) = (diastolic_mmhg IS NULL)", name="bp_pair"),
+        CheckConstraint("diastolic_mmhg < systolic_mmhg", name="bp_order"),
+        CheckConstraint("temperature_c BETWEEN 10 AND 50", name="temperature_range"),
+        CheckConstraint("spo2_percent BETWEEN 0 AND 100", name="spo2_range"),
+        # Newest first, per patient and overall: the two listing orders.
+        Index("ix_measurements_patient_time", "patient_id", "measured_at", "id"),
+        Index("ix_measurements_time", "measured_at", "id"),
+    )

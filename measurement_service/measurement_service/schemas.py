@@ -1,0 +1,109 @@
+"""What the measurement API accepts and returns.
+
+Units are fixed by the field name. Ranges are the absolute plausibility limits of
+shared/CLINICAL.md (MIMIC-IV vital-sign cleaning): outside them a value is a device or entry
+error (98.6 sent as `temperature_c`) and is refused; inside them even a critical value is stored.
+Weight, height and glucose are not in that table; their limits here are the extremes ever
+recorded in people, rounded outwards.
+"""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from painkiller_common.fields import integer, number, text
+from painkiller_common.pagination import Cursor, Limit
+
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+
+
+def _not_in_future(value: datetime) -> datetime:
+    if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
+        raise ValueError("must not be more than 5 minutes in the future")
+    if value < EARLIEST:
+        raise ValueError("must not be before 1900")
+    return value
+
+
+MeasuredAt = Annotated[AwareDatetime, AfterValidator(_not_in_future)]
+Consciousness = Literal["alert", "confusion", "voice", "pain", "unresponsive"]
+
+# The observation fields; a reading must carry at least one of them.
+VITALS = (
+    "temperature_c",
+    "heart_rate_bpm",
+    "respiratory_rate_bpm",
+    "spo2_percent",
+    "systolic_mmhg",
+    "diastolic_mmhg",
+    "weight_kg",
+    "height_cm",
+    "glucose_mg_dl",
+    "on_oxygen",
+    "consciousness",
+)
+
+
+class Reading(BaseModel):
+    """One set of vital signs taken at one moment; at least one vital is required."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    measured_at: MeasuredAt | None = Field(default=None, description="RFC 3339 with offset; default: time received.")
+    temperature_c: number(10, 50, "Body temperature, Cel (LOINC 8310-5).") | None = None  # type: ignore[valid-type]
+    heart_rate_bpm: integer(0, 300, "Heart rate, /min (LOINC 8867-4).") | None = None  # type: ignore[valid-type]
+    respiratory_rate_bpm: integer(0, 70, "Respiratory rate, /min (LOINC 9279-1).") | None = None  # type: ignore[valid-type]
+    spo2_percent: integer(0, 100, "Oxygen saturation, % (LOINC 2708-6).") | None = None  # type: ignore[valid-type]
+    systolic_mmhg: integer(0, 400, "Systolic BP, mm[Hg] (LOINC 8480-6); with diastolic.") | None = None  # type: ignore[valid-type]
+    diastolic_mmhg: integer(0, 300, "Diastolic BP, mm[Hg] (LOINC 8462-4); below systolic.") | None = None  # type: ignore[valid-type]
+    weight_kg: number(0.2, 700, "Body weight, kg (LOINC 29463-7).") | None = None  # type: ignore[valid-type]
+    height_cm: number(20, 300, "Body height, cm (LOINC 8302-2).") | None = None  # type: ignore[valid-type]
+    glucose_mg_dl: number(1, 3000, "Blood glucose, mg/dL (LOINC 2339-0).") | None = None  # type: ignore[valid-type]
+    on_oxygen: bool | None = Field(default=None, description="Supplemental oxygen (NEWS2 'air or oxygen').")
+    consciousness: Consciousness | None = Field(default=None, description="ACVPU level.")
+    source: text(100) | None = Field(default=None, description="Device id, or `manual`.")  # type: ignore[valid-type]
+
+
+class MeasurementCreate(Reading):
+    """A reading for the patient named in the body (`POST /api/v1/measures`)."""
+
+    patient_id: uuid.UUID
+
+
+class MeasurementOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    measured_at: datetime
+    recorded_at: datetime = Field(description="When the service stored the reading.")
+    temperature_c: float | None
+    heart_rate_bpm: int | None
+    respiratory_rate_bpm: int | None
+    spo2_percent: int | None
+    systolic_mmhg: int | None
+    diastolic_mmhg: int | None
+    weight_kg: float | None
+    height_cm: float | None
+    glucose_mg_dl: float | None
+    on_oxygen: bool | None
+    consciousness: Consciousness | None
+    source: str | None
+
+
+class PatientMeasurementFilter(BaseModel):
+    """Filters for one patient's readings, newest `measured_at` first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime | None = Field(default=None, description="Only readings measured at or after this.")
+    until: AwareDatetime | None = Field(default=None, description="Only readings measured before this.")
+    limit: Limit | None = None
+    cursor: Cursor | None = None
+
+
+class MeasurementFilter(PatientMeasurementFilter):
+    patient_id: uuid.UUID | None = None

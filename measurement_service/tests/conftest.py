@@ -1,0 +1,77 @@
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+import measurement_service
+from measurement_service.api import get_directory
+from measurement_service.config import Settings
+from measurement_service.main import create_app
+from painkiller_common.problems import NotFound
+from painkiller_common.testing import count_rows, migrate_fresh, truncate_all
+
+TEST_DB = os.environ.get(
+    "MEASUREMENT_TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/measurements_test"
+)
+MIGRATIONS = Path(measurement_service.__file__).parent / "migrations"
+
+
+class KnownPatients:
+    """Stands in for the patient service, whose real answers the end-to-end suite checks."""
+
+    def __init__(self) -> None:
+        self.ids: set[uuid.UUID] = set()
+
+    def require(self, patient_id: uuid.UUID) -> None:
+        if patient_id not in self.ids:
+            raise NotFound(f"Patient {patient_id} does not exist.")
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    migrate_fresh(MIGRATIONS, TEST_DB)
+    # Nothing listens on port 1: the real patient lookup fails fast where a test uses it.
+    return Settings(database_url=TEST_DB, patient_service_url="http://127.0.0.1:1")
+
+
+@pytest.fixture
+def patients() -> KnownPatients:
+    return KnownPatients()
+
+
+@pytest.fixture
+def client(settings: Settings, patients: KnownPatients) -> Iterator[TestClient]:
+    app = create_app(settings)
+    app.dependency_overrides[get_directory] = lambda: patients
+    with TestClient(app) as client:
+        yield client
+    truncate_all(TEST_DB)
+
+
+@pytest.fixture
+def patient_id(patients: KnownPatients) -> uuid.UUID:
+    new = uuid.uuid4()
+    patients.ids.add(new)
+    return new
+
+
+@pytest.fixture
+def record(client: TestClient, patient_id: uuid.UUID) -> Callable[..., dict]:
+    """Post a reading for `patient_id` (or another patient) and return the stored measurement."""
+
+    def post(patient: uuid.UUID | None = None, **fields: object) -> dict:
+        body = {"heart_rate_bpm": 72, **fields}
+        response = client.post(f"/api/v1/patient/{patient or patient_id}/measurements", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    return post
+
+
+@pytest.fixture
+def stored() -> Callable[[str], int]:
+    """How many rows a table of the test database holds: bad input must leave it unchanged."""
+    return lambda table: count_rows(TEST_DB, table)

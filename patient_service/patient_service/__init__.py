@@ -1,0 +1,1 @@
+"""Painkiller patient service."""

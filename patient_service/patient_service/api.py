@@ -1,0 +1,71 @@
+"""Routes of the patient API, under /api/v1/patient."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from sqlalchemy.orm import Session
+
+from painkiller_common.app import require_json
+from painkiller_common.db import get_session
+from painkiller_common.pagination import Page
+from painkiller_common.problems import problem_responses
+from patient_service import service
+from patient_service.schemas import PatientCreate, PatientFilter, PatientOut, PatientUpdate
+
+PREFIX = "/api/v1/patient"
+
+router = APIRouter(prefix=PREFIX, tags=["patients"])
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+JsonBody = [Depends(require_json)]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PatientOut,
+    dependencies=JsonBody,
+    responses=problem_responses(409, 415, 422),
+)
+def create_patient(data: PatientCreate, session: SessionDep, response: Response) -> PatientOut:
+    """Register a patient; the `Location` header gives the new patient's URL."""
+    patient = service.create_patient(session=session, data=data)
+    response.headers["Location"] = f"{PREFIX}/{patient.id}"
+    return service.to_out(patient)
+
+
+@router.get("", response_model=Page[PatientOut], responses=problem_responses(422))
+def list_patients(query: Annotated[PatientFilter, Query()], session: SessionDep) -> Page[PatientOut]:
+    """A page of patients in registration order, optionally filtered by name or MRN."""
+    return service.list_patients(session=session, query=query)
+
+
+@router.post("/list", response_model=Page[PatientOut], dependencies=JsonBody, responses=problem_responses(415, 422))
+def list_patients_by_body(query: PatientFilter, session: SessionDep) -> Page[PatientOut]:
+    """The same as `GET /api/v1/patient`, with the filters in a JSON body."""
+    return service.list_patients(session=session, query=query)
+
+
+@router.get("/{patient_id}", response_model=PatientOut, responses=problem_responses(404, 422))
+def get_patient(patient_id: uuid.UUID, session: SessionDep) -> PatientOut:
+    return service.to_out(service.get_patient(session=session, patient_id=patient_id))
+
+
+@router.patch(
+    "/{patient_id}", response_model=PatientOut, dependencies=JsonBody, responses=problem_responses(404, 409, 415, 422)
+)
+def update_patient(patient_id: uuid.UUID, data: PatientUpdate, session: SessionDep) -> PatientOut:
+    """Change only the fields sent; setting `age` forgets `birth_date` and the other way round."""
+    return service.to_out(service.update_patient(session=session, patient_id=patient_id, data=data))
+
+
+@router.delete("/{patient_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 422))
+def delete_patient(patient_id: uuid.UUID, session: SessionDep) -> None:
+    service.delete_patient(session=session, patient_id=patient_id)
+
+
+@router.post("/delete/{patient_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 422))
+def delete_patient_by_post(patient_id: uuid.UUID, session: SessionDep) -> None:
+    """The same as `DELETE /api/v1/patient/{patient_id}`, for clients that only POST."""
+    service.delete_patient(session=session, patient_id=patient_id)

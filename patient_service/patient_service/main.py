@@ -1,0 +1,35 @@
+"""The patient service's FastAPI application."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from painkiller_common.app import create_service_app, database_ready
+from painkiller_common.db import make_engine, make_session_factory
+from patient_service.api import PREFIX, router
+from patient_service.config import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = make_engine(
+            settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+        )
+        app.state.session_factory = make_session_factory(app.state.engine)
+        yield
+        app.state.engine.dispose()
+
+    app = create_service_app(
+        title="Painkiller patient service",
+        description="Patients of the ward. Errors are RFC 9457 `application/problem+json`.",
+        docs_prefix=PREFIX,
+        lifespan=lifespan,
+        readiness={"database": database_ready},
+        health_prefixes=[PREFIX],
+    )
+    app.include_router(router)
+    return app

@@ -1,0 +1,90 @@
+"""What the patient API accepts and returns."""
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from painkiller_common.fields import integer, text
+from painkiller_common.pagination import Cursor, Limit
+
+Name = text(100)
+Mrn = text(64)
+Condition = text(200)
+Age = integer(0, 150, "Age in whole years; derived from birth_date when that is known.")
+Sex = Literal["male", "female", "other", "unknown"]
+MAX_AGE = 150
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def years_between(born: date, on: date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def _plausible_birth_date(value: date) -> date:
+    if value > today():
+        raise ValueError("must not be in the future")
+    if years_between(value, today()) > MAX_AGE:
+        raise ValueError(f"must be within the last {MAX_AGE} years")
+    return value
+
+
+BirthDate = Annotated[date, AfterValidator(_plausible_birth_date)]
+
+
+class PatientCreate(BaseModel):
+    """A new patient; one of `age` or `birth_date` is required, and they must agree if both are sent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mrn: Mrn | None = Field(default=None, description="Hospital medical record number; unique.")
+    first_name: Name
+    last_name: Name
+    age: Age | None = None
+    birth_date: BirthDate | None = None
+    sex: Sex = "unknown"
+    conditions: list[Condition] = Field(default_factory=list, max_length=50)
+
+
+class PatientUpdate(BaseModel):
+    """Partial update: only the fields sent are changed; required fields cannot be nulled."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mrn: Mrn | None = None
+    first_name: Name = None  # type: ignore[assignment]
+    last_name: Name = None  # type: ignore[assignment]
+    age: Age = None  # type: ignore[assignment]
+    birth_date: BirthDate | None = None
+    sex: Sex = None  # type: ignore[assignment]
+    conditions: list[Condition] = Field(default=None, max_length=50)  # type: ignore[assignment]
+
+
+class PatientOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    mrn: str | None
+    first_name: str
+    last_name: str
+    age: int
+    birth_date: date | None
+    sex: Sex
+    conditions: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class PatientFilter(BaseModel):
+    """Filters of `POST /api/v1/patient/list`, the same as the query of `GET /api/v1/patient`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: text(100) | None = Field(default=None, description="Case-insensitive part of first or last name.")  # type: ignore[valid-type]
+    mrn: Mrn | None = None
+    limit: Limit | None = None
+    cursor: Cursor | None = None

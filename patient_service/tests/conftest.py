@@ -1,0 +1,46 @@
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+import patient_service
+from painkiller_common.testing import count_rows, migrate_fresh, truncate_all
+from patient_service.config import Settings
+from patient_service.main import create_app
+
+TEST_DB = os.environ.get("PATIENT_TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/patients_test")
+MIGRATIONS = Path(patient_service.__file__).parent / "migrations"
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    migrate_fresh(MIGRATIONS, TEST_DB)
+    return Settings(database_url=TEST_DB)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as client:
+        yield client
+    truncate_all(TEST_DB)
+
+
+@pytest.fixture
+def make_patient(client: TestClient) -> Callable[..., dict]:
+    """Create a patient through the API; keyword arguments override the defaults."""
+
+    def make(**fields: object) -> dict:
+        body = {"first_name": "Ada", "last_name": "Lovelace", "age": 36, **fields}
+        response = client.post("/api/v1/patient", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    return make
+
+
+@pytest.fixture
+def stored() -> Callable[[str], int]:
+    """How many rows a table of the test database holds: bad input must leave it unchanged."""
+    return lambda table: count_rows(TEST_DB, table)

@@ -1,0 +1,40 @@
+from fastapi.testclient import TestClient
+
+
+def test_swagger_ui_is_served_without_a_cdn(client: TestClient) -> None:
+    page = client.get("/api/v1/patient/docs")
+    assert page.status_code == 200
+    assert "cdn" not in page.text.lower()
+    assert "/api/v1/patient/docs/static/swagger-ui-bundle.js" in page.text
+    bundle = client.get("/api/v1/patient/docs/static/swagger-ui-bundle.js")
+    assert bundle.status_code == 200
+    assert len(bundle.content) > 100_000
+
+
+def test_openapi_documents_errors_as_problem_json(client: TestClient) -> None:
+    spec = client.get("/api/v1/patient/openapi.json").json()
+    create = spec["paths"]["/api/v1/patient"]["post"]["responses"]
+    assert {"201", "409", "415", "422"} <= create.keys()
+    for status in ("409", "422"):
+        assert list(create[status]["content"]) == ["application/problem+json"]
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+def test_liveness_and_readiness(client: TestClient) -> None:
+    assert client.get("/api/v1/patient/health/live").json() == {"status": "ok"}
+    ready = client.get("/api/v1/patient/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok"}
+
+
+def test_readiness_is_503_while_the_database_is_unreachable() -> None:
+    from patient_service.config import Settings
+    from patient_service.main import create_app
+
+    unreachable = Settings(database_url="postgresql+psycopg2://postgres@127.0.0.1:1/patients_test")
+    with TestClient(create_app(unreachable)) as client:
+        ready = client.get("/api/v1/patient/health/ready")
+        assert ready.status_code == 503
+        assert ready.headers["content-type"] == "application/problem+json"
+        assert ready.headers["retry-after"] == "5"
+        assert client.get("/api/v1/patient/health/live").status_code == 200
