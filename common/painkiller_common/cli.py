@@ -54,5 +54,5 @@ def serve(settings: ServiceSettings, app_factory: str) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,  # our own access log leaves out query strings, which can hold names
         proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )

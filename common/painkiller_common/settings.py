@@ -15,3 +15,5 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    # Addresses whose X-Forwarded-* headers are believed: NGINX's. "*" inside a container network.
+    forwarded_allow_ips: str = "127.0.0.1"

