@@ -58,6 +58,8 @@ def create_service_app(
         openapi_url=f"{docs_prefix}/openapi.json",
         static_url=f"{docs_prefix}/docs/static",
         lifespan=lifespan,
+        # Any route can meet a database that is down (503) or a bug (500); both are problem+json.
+        responses=problem_responses(500, 503),
     )
     install_problem_handlers(app)
     for prefix in health_prefixes:

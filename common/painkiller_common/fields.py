@@ -6,9 +6,10 @@ characters in names are always entry errors. Pydantic's lax mode would read `tru
 """
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -44,3 +45,21 @@ def number(ge: float, le: float, description: str | None = None) -> Any:
     return Annotated[
         float, BeforeValidator(_json_number), Field(ge=ge, le=le, allow_inf_nan=False, description=description)
     ]
+
+
+def to_utc(value: datetime) -> datetime:
+    """The same instant in UTC, within years PostgreSQL and the clinic care about.
+
+    PostgreSQL refuses UTC offsets beyond ±15:59 that ISO 8601 allows, so every timestamp is
+    normalised here rather than failing in the database.
+    """
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if not 1900 <= utc.year <= 2999:
+        raise ValueError("must be between the years 1900 and 2999")
+    return utc
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(to_utc)]

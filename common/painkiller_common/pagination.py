@@ -14,6 +14,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from painkiller_common.fields import to_utc
 from painkiller_common.problems import InvalidInput
 
 DEFAULT_LIMIT = 50
@@ -47,7 +48,7 @@ def decode_cursor(cursor: str, *, loc: list[str | int]) -> tuple[datetime, UUID]
         parsed = datetime.fromisoformat(at)
         if parsed.tzinfo is None:
             raise ValueError("naive timestamp")
-        return parsed, UUID(row_id)
+        return to_utc(parsed), UUID(row_id)
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
         raise InvalidInput((loc, "not a cursor this service issued")) from None
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -182,6 +183,24 @@ async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONRespons
     )
 
 
+async def _on_database_down(request: Request, exc: OperationalError) -> JSONResponse:
+    # PostgreSQL unreachable or restarting: the client may retry, so say so instead of a 500.
+    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__)
+    return problem_response(
+        request,
+        status=503,
+        detail="The database is not reachable; nothing was stored. Retry shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _on_unstorable_value(request: Request, exc: DataError) -> JSONResponse:
+    # A value validation let through but PostgreSQL refused: a gap in validation to close,
+    # yet still the client's input and still nothing stored, so a 400 rather than a 500.
+    logger.warning("database refused a value on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__)
+    return problem_response(request, status=400, detail="A value in this request cannot be stored; nothing was stored.")
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Never leak a stack trace; the log has it, keyed by the request id NGINX sends.
     logger.exception(
@@ -197,6 +216,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _on_database_down)  # type: ignore[arg-type]
+    app.add_exception_handler(DataError, _on_unstorable_value)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _on_unexpected)
 
 

@@ -11,24 +11,21 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from painkiller_common.fields import integer, number, text
+from painkiller_common.fields import Timestamp, integer, number, text
 from painkiller_common.pagination import Cursor, Limit
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
-EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 
 
 def _not_in_future(value: datetime) -> datetime:
     if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
         raise ValueError("must not be more than 5 minutes in the future")
-    if value < EARLIEST:
-        raise ValueError("must not be before 1900")
     return value
 
 
-MeasuredAt = Annotated[AwareDatetime, AfterValidator(_not_in_future)]
+MeasuredAt = Annotated[Timestamp, AfterValidator(_not_in_future)]
 Consciousness = Literal["alert", "confusion", "voice", "pain", "unresponsive"]
 
 # The observation fields; a reading must carry at least one of them.
@@ -99,8 +96,8 @@ class PatientMeasurementFilter(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime | None = Field(default=None, description="Only readings measured at or after this.")
-    until: AwareDatetime | None = Field(default=None, description="Only readings measured before this.")
+    since: Timestamp | None = Field(default=None, description="Only readings measured at or after this.")
+    until: Timestamp | None = Field(default=None, description="Only readings measured before this.")
     limit: Limit | None = None
     cursor: Cursor | None = None
 

@@ -128,3 +128,12 @@ def test_unreachable_patient_service_is_503_with_retry_after(client: TestClient,
     assert response.headers["content-type"] == "application/problem+json"
     assert int(response.headers["retry-after"]) > 0
     assert stored("measurements") == 0
+
+
+def test_timestamps_with_offsets_postgres_refuses_are_normalised_to_utc(client: TestClient, record) -> None:
+    # ISO 8601 allows offsets up to ±23:59; PostgreSQL only ±15:59.
+    stored = record(measured_at="2026-01-01T00:00:00-17:58")
+    assert datetime.fromisoformat(stored["measured_at"]) == datetime(2026, 1, 1, 17, 58, tzinfo=UTC)
+    page = client.get("/api/v1/measures", params={"since": "2025-12-31T23:00:00-17:58"})
+    assert page.status_code == 200
+    assert [m["id"] for m in page.json()["items"]] == [stored["id"]]

@@ -1,4 +1,10 @@
+from collections.abc import Iterator
+
+import pytest
 from fastapi.testclient import TestClient
+
+from patient_service.config import Settings
+from patient_service.main import create_app
 
 
 def test_swagger_ui_is_served_without_a_cdn(client: TestClient) -> None:
@@ -27,14 +33,24 @@ def test_liveness_and_readiness(client: TestClient) -> None:
     assert ready.json()["checks"] == {"database": "ok"}
 
 
-def test_readiness_is_503_while_the_database_is_unreachable() -> None:
-    from patient_service.config import Settings
-    from patient_service.main import create_app
-
+@pytest.fixture
+def unreachable_db_client() -> Iterator[TestClient]:
+    """The app pointed at a port where no PostgreSQL listens."""
     unreachable = Settings(database_url="postgresql+psycopg2://postgres@127.0.0.1:1/patients_test")
     with TestClient(create_app(unreachable)) as client:
-        ready = client.get("/api/v1/patient/health/ready")
-        assert ready.status_code == 503
-        assert ready.headers["content-type"] == "application/problem+json"
-        assert ready.headers["retry-after"] == "5"
-        assert client.get("/api/v1/patient/health/live").status_code == 200
+        yield client
+
+
+def test_readiness_is_503_while_the_database_is_unreachable(unreachable_db_client: TestClient) -> None:
+    ready = unreachable_db_client.get("/api/v1/patient/health/ready")
+    assert ready.status_code == 503
+    assert ready.headers["content-type"] == "application/problem+json"
+    assert ready.headers["retry-after"] == "5"
+    assert unreachable_db_client.get("/api/v1/patient/health/live").status_code == 200
+
+
+def test_writes_while_the_database_is_unreachable_are_503_not_500(unreachable_db_client: TestClient) -> None:
+    response = unreachable_db_client.post("/api/v1/patient", json={"first_name": "A", "last_name": "B", "age": 3})
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "5"

@@ -54,9 +54,15 @@ def stack() -> Iterator[stack_module.Stack]:
 
 
 @pytest.fixture
-def api(stack: stack_module.Stack) -> Iterator[httpx.Client]:
-    """An HTTP client whose every request goes through NGINX; the databases are emptied after."""
-    with httpx.Client(base_url=stack.url, timeout=10) as client:
-        yield client
+def empty_databases() -> Iterator[None]:
+    """Both services' databases are emptied after the test."""
+    yield
     for url in DATABASES.values():
         truncate_all(url)
+
+
+@pytest.fixture
+def api(stack: stack_module.Stack, empty_databases: None) -> Iterator[httpx.Client]:
+    """An HTTP client whose every request goes through NGINX."""
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        yield client
