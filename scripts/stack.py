@@ -32,8 +32,8 @@ class Stack:
     measurement_port: int = 8002
     # Extra environment for every process, e.g. the test databases' URLs.
     env: dict[str, str] = field(default_factory=dict)
-    # What `up` started, in start order (NGINX last).
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # What `up` started, by name, in start order ("nginx" last).
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -49,31 +49,42 @@ class Stack:
         }
 
 
-# name -> (module, command, readiness URL path); the order is the start order.
+# name -> (module, command, readiness URL path or None for workers); the order is the start order.
 PROCESSES = {
     "patient-api": ("patient_service", "api", "/api/v1/patient/health/ready"),
     "measurement-api": ("measurement_service", "api", "/api/v1/measures/health/ready"),
+    "patient-relay": ("patient_service", "relay", None),
+    "patient-consumer": ("patient_service", "consumer", None),
+    "measurement-relay": ("measurement_service", "relay", None),
+    "measurement-consumer": ("measurement_service", "consumer", None),
 }
 MIGRATIONS = ("patient_service", "measurement_service")
 
 
-def require_postgres(stack: Stack) -> None:
-    """Fail with a plain message, not a traceback, when PostgreSQL is not there."""
-    for var in ("PATIENT_DATABASE_URL", "MEASUREMENT_DATABASE_URL"):
-        url = urllib.parse.urlsplit(stack.process_env().get(var, "postgresql://127.0.0.1:5432/"))
-        address = (url.hostname or "127.0.0.1", url.port or 5432)
+REQUIRED = {
+    # env var: (default URL, what, how to start it)
+    "PATIENT_DATABASE_URL": ("postgresql://127.0.0.1:5432/", "PostgreSQL", "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"),
+    "MEASUREMENT_DATABASE_URL": ("postgresql://127.0.0.1:5432/", "PostgreSQL", "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"),
+    "PATIENT_AMQP_URL": ("amqp://127.0.0.1:5672/", "RabbitMQ", "rabbitmq-server -detached"),
+    "MEASUREMENT_AMQP_URL": ("amqp://127.0.0.1:5672/", "RabbitMQ", "rabbitmq-server -detached"),
+}
+
+
+def require_servers(stack: Stack) -> None:
+    """Fail with a plain message, not a traceback, when PostgreSQL or RabbitMQ is not there."""
+    env = stack.process_env()
+    for var, (default, what, start) in REQUIRED.items():
+        url = urllib.parse.urlsplit(env.get(var, default))
+        address = (url.hostname or "127.0.0.1", url.port or urllib.parse.urlsplit(default).port)
         try:
             socket.create_connection(address, timeout=3).close()
         except OSError:
-            sys.exit(
-                f"PostgreSQL is not reachable at {address[0]}:{address[1]} ({var}). Start it, e.g.\n"
-                "  pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
-            )
+            sys.exit(f"{what} is not reachable at {address[0]}:{address[1]} ({var}). Start it, e.g.\n  {start}")
 
 
 def migrate(stack: Stack) -> None:
     """Create each service's database if missing and run its migrations."""
-    require_postgres(stack)
+    require_servers(stack)
     for module in MIGRATIONS:
         subprocess.run([sys.executable, "-m", module, "migrate"], env=stack.process_env(), check=True)
 
@@ -162,12 +173,13 @@ def up(stack: Stack, *, foreground_nginx: bool = False) -> None:
     stack.run_dir.mkdir(parents=True, exist_ok=True)
     migrate(stack)
     for name, (_, _, ready_path) in PROCESSES.items():
-        process = start_process(stack, name)
-        stack.processes.append(process)
-        wait_ready(f"http://127.0.0.1:{port_of(stack, name)}{ready_path}", process=process)
-    stack.processes.append(start_nginx(stack, foreground=foreground_nginx))
+        process = stack.processes[name] = start_process(stack, name)
+        if ready_path:
+            wait_ready(f"http://127.0.0.1:{port_of(stack, name)}{ready_path}", process=process)
+    stack.processes["nginx"] = start_nginx(stack, foreground=foreground_nginx)
     for _, _, ready_path in PROCESSES.values():
-        wait_ready(stack.url + ready_path)
+        if ready_path:
+            wait_ready(stack.url + ready_path)
 
 
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:

@@ -5,17 +5,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel
-from sqlalchemy import text
 from starlette.types import Lifespan
 
+from painkiller_common.health import Check, health_router
 from painkiller_common.problems import (
     PROBLEM_JSON,
     ProblemDetails,
-    ServiceUnavailable,
     UnsupportedMediaType,
     install_problem_handlers,
     problem_responses,
@@ -23,25 +21,13 @@ from painkiller_common.problems import (
 
 logger = logging.getLogger("painkiller.access")
 
-ReadinessCheck = Callable[[FastAPI], None]
-
-
-class Liveness(BaseModel):
-    status: str
-
-
-class Readiness(BaseModel):
-    status: str
-    checks: dict[str, str]
-
-
 def create_service_app(
     *,
     title: str,
     description: str,
     docs_prefix: str,
     lifespan: Lifespan[FastAPI],
-    readiness: dict[str, ReadinessCheck],
+    readiness: dict[str, Check],
     health_prefixes: list[str],
 ) -> FastAPI:
     """A FastAPI app whose docs, OpenAPI document and static assets live under `docs_prefix`.
@@ -67,35 +53,6 @@ def create_service_app(
     app.middleware("http")(log_requests)
     app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
     return app
-
-
-def database_ready(app: FastAPI) -> None:
-    with app.state.engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
-
-
-def health_router(readiness: dict[str, ReadinessCheck]) -> APIRouter:
-    router = APIRouter(prefix="/health", tags=["health"])
-
-    @router.get("/live", response_model=Liveness)
-    def live() -> Liveness:
-        """The process is up and serving requests."""
-        return Liveness(status="ok")
-
-    @router.get("/ready", response_model=Readiness, responses=problem_responses(503))
-    def ready(request: Request) -> Readiness:
-        """Every dependency this service needs to take writes answers."""
-        checks = {}
-        for name, check in readiness.items():
-            try:
-                check(request.app)
-                checks[name] = "ok"
-            except Exception as exc:  # any failure means not ready; the reason goes to the log
-                logger.warning("readiness check %s failed: %s", name, type(exc).__name__)
-                raise ServiceUnavailable(f"{name} is not reachable", retry_after_s=5) from None
-        return Readiness(status="ready", checks=checks)
-
-    return router
 
 
 def require_json(request: Request) -> None:

@@ -1,4 +1,4 @@
-"""The one command line both services share: `python -m <service> api|migrate`.
+"""The one command line both services share: `python -m <service> api|migrate|relay|consumer`.
 
 docker-compose, `make up` and the end-to-end tests all start the services through it, so the
 containers and the native run use the same entry points.
@@ -11,10 +11,14 @@ from pathlib import Path
 
 import uvicorn
 
-from painkiller_common.db import ensure_database, upgrade
+from painkiller_common.consumer import Consumer, Handler
+from painkiller_common.db import ensure_database, make_engine, make_session_factory, upgrade
+from painkiller_common.relay import Relay
 from painkiller_common.settings import ServiceSettings
+from painkiller_common.tables import EventTables
+from painkiller_common.topology import QueueSpec
 
-COMMANDS = ("api", "migrate")
+COMMANDS = ("api", "migrate", "relay", "consumer")
 
 
 def run(
@@ -23,12 +27,15 @@ def run(
     settings: ServiceSettings,
     app_factory: str,
     migrations_dir: Path,
-    extra: dict[str, Callable[[], None]] | None = None,
+    tables: EventTables,
+    queue: QueueSpec,
+    handlers: dict[str, Handler],
 ) -> None:
-    commands = {
+    commands: dict[str, Callable[[], None]] = {
         "api": lambda: serve(settings, app_factory),
         "migrate": lambda: migrate(settings, migrations_dir),
-        **(extra or {}),
+        "relay": lambda: relay(settings, tables),
+        "consumer": lambda: consume(settings, tables, queue, handlers),
     }
     parser = argparse.ArgumentParser(description="Run one part of the service.")
     parser.add_argument("command", choices=sorted(commands))
@@ -42,6 +49,22 @@ def migrate(settings: ServiceSettings, migrations_dir: Path) -> None:
     if ensure_database(settings.database_url):
         logging.getLogger(__name__).info("created database")
     upgrade(migrations_dir, settings.database_url)
+
+
+def relay(settings: ServiceSettings, tables: EventTables) -> None:
+    engine = make_engine(settings.database_url, pool_size=2, max_overflow=0)
+    Relay(engine=engine, tables=tables, amqp_url=settings.amqp_url).run_forever()
+
+
+def consume(settings: ServiceSettings, tables: EventTables, queue: QueueSpec, handlers: dict[str, Handler]) -> None:
+    engine = make_engine(settings.database_url, pool_size=2, max_overflow=0)
+    Consumer(
+        session_factory=make_session_factory(engine),
+        tables=tables,
+        queue=queue,
+        handlers=handlers,
+        amqp_url=settings.amqp_url,
+    ).run_forever()
 
 
 def serve(settings: ServiceSettings, app_factory: str) -> None:

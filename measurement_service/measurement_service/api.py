@@ -8,10 +8,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from measurement_service import service
-from measurement_service.patients import PatientDirectory
+from measurement_service.models import EVENT_TABLES
+from measurement_service.patients import PatientDirectory, require_patient
 from measurement_service.schemas import MeasurementCreate, MeasurementFilter, MeasurementOut, PatientMeasurementFilter, Reading
 from painkiller_common.app import require_json
 from painkiller_common.db import get_session
+from painkiller_common.idempotency import Created, IdempotencyKey, create_once
 from painkiller_common.pagination import Page
 from painkiller_common.problems import problem_responses
 
@@ -29,8 +31,16 @@ JsonBody = [Depends(require_json)]
 WRITE_ERRORS = problem_responses(404, 415, 422, 503)
 
 
-def _created(response: Response, measurement_id: uuid.UUID) -> None:
-    response.headers["Location"] = f"{PREFIX}/{measurement_id}"
+def _record_once(
+    session: Session, directory: PatientDirectory, patient_id: uuid.UUID, data: Reading, key: str | None, *, scope: str
+) -> Response:
+    def create() -> Created:
+        measurement = service.record_measurement(session=session, directory=directory, patient_id=patient_id, data=data)
+        return MeasurementOut.model_validate(measurement), f"{PREFIX}/{measurement.id}"
+
+    return create_once(
+        session=session, table=EVENT_TABLES.idempotency_keys, key=key, scope=scope, request=data, create=create
+    )
 
 
 patient_router = APIRouter(prefix="/api/v1/patient/{patient_id}/measurements", tags=["measurements"])
@@ -40,12 +50,10 @@ patient_router = APIRouter(prefix="/api/v1/patient/{patient_id}/measurements", t
     "", status_code=status.HTTP_201_CREATED, response_model=MeasurementOut, dependencies=JsonBody, responses=WRITE_ERRORS
 )
 def record_for_patient(
-    patient_id: uuid.UUID, data: Reading, session: SessionDep, directory: DirectoryDep, response: Response
-) -> MeasurementOut:
+    patient_id: uuid.UUID, data: Reading, session: SessionDep, directory: DirectoryDep, idempotency_key: IdempotencyKey = None
+) -> Response:
     """Store a reading for this patient (404 if the patient does not exist)."""
-    measurement = service.record_measurement(session=session, directory=directory, patient_id=patient_id, data=data)
-    _created(response, measurement.id)
-    return MeasurementOut.model_validate(measurement)
+    return _record_once(session, directory, patient_id, data, idempotency_key, scope=f"POST /api/v1/patient/{patient_id}/measurements")
 
 
 @patient_router.get("", response_model=Page[MeasurementOut], responses=problem_responses(404, 422, 503))
@@ -56,7 +64,7 @@ def list_for_patient(
     directory: DirectoryDep,
 ) -> Page[MeasurementOut]:
     """This patient's readings, newest `measured_at` first."""
-    directory.require(patient_id)
+    require_patient(session, directory, patient_id)
     return service.list_measurements(session=session, query=query, patient_id=patient_id)
 
 
@@ -67,13 +75,12 @@ def measures_router(prefix: str, *, in_schema: bool) -> APIRouter:
     @router.post(
         "", status_code=status.HTTP_201_CREATED, response_model=MeasurementOut, dependencies=JsonBody, responses=WRITE_ERRORS
     )
-    def record(data: MeasurementCreate, session: SessionDep, directory: DirectoryDep, response: Response) -> MeasurementOut:
+    def record(
+        data: MeasurementCreate, session: SessionDep, directory: DirectoryDep, idempotency_key: IdempotencyKey = None
+    ) -> Response:
         """Store a reading for the patient named by `patient_id` in the body."""
-        measurement = service.record_measurement(
-            session=session, directory=directory, patient_id=data.patient_id, data=data
-        )
-        _created(response, measurement.id)
-        return MeasurementOut.model_validate(measurement)
+        # One scope for both prefixes: a retry through the alias is still the same request.
+        return _record_once(session, directory, data.patient_id, data, idempotency_key, scope=f"POST {PREFIX}")
 
     @router.get("", response_model=Page[MeasurementOut], responses=problem_responses(422))
     def list_all(query: Annotated[MeasurementFilter, Query()], session: SessionDep) -> Page[MeasurementOut]:

@@ -7,8 +7,11 @@ from fastapi import FastAPI
 
 from measurement_service.api import ALIAS_PREFIX, PREFIX, measures_router, patient_router
 from measurement_service.config import Settings, get_settings
+from measurement_service.models import EVENT_TABLES
 from measurement_service.patients import PatientDirectory
-from painkiller_common.app import create_service_app, database_ready
+from painkiller_common import health
+from painkiller_common.app import create_service_app
+from painkiller_common.health import Check
 from painkiller_common.db import make_engine, make_session_factory
 
 
@@ -36,7 +39,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         docs_prefix=PREFIX,
         lifespan=lifespan,
-        readiness={"database": database_ready},
+        readiness={
+            "database": Check(health.database),
+            "broker": health.broker(settings.amqp_url),
+            "outbox": health.outbox_backlog(EVENT_TABLES.outbox),
+        },
         health_prefixes=[PREFIX, ALIAS_PREFIX],
     )
     app.include_router(patient_router)

@@ -3,10 +3,11 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, Double, Index, MetaData, SmallInteger, String, Uuid
+from sqlalchemy import Boolean, CheckConstraint, DateTime, Double, Index, Integer, MetaData, SmallInteger, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from painkiller_common.migrations import NAMING_CONVENTION
+from painkiller_common.tables import event_tables
 
 
 class Base(DeclarativeBase):
@@ -44,3 +45,20 @@ class Measurement(Base):
         Index("ix_measurements_patient_time", "patient_id", "measured_at", "id"),
         Index("ix_measurements_time", "measured_at", "id"),
     )
+
+
+class KnownPatient(Base):
+    """Which patients exist, from `patient.*` events: ids and versions only, no patient data.
+
+    A deleted patient stays as a tombstone so a late or redelivered `patient.created` cannot
+    bring them back. Version 0 marks a row the API added after asking the patient service.
+    """
+
+    __tablename__ = "known_patients"
+
+    patient_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    deleted: Mapped[bool] = mapped_column(Boolean, server_default="false")
+
+
+EVENT_TABLES = event_tables(Base.metadata)

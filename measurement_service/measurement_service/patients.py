@@ -1,17 +1,26 @@
-"""Asking the patient service whether a patient exists (internal HTTP, short timeout)."""
+"""Whether a patient exists: the local replica fed by `patient.*` events, else one HTTP question.
+
+The replica answers almost always. On a miss (a patient created a moment ago, whose event has not
+arrived yet) the patient service is asked once over its internal address with a short timeout;
+an unreachable patient service is a 503 with Retry-After, never a 500.
+"""
 
 import logging
 import uuid
 
 import httpx
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
 
+from measurement_service.models import KnownPatient
 from painkiller_common.problems import NotFound, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
 
 class PatientDirectory:
-    """The measurement service's view of which patients exist."""
+    """The patient service, asked over HTTP whether a patient exists."""
 
     def __init__(self, base_url: str, timeout_s: float) -> None:
         self._client = httpx.Client(base_url=base_url, timeout=timeout_s)
@@ -31,3 +40,22 @@ class PatientDirectory:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _known(session: Session, patient_id: uuid.UUID) -> KnownPatient | None:
+    # FOR SHARE: a `patient.deleted` being applied waits for this transaction, and then erases
+    # whatever it wrote, so no reading can outlive its patient.
+    return session.scalars(
+        select(KnownPatient).where(KnownPatient.patient_id == patient_id).with_for_update(read=True)
+    ).first()
+
+
+def require_patient(session: Session, directory: PatientDirectory, patient_id: uuid.UUID) -> None:
+    """Return if the patient exists (404 if not, 503 if nobody can say), holding it until commit."""
+    known = _known(session, patient_id)
+    if known is None:
+        directory.require(patient_id)
+        session.execute(insert(KnownPatient).values(patient_id=patient_id, version=0).on_conflict_do_nothing())
+        known = _known(session, patient_id)
+    if known is None or known.deleted:
+        raise NotFound(f"Patient {patient_id} does not exist.")

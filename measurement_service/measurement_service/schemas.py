@@ -9,10 +9,11 @@ recorded in people, rounded outwards.
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from painkiller_common.contracts import VITALS, Consciousness, MeasurementRecord
 from painkiller_common.fields import Timestamp, integer, number, text
 from painkiller_common.pagination import Cursor, Limit
 
@@ -26,23 +27,6 @@ def _not_in_future(value: datetime) -> datetime:
 
 
 MeasuredAt = Annotated[Timestamp, AfterValidator(_not_in_future)]
-Consciousness = Literal["alert", "confusion", "voice", "pain", "unresponsive"]
-
-# The observation fields; a reading must carry at least one of them.
-VITALS = (
-    "temperature_c",
-    "heart_rate_bpm",
-    "respiratory_rate_bpm",
-    "spo2_percent",
-    "systolic_mmhg",
-    "diastolic_mmhg",
-    "weight_kg",
-    "height_cm",
-    "glucose_mg_dl",
-    "on_oxygen",
-    "consciousness",
-)
-
 
 class Reading(BaseModel):
     """One set of vital signs taken at one moment; at least one vital is required."""
@@ -70,25 +54,7 @@ class MeasurementCreate(Reading):
     patient_id: uuid.UUID
 
 
-class MeasurementOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    patient_id: uuid.UUID
-    measured_at: datetime
-    recorded_at: datetime = Field(description="When the service stored the reading.")
-    temperature_c: float | None
-    heart_rate_bpm: int | None
-    respiratory_rate_bpm: int | None
-    spo2_percent: int | None
-    systolic_mmhg: int | None
-    diastolic_mmhg: int | None
-    weight_kg: float | None
-    height_cm: float | None
-    glucose_mg_dl: float | None
-    on_oxygen: bool | None
-    consciousness: Consciousness | None
-    source: str | None
+MeasurementOut = MeasurementRecord
 
 
 class PatientMeasurementFilter(BaseModel):

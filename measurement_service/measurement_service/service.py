@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
+from measurement_service import events
 from measurement_service.models import Measurement
-from measurement_service.patients import PatientDirectory
-from measurement_service.schemas import VITALS, MeasurementOut, PatientMeasurementFilter, Reading
+from measurement_service.patients import PatientDirectory, require_patient
+from measurement_service.schemas import MeasurementOut, PatientMeasurementFilter, Reading
+from painkiller_common.contracts import VITALS, MeasurementRecord, MeasurementRecorded
 from painkiller_common.pagination import Page, clamp_limit, decode_cursor, page_of
 from painkiller_common.problems import InvalidInput, NotFound
 
@@ -34,7 +36,7 @@ def record_measurement(
 ) -> Measurement:
     if errors := reading_errors(data, ["body"]):
         raise InvalidInput(*errors)
-    directory.require(patient_id)
+    require_patient(session, directory, patient_id)
     now = datetime.now(UTC)
     fields = data.model_dump(include={*VITALS, "source"})
     measurement = Measurement(
@@ -42,6 +44,10 @@ def record_measurement(
     )
     session.add(measurement)
     session.flush()
+    record = MeasurementRecord.model_validate(measurement)
+    events.publish(
+        session, [MeasurementRecorded(aggregate_id=measurement.id, aggregate_version=events.RECORDED_VERSION, payload=record)]
+    )
     return measurement
 
 
@@ -53,7 +59,9 @@ def get_measurement(*, session: Session, measurement_id: uuid.UUID) -> Measureme
 
 
 def delete_measurement(*, session: Session, measurement_id: uuid.UUID) -> None:
-    session.delete(get_measurement(session=session, measurement_id=measurement_id))
+    measurement = get_measurement(session=session, measurement_id=measurement_id)
+    events.publish(session, [events.deleted(measurement.id, measurement.patient_id)])
+    session.delete(measurement)
     session.flush()
 
 

@@ -1,16 +1,22 @@
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from fastapi.testclient import TestClient
 
 import measurement_service
 from measurement_service.api import get_directory
 from measurement_service.config import Settings
+from measurement_service.events import HANDLERS
+from measurement_service.models import EVENT_TABLES
+from painkiller_common.consumer import Consumer
 from measurement_service.main import create_app
 from painkiller_common.problems import NotFound
+from painkiller_common.topology import PATIENT_EVENTS_FOR_MEASUREMENTS as QUEUE
 from painkiller_common.testing import count_rows, migrate_fresh, truncate_all
 
 TEST_DB = os.environ.get(
@@ -75,3 +81,27 @@ def record(client: TestClient, patient_id: uuid.UUID) -> Callable[..., dict]:
 def stored() -> Callable[[str], int]:
     """How many rows a table of the test database holds: bad input must leave it unchanged."""
     return lambda table: count_rows(TEST_DB, table)
+
+
+@pytest.fixture
+def consumer(settings: Settings, client: TestClient) -> Consumer:
+    """The service's consumer, applying events straight to the test database (no broker)."""
+    return Consumer(
+        session_factory=client.app.state.session_factory,
+        tables=EVENT_TABLES,
+        queue=QUEUE,
+        handlers=HANDLERS,
+        amqp_url=settings.amqp_url,
+    )
+
+
+@pytest.fixture
+def outbox(client: TestClient) -> Callable[[], list[dict]]:
+    """The events written so far, oldest first, as consumers would receive them."""
+
+    def events() -> list[dict]:
+        with client.app.state.engine.connect() as conn:
+            bodies = conn.execute(select(EVENT_TABLES.outbox.c.body).order_by(EVENT_TABLES.outbox.c.seq)).scalars()
+            return [json.loads(body) for body in bodies]
+
+    return events

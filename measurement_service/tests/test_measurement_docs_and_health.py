@@ -19,4 +19,6 @@ def test_openapi_documents_the_routes_and_their_errors(client: TestClient) -> No
 def test_health_under_both_prefixes(client: TestClient) -> None:
     for prefix in ("/api/v1/measures", "/api/v1/measurements"):
         assert client.get(f"{prefix}/health/live").status_code == 200
-        assert client.get(f"{prefix}/health/ready").json()["checks"] == {"database": "ok"}
+        checks = client.get(f"{prefix}/health/ready").json()["checks"]
+        assert (checks["database"], checks["broker"]) == ("ok", "ok")
+        assert checks["outbox"]["pending"] == 0

@@ -1,9 +1,12 @@
-"""`python -m patient_service api|migrate`."""
+"""`python -m patient_service api|migrate|relay|consumer`."""
 
 from pathlib import Path
 
 from painkiller_common import cli
+from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS
 from patient_service.config import get_settings
+from patient_service.events import HANDLERS
+from patient_service.models import EVENT_TABLES
 
 if __name__ == "__main__":
     cli.run(
@@ -11,4 +14,7 @@ if __name__ == "__main__":
         settings=get_settings(),
         app_factory="patient_service.main:create_app",
         migrations_dir=Path(__file__).parent / "migrations",
+        tables=EVENT_TABLES,
+        queue=MEASUREMENT_EVENTS_FOR_PATIENTS,
+        handlers=HANDLERS,
     )

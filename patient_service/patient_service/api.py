@@ -8,9 +8,11 @@ from sqlalchemy.orm import Session
 
 from painkiller_common.app import require_json
 from painkiller_common.db import get_session
+from painkiller_common.idempotency import Created, IdempotencyKey, create_once
 from painkiller_common.pagination import Page
 from painkiller_common.problems import problem_responses
 from patient_service import service
+from patient_service.models import EVENT_TABLES
 from patient_service.schemas import PatientCreate, PatientFilter, PatientOut, PatientUpdate
 
 PREFIX = "/api/v1/patient"
@@ -28,11 +30,16 @@ JsonBody = [Depends(require_json)]
     dependencies=JsonBody,
     responses=problem_responses(409, 415, 422),
 )
-def create_patient(data: PatientCreate, session: SessionDep, response: Response) -> PatientOut:
+def create_patient(data: PatientCreate, session: SessionDep, idempotency_key: IdempotencyKey = None) -> Response:
     """Register a patient; the `Location` header gives the new patient's URL."""
-    patient = service.create_patient(session=session, data=data)
-    response.headers["Location"] = f"{PREFIX}/{patient.id}"
-    return service.to_out(patient)
+
+    def create() -> Created:
+        patient = service.create_patient(session=session, data=data)
+        return service.to_out(patient), f"{PREFIX}/{patient.id}"
+
+    return create_once(
+        session=session, table=EVENT_TABLES.idempotency_keys, key=idempotency_key, scope=f"POST {PREFIX}", request=data, create=create
+    )
 
 
 @router.get("", response_model=Page[PatientOut], responses=problem_responses(422))

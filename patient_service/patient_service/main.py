@@ -5,10 +5,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from painkiller_common.app import create_service_app, database_ready
+from painkiller_common import health
+from painkiller_common.app import create_service_app
+from painkiller_common.health import Check
 from painkiller_common.db import make_engine, make_session_factory
 from patient_service.api import PREFIX, router
 from patient_service.config import Settings, get_settings
+from patient_service.models import EVENT_TABLES
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,7 +31,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Patients of the ward. Errors are RFC 9457 `application/problem+json`.",
         docs_prefix=PREFIX,
         lifespan=lifespan,
-        readiness={"database": database_ready},
+        readiness={
+            "database": Check(health.database),
+            "broker": health.broker(settings.amqp_url),
+            "outbox": health.outbox_backlog(EVENT_TABLES.outbox),
+        },
         health_prefixes=[PREFIX],
     )
     app.include_router(router)

@@ -3,10 +3,29 @@
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import ARRAY, CheckConstraint, Date, DateTime, Index, MetaData, SmallInteger, String, Uuid
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Uuid,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from painkiller_common.migrations import NAMING_CONVENTION
+from painkiller_common.tables import event_tables
 
 SEXES = ("male", "female", "other", "unknown")
 
@@ -29,6 +48,10 @@ class Patient(Base):
     conditions: Mapped[list[str]] = mapped_column(ARRAY(String(200)))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Bumped on every change and carried by its event, so consumers can ignore stale events.
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    # Fed by measurement events: {vital: {"value", "measured_at", "measurement_id"}}.
+    latest_vitals: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
 
     __table_args__ = (
         CheckConstraint("age IS NULL OR age BETWEEN 0 AND 150", name="age_range"),
@@ -36,3 +59,34 @@ class Patient(Base):
         CheckConstraint(f"sex IN {SEXES}", name="sex_known"),
         Index("ix_patients_created_at_id", "created_at", "id"),
     )
+
+
+class VitalReading(Base):
+    """The patient service's copy of readings, from measurement events (never the other database).
+
+    A deleted reading stays as a tombstone (`deleted`), so a late `measurement.recorded` cannot
+    bring it back. Rows go with their patient (right to erasure).
+    """
+
+    __tablename__ = "vital_readings"
+
+    measurement_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    patient_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("patients.id", ondelete="CASCADE"))
+    measured_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    temperature_c: Mapped[float | None] = mapped_column(Double)
+    heart_rate_bpm: Mapped[int | None] = mapped_column(SmallInteger)
+    respiratory_rate_bpm: Mapped[int | None] = mapped_column(SmallInteger)
+    spo2_percent: Mapped[int | None] = mapped_column(SmallInteger)
+    systolic_mmhg: Mapped[int | None] = mapped_column(SmallInteger)
+    diastolic_mmhg: Mapped[int | None] = mapped_column(SmallInteger)
+    weight_kg: Mapped[float | None] = mapped_column(Double)
+    height_cm: Mapped[float | None] = mapped_column(Double)
+    glucose_mg_dl: Mapped[float | None] = mapped_column(Double)
+    on_oxygen: Mapped[bool | None] = mapped_column(Boolean)
+    consciousness: Mapped[str | None] = mapped_column(String(12))
+
+    __table_args__ = (Index("ix_vital_readings_patient_time", "patient_id", "measured_at"),)
+
+
+EVENT_TABLES = event_tables(Base.metadata)

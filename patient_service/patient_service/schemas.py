@@ -2,10 +2,11 @@
 
 import uuid
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from painkiller_common.contracts import PatientRecord, Sex
 from painkiller_common.fields import integer, text
 from painkiller_common.pagination import Cursor, Limit
 
@@ -13,7 +14,6 @@ Name = text(100)
 Mrn = text(64)
 Condition = text(200)
 Age = integer(0, 150, "Age in whole years; derived from birth_date when that is known.")
-Sex = Literal["male", "female", "other", "unknown"]
 MAX_AGE = 150
 
 
@@ -64,19 +64,17 @@ class PatientUpdate(BaseModel):
     conditions: list[Condition] = Field(default=None, max_length=50)  # type: ignore[assignment]
 
 
-class PatientOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class LatestVital(BaseModel):
+    value: float | int | bool | str
+    measured_at: datetime
+    measurement_id: uuid.UUID
 
-    id: uuid.UUID
-    mrn: str | None
-    first_name: str
-    last_name: str
-    age: int
-    birth_date: date | None
-    sex: Sex
-    conditions: list[str]
-    created_at: datetime
-    updated_at: datetime
+
+class PatientOut(PatientRecord):
+    latest_vitals: dict[str, LatestVital] = Field(
+        default_factory=dict,
+        description="Latest value of each vital and when it was measured, fed by measurement events.",
+    )
 
 
 class PatientFilter(BaseModel):

@@ -7,17 +7,24 @@ from sqlalchemy import or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from painkiller_common.contracts import PatientCreated, PatientDeleted, PatientRecord, PatientRef, PatientUpdated
 from painkiller_common.pagination import Page, clamp_limit, decode_cursor, page_of
 from painkiller_common.problems import Conflict, InvalidInput, NotFound
+from patient_service import events
 from patient_service.models import Patient
 from patient_service.schemas import PatientCreate, PatientFilter, PatientOut, PatientUpdate, today, years_between
 
 
-def to_out(patient: Patient) -> PatientOut:
+def to_record(patient: Patient) -> PatientRecord:
+    """The patient's own fields, as events carry them."""
     age = years_between(patient.birth_date, today()) if patient.birth_date else patient.age
-    return PatientOut.model_validate(
-        {**{c: getattr(patient, c) for c in PatientOut.model_fields if c != "age"}, "age": age}
+    return PatientRecord.model_validate(
+        {**{c: getattr(patient, c) for c in PatientRecord.model_fields if c != "age"}, "age": age}
     )
+
+
+def to_out(patient: Patient) -> PatientOut:
+    return PatientOut(**to_record(patient).model_dump(), latest_vitals=patient.latest_vitals)
 
 
 def create_patient(*, session: Session, data: PatientCreate) -> Patient:
@@ -25,30 +32,35 @@ def create_patient(*, session: Session, data: PatientCreate) -> Patient:
         raise InvalidInput((["body", "age"], "one of age or birth_date is required"))
     _check_age_matches(data.age, data.birth_date)
     now = datetime.now(UTC)
-    patient = Patient(id=uuid.uuid4(), created_at=now, updated_at=now, **data.model_dump())
+    patient = Patient(id=uuid.uuid4(), created_at=now, updated_at=now, version=1, latest_vitals={}, **data.model_dump())
     if patient.birth_date is not None:
         patient.age = None
     session.add(patient)
     _flush_unique(session, patient.mrn)
+    events.publish(session, PatientCreated(aggregate_id=patient.id, aggregate_version=1, payload=to_record(patient)))
     return patient
 
 
-def get_patient(*, session: Session, patient_id: uuid.UUID) -> Patient:
-    patient = session.get(Patient, patient_id)
+def get_patient(*, session: Session, patient_id: uuid.UUID, for_update: bool = False) -> Patient:
+    patient = session.get(Patient, patient_id, with_for_update=for_update)
     if patient is None:
         raise NotFound(f"Patient {patient_id} does not exist.")
     return patient
 
 
 def update_patient(*, session: Session, patient_id: uuid.UUID, data: PatientUpdate) -> Patient:
-    patient = get_patient(session=session, patient_id=patient_id)
+    patient = get_patient(session=session, patient_id=patient_id, for_update=True)
     _check_age_matches(data.age, data.birth_date)
     changes = data.model_dump(exclude_unset=True)
     _apply_age_rules(patient, changes)
     for field, value in changes.items():
         setattr(patient, field, value)
     patient.updated_at = datetime.now(UTC)
+    patient.version += 1
     _flush_unique(session, patient.mrn)
+    events.publish(
+        session, PatientUpdated(aggregate_id=patient.id, aggregate_version=patient.version, payload=to_record(patient))
+    )
     return patient
 
 
@@ -68,7 +80,12 @@ def _apply_age_rules(patient: Patient, changes: dict[str, object]) -> None:
 
 
 def delete_patient(*, session: Session, patient_id: uuid.UUID) -> None:
-    session.delete(get_patient(session=session, patient_id=patient_id))
+    """Delete the patient; `patient.deleted` makes the measurement service erase their readings."""
+    patient = get_patient(session=session, patient_id=patient_id, for_update=True)
+    events.publish(
+        session, PatientDeleted(aggregate_id=patient.id, aggregate_version=patient.version + 1, payload=PatientRef(id=patient.id))
+    )
+    session.delete(patient)
     session.flush()
 
 

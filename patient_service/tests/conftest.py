@@ -1,13 +1,19 @@
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from fastapi.testclient import TestClient
 
 import patient_service
+from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS as QUEUE
 from painkiller_common.testing import count_rows, migrate_fresh, truncate_all
 from patient_service.config import Settings
+from patient_service.events import HANDLERS
+from patient_service.models import EVENT_TABLES
+from painkiller_common.consumer import Consumer
 from patient_service.main import create_app
 
 TEST_DB = os.environ.get("PATIENT_TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/patients_test")
@@ -44,3 +50,27 @@ def make_patient(client: TestClient) -> Callable[..., dict]:
 def stored() -> Callable[[str], int]:
     """How many rows a table of the test database holds: bad input must leave it unchanged."""
     return lambda table: count_rows(TEST_DB, table)
+
+
+@pytest.fixture
+def consumer(settings: Settings, client: TestClient) -> Consumer:
+    """The service's consumer, applying events straight to the test database (no broker)."""
+    return Consumer(
+        session_factory=client.app.state.session_factory,
+        tables=EVENT_TABLES,
+        queue=QUEUE,
+        handlers=HANDLERS,
+        amqp_url=settings.amqp_url,
+    )
+
+
+@pytest.fixture
+def outbox(client: TestClient) -> Callable[[], list[dict]]:
+    """The events written so far, oldest first, as consumers would receive them."""
+
+    def events() -> list[dict]:
+        with client.app.state.engine.connect() as conn:
+            bodies = conn.execute(select(EVENT_TABLES.outbox.c.body).order_by(EVENT_TABLES.outbox.c.seq)).scalars()
+            return [json.loads(body) for body in bodies]
+
+    return events

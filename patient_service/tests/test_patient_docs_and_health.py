@@ -30,7 +30,28 @@ def test_liveness_and_readiness(client: TestClient) -> None:
     assert client.get("/api/v1/patient/health/live").json() == {"status": "ok"}
     ready = client.get("/api/v1/patient/health/ready")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok"}
+    assert ready.json()["checks"] == {
+        "database": "ok",
+        "broker": "ok",
+        "outbox": {"pending": 0, "oldest_pending_s": 0.0},
+    }
+
+
+def test_readiness_reports_the_outbox_backlog(client: TestClient, make_patient) -> None:
+    make_patient()  # no relay runs in these tests: its event stays pending
+    outbox = client.get("/api/v1/patient/health/ready").json()["checks"]["outbox"]
+    assert outbox["pending"] == 1
+    assert outbox["oldest_pending_s"] >= 0
+
+
+def test_a_broker_outage_is_reported_but_does_not_stop_writes(settings: Settings, client: TestClient) -> None:
+    no_broker = settings.model_copy(update={"amqp_url": "amqp://guest:guest@127.0.0.1:1/%2F"})
+    with TestClient(create_app(no_broker)) as isolated:
+        ready = isolated.get("/api/v1/patient/health/ready")
+        assert ready.status_code == 200
+        assert ready.json()["checks"]["broker"] == "unreachable"
+        created = isolated.post("/api/v1/patient", json={"first_name": "A", "last_name": "B", "age": 3})
+        assert created.status_code == 201
 
 
 @pytest.fixture

@@ -169,8 +169,7 @@ def test_non_uuid_ids_are_422(api: httpx.Client) -> None:
 
 def test_a_stopped_service_gives_problems_not_hangs(api: httpx.Client, stack) -> None:
     """Patient service down: its routes are 502 from NGINX, new readings a 503 with Retry-After."""
-    patient_api = stack.processes[0]
-    stack_module.stop([patient_api])
+    stack_module.stop([stack.processes["patient-api"]])
     try:
         down = api.get(f"/api/v1/patient/{uuid.uuid4()}")
         assert down.status_code == 502
@@ -180,6 +179,6 @@ def test_a_stopped_service_gives_problems_not_hangs(api: httpx.Client, stack) ->
         assert reading.headers["content-type"] == "application/problem+json"
         assert int(reading.headers["retry-after"]) > 0
     finally:
-        stack.processes[0] = stack_module.start_process(stack, "patient-api")
-        stack_module.wait_ready(stack.url + "/api/v1/patient/health/ready", process=stack.processes[0])
+        restarted = stack.processes["patient-api"] = stack_module.start_process(stack, "patient-api")
+        stack_module.wait_ready(stack.url + "/api/v1/patient/health/ready", process=restarted)
     assert api.get("/api/v1/patient/health/ready").status_code == 200

@@ -1,0 +1,92 @@
+"""Liveness and readiness routes, and the checks readiness runs."""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pika
+from fastapi import APIRouter, FastAPI, Request
+from pydantic import BaseModel
+from sqlalchemy import Table, func, select, text
+
+from painkiller_common.problems import ServiceUnavailable, problem_responses
+from painkiller_common.topology import connection_parameters
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Check:
+    """`run(app)` returns what to report, or raises; only critical failures make a 503."""
+
+    run: Callable[[FastAPI], Any]
+    critical: bool = True
+
+
+class Liveness(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, Any]
+
+
+def health_router(readiness: dict[str, Check]) -> APIRouter:
+    router = APIRouter(prefix="/health", tags=["health"])
+
+    @router.get("/live", response_model=Liveness)
+    def live() -> Liveness:
+        """The process is up and serving requests."""
+        return Liveness(status="ok")
+
+    @router.get("/ready", response_model=Readiness, responses=problem_responses(503))
+    def ready(request: Request) -> Readiness:
+        """Ready when the database answers; the broker and the outbox backlog are reported too.
+
+        A broker outage does not make the API unready: writes go to the outbox and keep working.
+        """
+        checks = {}
+        for name, check in readiness.items():
+            try:
+                checks[name] = check.run(request.app)
+            except Exception as exc:  # any failure: report it, and fail readiness if critical
+                logger.warning("readiness check %s failed: %s", name, type(exc).__name__)
+                if check.critical:
+                    raise ServiceUnavailable(f"{name} is not reachable", retry_after_s=5) from None
+                checks[name] = "unreachable"
+        return Readiness(status="ready", checks=checks)
+
+    return router
+
+
+def database(app: FastAPI) -> str:
+    with app.state.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return "ok"
+
+
+def broker(amqp_url: str) -> Check:
+    def run(_app: FastAPI) -> str:
+        params = connection_parameters(amqp_url)
+        params.socket_timeout = 1
+        pika.BlockingConnection(params).close()
+        return "ok"
+
+    return Check(run, critical=False)
+
+
+def outbox_backlog(outbox: Table) -> Check:
+    """How many events wait to be published, and for how long the oldest has waited."""
+
+    def run(app: FastAPI) -> dict[str, Any]:
+        with app.state.engine.connect() as conn:
+            pending, oldest = conn.execute(
+                select(func.count(), func.extract("epoch", func.now() - func.min(outbox.c.created_at))).where(
+                    outbox.c.published_at.is_(None)
+                )
+            ).one()
+        return {"pending": pending, "oldest_pending_s": round(float(oldest or 0), 3)}
+
+    return Check(run, critical=False)

@@ -1,0 +1,253 @@
+"""The outbox relay: publishes committed events to RabbitMQ and marks them sent once confirmed.
+
+One relay process per service. Each batch of pending rows is claimed with
+`FOR UPDATE SKIP LOCKED`, published with publisher confirms (pipelined: the whole batch is in
+flight at once, which is what lets a relay keep up with batch ingestion), and marked published in
+the same transaction once every confirm is in. A crash anywhere before that commit leaves the
+rows pending: they are published again, a duplicate that consumers ignore, never a loss.
+"""
+
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pika
+from pika.exceptions import AMQPError
+from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy.engine import Transaction
+from sqlalchemy.exc import SQLAlchemyError
+
+from painkiller_common.contracts import EXCHANGE
+from painkiller_common.tables import EventTables
+from painkiller_common.topology import connection_parameters, declare_with
+
+logger = logging.getLogger(__name__)
+
+OUTBOX_RETENTION = timedelta(days=7)
+PROCESSED_EVENT_RETENTION = timedelta(days=30)  # far longer than any redelivery
+IDEMPOTENCY_KEY_RETENTION = timedelta(hours=24)
+
+
+@dataclass
+class _Batch:
+    db: Connection
+    tx: Transaction
+    size: int
+    seq_by_tag: dict[int, int] = field(default_factory=dict)
+    seq_by_event: dict[str, int] = field(default_factory=dict)
+    returned: set[int] = field(default_factory=set)
+    confirmed: list[int] = field(default_factory=list)
+    failed: int = 0
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        tables: EventTables,
+        amqp_url: str,
+        batch_size: int = 500,
+        idle_poll_s: float = 0.05,
+        prune_every_s: float = 300,
+    ) -> None:
+        self._engine = engine
+        self._tables = tables
+        self._amqp_url = amqp_url
+        self._batch_size = batch_size
+        self._idle_poll_s = idle_poll_s
+        self._prune_every_s = prune_every_s
+        self._last_prune = 0.0
+        self._stopping = False
+        self._connection: pika.SelectConnection | None = None
+        self._channel: Any = None
+        self._batch: _Batch | None = None
+        self._next_tag = 0
+
+    # --- process lifecycle -------------------------------------------------------------
+    def run_forever(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        backoff = 1.0
+        while not self._stopping:
+            try:
+                declare_with(self._amqp_url)
+                self._run_connection()
+                backoff = 1.0
+            except (AMQPError, OSError) as exc:
+                logger.warning("broker unavailable (%s); retrying in %.0fs", type(exc).__name__, backoff)
+            if not self._stopping:
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+        logger.info("relay stopped")
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._stopping = True
+        if self._connection is not None:
+            self._connection.ioloop.add_callback_threadsafe(self._close)
+
+    def _close(self) -> None:
+        if self._connection is not None and not (self._connection.is_closing or self._connection.is_closed):
+            self._connection.close()
+
+    def _run_connection(self) -> None:
+        self._connection = pika.SelectConnection(
+            connection_parameters(self._amqp_url),
+            on_open_callback=self._on_open,
+            on_open_error_callback=self._on_open_error,
+            on_close_callback=self._on_closed,
+        )
+        self._connection.ioloop.start()
+
+    def _on_open(self, connection: pika.SelectConnection) -> None:
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_open_error(self, connection: pika.SelectConnection, error: BaseException) -> None:
+        logger.warning("cannot connect to the broker: %s", error)
+        connection.ioloop.stop()
+
+    def _on_closed(self, connection: pika.SelectConnection, reason: BaseException) -> None:
+        if not self._stopping:
+            logger.warning("broker connection closed: %s", reason)
+        self._abandon_batch()
+        connection.ioloop.stop()
+
+    def _on_channel_open(self, channel: Any) -> None:
+        self._channel = channel
+        self._next_tag = 0
+        channel.add_on_return_callback(self._on_return)
+        channel.add_on_close_callback(lambda _channel, _reason: self._close())
+        channel.confirm_delivery(self._on_confirm, callback=lambda _frame: self._schedule(0))
+        logger.info("relay connected; publishing to %s", EXCHANGE)
+
+    def _schedule(self, delay_s: float) -> None:
+        if self._connection is not None and not self._stopping:
+            self._connection.ioloop.call_later(delay_s, self._tick)
+
+    # --- one batch ------------------------------------------------------------------------
+    def _tick(self) -> None:
+        if self._batch is not None or self._channel is None or not self._channel.is_open:
+            return
+        try:
+            self._prune_if_due()
+            batch = self._claim()
+        except SQLAlchemyError as exc:
+            logger.warning("database unavailable (%s); retrying", type(exc).__name__)
+            self._schedule(2.0)
+            return
+        except AMQPError as exc:  # the channel went away mid-batch: start over on a new one
+            logger.warning("publish failed: %s", type(exc).__name__)
+            self._abandon_batch()
+            self._close()
+            return
+        if batch is None:
+            self._schedule(self._idle_poll_s)
+
+    def _claim(self) -> _Batch | None:
+        outbox = self._tables.outbox
+        db = self._engine.connect()
+        tx = db.begin()
+        try:
+            rows = db.execute(
+                select(outbox.c.seq, outbox.c.event_id, outbox.c.event_type, outbox.c.body)
+                .where(outbox.c.published_at.is_(None))
+                .order_by(outbox.c.seq)
+                .limit(self._batch_size)
+                .with_for_update(skip_locked=True)
+            ).all()
+        except SQLAlchemyError:
+            db.close()
+            raise
+        if not rows:
+            tx.rollback()
+            db.close()
+            return None
+        self._batch = batch = _Batch(db=db, tx=tx, size=len(rows))
+        for row in rows:
+            self._next_tag += 1
+            batch.seq_by_tag[self._next_tag] = row.seq
+            batch.seq_by_event[str(row.event_id)] = row.seq
+            self._channel.basic_publish(
+                EXCHANGE,
+                row.event_type,
+                row.body.encode(),
+                properties=pika.BasicProperties(
+                    content_type="application/json",
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                    message_id=str(row.event_id),
+                    type=row.event_type,
+                ),
+                mandatory=True,
+            )
+        return batch
+
+    def _on_return(self, _channel: Any, _method: Any, properties: Any, _body: bytes) -> None:
+        # Only if even the alternate exchange could not take it; keep the row for a later retry.
+        if self._batch is not None and properties.message_id in self._batch.seq_by_event:
+            logger.error("event %s was returned unroutable", properties.message_id)
+            self._batch.returned.add(self._batch.seq_by_event[properties.message_id])
+
+    def _on_confirm(self, frame: Any) -> None:
+        batch = self._batch
+        if batch is None:
+            return
+        method = frame.method
+        acked = isinstance(method, pika.spec.Basic.Ack)
+        tags = [t for t in batch.seq_by_tag if t <= method.delivery_tag] if method.multiple else [method.delivery_tag]
+        for tag in tags:
+            seq = batch.seq_by_tag.pop(tag, None)
+            if seq is None:
+                continue
+            if acked and seq not in batch.returned:
+                batch.confirmed.append(seq)
+            else:
+                batch.failed += 1
+        if not batch.seq_by_tag:
+            self._finish()
+
+    def _finish(self) -> None:
+        batch, self._batch = self._batch, None
+        assert batch is not None
+        outbox = self._tables.outbox
+        try:
+            if batch.confirmed:
+                batch.db.execute(
+                    update(outbox).where(outbox.c.seq.in_(batch.confirmed)).values(published_at=func.now())
+                )
+            batch.tx.commit()
+            logger.debug("published %d events", len(batch.confirmed))
+        except SQLAlchemyError as exc:
+            # Not marked: they will be published again. A duplicate, never a loss.
+            logger.warning("could not mark %d events published: %s", len(batch.confirmed), type(exc).__name__)
+        finally:
+            batch.db.close()
+        if batch.failed:
+            logger.warning("%d events were not confirmed; retrying them", batch.failed)
+            self._schedule(1.0)
+        else:
+            self._schedule(0 if batch.size >= self._batch_size else self._idle_poll_s)
+
+    def _abandon_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch is not None:
+            try:
+                batch.tx.rollback()
+                batch.db.close()
+            except SQLAlchemyError:
+                pass
+
+    # --- housekeeping ----------------------------------------------------------------
+    def _prune_if_due(self) -> None:
+        if time.monotonic() - self._last_prune < self._prune_every_s:
+            return
+        self._last_prune = time.monotonic()
+        t = self._tables
+        with self._engine.begin() as db:
+            sent = db.execute(delete(t.outbox).where(t.outbox.c.published_at < func.now() - OUTBOX_RETENTION))
+            db.execute(delete(t.processed_events).where(t.processed_events.c.processed_at < func.now() - PROCESSED_EVENT_RETENTION))
+            db.execute(delete(t.idempotency_keys).where(t.idempotency_keys.c.created_at < func.now() - IDEMPOTENCY_KEY_RETENTION))
+        if sent.rowcount:
+            logger.info("pruned %d published events", sent.rowcount)

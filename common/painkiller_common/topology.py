@@ -1,0 +1,77 @@
+"""The RabbitMQ topology, declared the same way by every relay and consumer.
+
+Declaring everything from both sides means an event published before its consumer ever started
+still lands in that consumer's durable queue. Unroutable events go to an alternate exchange's
+queue instead of vanishing; a message that keeps failing goes to its queue's dead-letter queue.
+"""
+
+from dataclasses import dataclass
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+
+from painkiller_common.contracts import EXCHANGE
+
+UNROUTED = "painkiller.unrouted"
+DEAD_LETTERS = "painkiller.dead"
+# Debian's RabbitMQ 3.10 sets no delivery limit on quorum queues: without one, a poison message
+# would be redelivered for ever.
+DELIVERY_LIMIT = 5
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    bindings: tuple[str, ...]
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.name}.dead"
+
+
+PATIENT_EVENTS_FOR_MEASUREMENTS = QueueSpec("measurement_service.patient_events", ("patient.*",))
+MEASUREMENT_EVENTS_FOR_PATIENTS = QueueSpec("patient_service.measurement_events", ("measurement.*",))
+QUEUES = (PATIENT_EVENTS_FOR_MEASUREMENTS, MEASUREMENT_EVENTS_FOR_PATIENTS)
+
+QUORUM = {"x-queue-type": "quorum"}
+
+
+def connection_parameters(url: str) -> pika.URLParameters:
+    params = pika.URLParameters(url)
+    params.heartbeat = 30  # a frozen broker is noticed within a minute
+    params.blocked_connection_timeout = 60
+    params.connection_attempts = 1
+    params.socket_timeout = 5
+    return params
+
+
+def declare(channel: BlockingChannel) -> None:
+    channel.exchange_declare(UNROUTED, "fanout", durable=True)
+    channel.queue_declare(UNROUTED, durable=True, arguments=QUORUM)
+    channel.queue_bind(UNROUTED, UNROUTED)
+    channel.exchange_declare(EXCHANGE, "topic", durable=True, arguments={"alternate-exchange": UNROUTED})
+    channel.exchange_declare(DEAD_LETTERS, "direct", durable=True)
+    for queue in QUEUES:
+        channel.queue_declare(queue.dead_letter_queue, durable=True, arguments=QUORUM)
+        channel.queue_bind(queue.dead_letter_queue, DEAD_LETTERS, routing_key=queue.name)
+        channel.queue_declare(
+            queue.name,
+            durable=True,
+            arguments={
+                **QUORUM,
+                "x-delivery-limit": DELIVERY_LIMIT,
+                "x-dead-letter-exchange": DEAD_LETTERS,
+                "x-dead-letter-routing-key": queue.name,
+            },
+        )
+        for key in queue.bindings:
+            channel.queue_bind(queue.name, EXCHANGE, routing_key=key)
+
+
+def declare_with(url: str) -> None:
+    """Declare the topology over a short-lived connection of its own."""
+    connection = pika.BlockingConnection(connection_parameters(url))
+    try:
+        declare(connection.channel())
+    finally:
+        connection.close()
