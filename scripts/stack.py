@@ -32,6 +32,8 @@ class Stack:
     measurement_port: int = 8002
     # Extra environment for every process, e.g. the test databases' URLs.
     env: dict[str, str] = field(default_factory=dict)
+    # Extra environment for one process only, by process name (e.g. a worker behind a test proxy).
+    process_env_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     # What `up` started, by name, in start order ("nginx" last).
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -39,13 +41,14 @@ class Stack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.nginx_port}"
 
-    def process_env(self) -> dict[str, str]:
+    def process_env(self, name: str = "") -> dict[str, str]:
         return {
             **os.environ,
             "PATIENT_PORT": str(self.patient_port),
             "MEASUREMENT_PORT": str(self.measurement_port),
             "MEASUREMENT_PATIENT_SERVICE_URL": f"http://127.0.0.1:{self.patient_port}",
             **self.env,
+            **self.process_env_overrides.get(name, {}),
         }
 
 
@@ -94,7 +97,7 @@ def start_process(stack: Stack, name: str) -> subprocess.Popen[bytes]:
     log = (stack.run_dir / f"{name}.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", module, command],
-        env=stack.process_env(),
+        env=stack.process_env(name),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # `make up` returns; the services live on until `make down`

@@ -41,6 +41,7 @@ def run(
     parser.add_argument("command", choices=sorted(commands))
     args = parser.parse_args(argv)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("pika").setLevel(logging.WARNING)  # its INFO is a line per socket event
     commands[args.command]()
 
 

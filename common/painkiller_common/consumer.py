@@ -26,6 +26,9 @@ from painkiller_common.topology import QueueSpec, connection_parameters, declare
 
 logger = logging.getLogger(__name__)
 
+# Reconnect quickly once the broker is back: events waiting in the outbox are readings unseen.
+MAX_RECONNECT_DELAY_S = 10.0
+
 Handler = Callable[[Session, Event], None]
 
 
@@ -61,7 +64,7 @@ class Consumer:
                 logger.warning("broker unavailable (%s); retrying in %.0fs", type(exc).__name__, backoff)
             if not self._stopping:
                 time.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = min(backoff * 2, MAX_RECONNECT_DELAY_S)
         logger.info("consumer stopped")
 
     def _on_signal(self, signum: int, frame: object) -> None:

@@ -26,6 +26,9 @@ from painkiller_common.topology import connection_parameters, declare_with
 
 logger = logging.getLogger(__name__)
 
+# Reconnect quickly once the broker is back: events waiting in the outbox are readings unseen.
+MAX_RECONNECT_DELAY_S = 10.0
+
 OUTBOX_RETENTION = timedelta(days=7)
 PROCESSED_EVENT_RETENTION = timedelta(days=30)  # far longer than any redelivery
 IDEMPOTENCY_KEY_RETENTION = timedelta(hours=24)
@@ -81,7 +84,7 @@ class Relay:
                 logger.warning("broker unavailable (%s); retrying in %.0fs", type(exc).__name__, backoff)
             if not self._stopping:
                 time.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = min(backoff * 2, MAX_RECONNECT_DELAY_S)
         logger.info("relay stopped")
 
     def _on_signal(self, signum: int, frame: object) -> None:

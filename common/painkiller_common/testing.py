@@ -1,8 +1,10 @@
 """Test helpers both services use: a real, freshly migrated test database, emptied per test."""
 
+import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import OperationalError
 
 from painkiller_common.db import downgrade, ensure_database, upgrade
 
@@ -14,13 +16,21 @@ def migrate_fresh(migrations_dir: Path, url: str) -> None:
     upgrade(migrations_dir, url, "head")
 
 
-def truncate_all(url: str) -> None:
+def truncate_all(url: str, attempts: int = 5) -> None:
+    """Empty every table. Running consumers can deadlock with TRUNCATE; PostgreSQL then aborts
+    one side, and if it is us we simply try again."""
     engine = create_engine(url)
     try:
         tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
-        if tables:
-            with engine.begin() as conn:
-                conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables)))
+        for attempt in range(attempts):
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables)))
+                return
+            except OperationalError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.2)
     finally:
         engine.dispose()
 

@@ -1,7 +1,7 @@
 """Events across the services, through NGINX, with the real relays, consumers and RabbitMQ."""
 
 import httpx
-from conftest import eventually
+from harness import eventually
 
 
 def create_patient(api: httpx.Client) -> dict:

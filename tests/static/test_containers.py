@@ -85,8 +85,18 @@ def test_each_api_waits_for_its_migration_and_database(compose: dict) -> None:
         assert services["nginx"]["depends_on"][upstream]["condition"] == "service_healthy"
 
 
+def test_workers_run_from_their_service_image_after_migrations(compose: dict) -> None:
+    services = compose["services"]
+    for prefix in ("patient", "measurement"):
+        for worker in ("relay", "consumer"):
+            service = services[f"{prefix}-{worker}"]
+            assert service["image"] == services[f"{prefix}-api"]["image"]
+            assert service["depends_on"][f"{prefix}-migrate"]["condition"] == "service_completed_successfully"
+            assert service["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+
+
 def test_compose_service_settings_are_documented_in_env_example(compose: dict) -> None:
     documented = set(re.findall(r"^(\w+)=", (ROOT / ".env.example").read_text(), re.M))
-    for name in ("patient-api", "measurement-api"):
+    for name in ("patient-api", "measurement-api", "patient-relay", "measurement-consumer"):
         for var in compose["services"][name]["environment"]:
             assert var in documented, f"{var} ({name}) is missing from .env.example"

@@ -1,0 +1,17 @@
+"""Fault tests print their tallies at the end of the run."""
+
+from dataclasses import asdict
+
+import pytest
+from tally import FIGURES
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not FIGURES:
+        return
+    terminalreporter.section("fault tests: events (Jepsen-style tally)")
+    columns = list(asdict(FIGURES[0][1]))
+    terminalreporter.write_line(f"{'scenario':<42}" + "".join(f"{c:>{len(c) + 2}}" for c in columns))
+    for name, figures in FIGURES:
+        values = asdict(figures).values()
+        terminalreporter.write_line(f"{name:<42}" + "".join(f"{v:>{len(c) + 2}}" for c, v in zip(columns, values)))

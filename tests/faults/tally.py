@@ -1,0 +1,71 @@
+"""The Jepsen-style tally of a fault test: what happened to every event a producer committed."""
+
+import os
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+FAULT_DATABASES = {
+    "PATIENT_DATABASE_URL": os.environ.get(
+        "FAULT_PATIENT_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/patients_faults"
+    ),
+    "MEASUREMENT_DATABASE_URL": os.environ.get(
+        "FAULT_MEASUREMENT_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/measurements_faults"
+    ),
+}
+
+# Which consumer applies which producer's events.
+CONSUMER_OF = {"patient_service": "measurement-consumer", "measurement_service": "patient-consumer"}
+DATABASE_OF = {"patient_service": "PATIENT_DATABASE_URL", "measurement_service": "MEASUREMENT_DATABASE_URL"}
+
+_APPLIED = re.compile(r"applied event \S+ ([0-9a-f-]{36})")
+_DUPLICATE = re.compile(r"duplicate event \S+ ([0-9a-f-]{36}) ignored")
+
+FIGURES: list[tuple[str, "Tally"]] = []
+
+
+@dataclass
+class Tally:
+    attempted: int
+    committed: int
+    events: int
+    delivered: int
+    applied: int
+    lost: int
+    duplicates_delivered: int
+    applied_twice: int
+
+
+def outbox_event_ids(producer: str) -> set[str]:
+    engine = create_engine(FAULT_DATABASES[DATABASE_OF[producer]])
+    try:
+        with engine.connect() as conn:
+            return {str(i) for i in conn.execute(text("SELECT event_id FROM outbox")).scalars()}
+    finally:
+        engine.dispose()
+
+
+def tally(run_dir: Path, producer: str, *, attempted: int, committed: int, since_ids: set[str] = frozenset()) -> Tally:
+    """Count, for the events `producer` committed (less `since_ids`), what its consumer did."""
+    expected = outbox_event_ids(producer) - set(since_ids)
+    log = (run_dir / f"{CONSUMER_OF[producer]}.log").read_text()
+    applied = Counter(i for i in _APPLIED.findall(log) if i in expected)
+    duplicates = Counter(i for i in _DUPLICATE.findall(log) if i in expected)
+    return Tally(
+        attempted=attempted,
+        committed=committed,
+        events=len(expected),
+        delivered=sum(applied.values()) + sum(duplicates.values()),
+        applied=len(applied),
+        lost=len(expected - set(applied)),
+        duplicates_delivered=sum(duplicates.values()),
+        applied_twice=sum(1 for n in applied.values() if n > 1),
+    )
+
+
+def record_figures(name: str, figures: Tally) -> None:
+    FIGURES.append((name, figures))
+    print(name, asdict(figures))
