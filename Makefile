@@ -27,7 +27,8 @@ down:
 test: venv  ## every test: unit, end to end through NGINX, container files
 	$(PY) -m pytest
 
-lint: venv
+lint: venv  ## also part of `make test`
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 	$(VENV)/bin/hadolint patient_service/Dockerfile measurement_service/Dockerfile
 
 clean: down

@@ -66,8 +66,16 @@ MIGRATIONS = ("patient_service", "measurement_service")
 
 REQUIRED = {
     # env var: (default URL, what, how to start it)
-    "PATIENT_DATABASE_URL": ("postgresql://127.0.0.1:5432/", "PostgreSQL", "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"),
-    "MEASUREMENT_DATABASE_URL": ("postgresql://127.0.0.1:5432/", "PostgreSQL", "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"),
+    "PATIENT_DATABASE_URL": (
+        "postgresql://127.0.0.1:5432/",
+        "PostgreSQL",
+        "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    ),
+    "MEASUREMENT_DATABASE_URL": (
+        "postgresql://127.0.0.1:5432/",
+        "PostgreSQL",
+        "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    ),
     "PATIENT_AMQP_URL": ("amqp://127.0.0.1:5672/", "RabbitMQ", "rabbitmq-server -detached"),
     "MEASUREMENT_AMQP_URL": ("amqp://127.0.0.1:5672/", "RabbitMQ", "rabbitmq-server -detached"),
 }
@@ -134,7 +142,11 @@ def nginx_binary() -> str:
         sys.exit("NGINX is not installed. Install it (e.g. `sudo apt-get install -y nginx`) and run again.")
     print("NGINX is missing: installing it from the system packages", flush=True)
     subprocess.run(["apt-get", "update", "-qq"], check=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "nginx"], check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "nginx"],
+        check=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
     return shutil.which("nginx") or "/usr/sbin/nginx"
 
 

@@ -21,6 +21,7 @@ from painkiller_common.problems import (
 
 logger = logging.getLogger("painkiller.access")
 
+
 def create_service_app(
     *,
     title: str,
@@ -83,9 +84,9 @@ def problem_openapi(app: FastAPI) -> dict[str, Any]:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-    for name, definition in ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}").get(
-        "$defs", {}
-    ).items():
+    for name, definition in (
+        ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}").get("$defs", {}).items()
+    ):
         schemas.setdefault(name, definition)
     schemas.setdefault("ProblemDetails", ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}"))
     schemas["ProblemDetails"].pop("$defs", None)

@@ -10,24 +10,20 @@ after the queue's delivery limit the broker moves the message to its dead-letter
 
 import logging
 import signal
-import time
 from collections.abc import Callable
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
-from pika.exceptions import AMQPError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from painkiller_common.broker import connection_parameters, run_reconnecting
 from painkiller_common.contracts import Event, parse_event
 from painkiller_common.tables import EventTables
-from painkiller_common.topology import QueueSpec, connection_parameters, declare
+from painkiller_common.topology import QueueSpec, declare
 
 logger = logging.getLogger(__name__)
-
-# Reconnect quickly once the broker is back: events waiting in the outbox are readings unseen.
-MAX_RECONNECT_DELAY_S = 10.0
 
 Handler = Callable[[Session, Event], None]
 
@@ -55,16 +51,7 @@ class Consumer:
     def run_forever(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        backoff = 1.0
-        while not self._stopping:
-            try:
-                self._consume()
-                backoff = 1.0
-            except (AMQPError, OSError) as exc:
-                logger.warning("broker unavailable (%s); retrying in %.0fs", type(exc).__name__, backoff)
-            if not self._stopping:
-                time.sleep(backoff)
-                backoff = min(backoff * 2, MAX_RECONNECT_DELAY_S)
+        run_reconnecting(self._consume, stopping=lambda: self._stopping)
         logger.info("consumer stopped")
 
     def _on_signal(self, signum: int, frame: object) -> None:
@@ -85,7 +72,9 @@ class Consumer:
             if self._connection.is_open:
                 self._connection.close()
 
-    def _on_message(self, channel: BlockingChannel, method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes) -> None:
+    def _on_message(
+        self, channel: BlockingChannel, method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes
+    ) -> None:
         try:
             event = parse_event(body)
             self._apply_waiting_for_database(event)

@@ -31,9 +31,8 @@ def get_session(request: Request) -> Iterator[Session]:
     Use it with `Depends(get_session, scope="function")` so the commit happens before the
     response is sent: a client must never see a 2xx for a write that then failed to commit.
     """
-    with request.app.state.session_factory() as session:
-        with session.begin():
-            yield session
+    with request.app.state.session_factory() as session, session.begin():
+        yield session
 
 
 def ensure_database(url: str) -> bool:

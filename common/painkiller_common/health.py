@@ -10,8 +10,8 @@ from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel
 from sqlalchemy import Table, func, select, text
 
+from painkiller_common.broker import connection_parameters
 from painkiller_common.problems import ServiceUnavailable, problem_responses
-from painkiller_common.topology import connection_parameters
 
 logger = logging.getLogger(__name__)
 

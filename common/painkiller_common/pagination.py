@@ -53,7 +53,9 @@ def decode_cursor(cursor: str, *, loc: list[str | int]) -> tuple[datetime, UUID]
         raise InvalidInput((loc, "not a cursor this service issued")) from None
 
 
-def page_of(rows: Sequence[R], limit: int, *, key: Callable[[R], tuple[datetime, UUID]], out: Callable[[R], T]) -> Page[T]:
+def page_of(
+    rows: Sequence[R], limit: int, *, key: Callable[[R], tuple[datetime, UUID]], out: Callable[[R], T]
+) -> Page[T]:
     """The page for `rows` fetched with `LIMIT limit + 1`: the extra row only says there is more."""
     next_cursor = encode_cursor(*key(rows[limit - 1])) if len(rows) > limit else None
     return Page(items=[out(row) for row in rows[:limit]], next_cursor=next_cursor)

@@ -150,7 +150,9 @@ def validation_errors(exc: RequestValidationError) -> list[FieldError]:
         if err.get("type") == "json_invalid":  # pydantic puts the character offset in loc
             message = f"malformed JSON at character {loc[-1]}: {err.get('ctx', {}).get('error', '')}"
             loc = ["body"]
-        out.append(FieldError(loc=loc, field=field_name(loc), message=message, type=str(err.get("type", "value_error"))))
+        out.append(
+            FieldError(loc=loc, field=field_name(loc), message=message, type=str(err.get("type", "value_error")))
+        )
     return out
 
 
@@ -178,9 +180,7 @@ async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONRespons
     detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"No route matches {request.method} {request.url.path}"
-    return problem_response(
-        request, status=exc.status_code, detail=detail, headers=getattr(exc, "headers", None)
-    )
+    return problem_response(request, status=exc.status_code, detail=detail, headers=getattr(exc, "headers", None))
 
 
 async def _on_database_down(request: Request, exc: OperationalError) -> JSONResponse:

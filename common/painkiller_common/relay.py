@@ -20,14 +20,12 @@ from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.engine import Transaction
 from sqlalchemy.exc import SQLAlchemyError
 
+from painkiller_common.broker import connection_parameters, run_reconnecting
 from painkiller_common.contracts import EXCHANGE
 from painkiller_common.tables import EventTables
-from painkiller_common.topology import connection_parameters, declare_with
+from painkiller_common.topology import declare_with
 
 logger = logging.getLogger(__name__)
-
-# Reconnect quickly once the broker is back: events waiting in the outbox are readings unseen.
-MAX_RECONNECT_DELAY_S = 10.0
 
 OUTBOX_RETENTION = timedelta(days=7)
 PROCESSED_EVENT_RETENTION = timedelta(days=30)  # far longer than any redelivery
@@ -74,17 +72,7 @@ class Relay:
     def run_forever(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        backoff = 1.0
-        while not self._stopping:
-            try:
-                declare_with(self._amqp_url)
-                self._run_connection()
-                backoff = 1.0
-            except (AMQPError, OSError) as exc:
-                logger.warning("broker unavailable (%s); retrying in %.0fs", type(exc).__name__, backoff)
-            if not self._stopping:
-                time.sleep(backoff)
-                backoff = min(backoff * 2, MAX_RECONNECT_DELAY_S)
+        run_reconnecting(self._run_connection, stopping=lambda: self._stopping)
         logger.info("relay stopped")
 
     def _on_signal(self, signum: int, frame: object) -> None:
@@ -97,6 +85,7 @@ class Relay:
             self._connection.close()
 
     def _run_connection(self) -> None:
+        declare_with(self._amqp_url)
         self._connection = pika.SelectConnection(
             connection_parameters(self._amqp_url),
             on_open_callback=self._on_open,
@@ -250,7 +239,15 @@ class Relay:
         t = self._tables
         with self._engine.begin() as db:
             sent = db.execute(delete(t.outbox).where(t.outbox.c.published_at < func.now() - OUTBOX_RETENTION))
-            db.execute(delete(t.processed_events).where(t.processed_events.c.processed_at < func.now() - PROCESSED_EVENT_RETENTION))
-            db.execute(delete(t.idempotency_keys).where(t.idempotency_keys.c.created_at < func.now() - IDEMPOTENCY_KEY_RETENTION))
+            db.execute(
+                delete(t.processed_events).where(
+                    t.processed_events.c.processed_at < func.now() - PROCESSED_EVENT_RETENTION
+                )
+            )
+            db.execute(
+                delete(t.idempotency_keys).where(
+                    t.idempotency_keys.c.created_at < func.now() - IDEMPOTENCY_KEY_RETENTION
+                )
+            )
         if sent.rowcount:
             logger.info("pruned %d published events", sent.rowcount)

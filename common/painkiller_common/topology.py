@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
+from painkiller_common.broker import connection_parameters
 from painkiller_common.contracts import EXCHANGE
 
 UNROUTED = "painkiller.unrouted"
@@ -34,15 +35,6 @@ MEASUREMENT_EVENTS_FOR_PATIENTS = QueueSpec("patient_service.measurement_events"
 QUEUES = (PATIENT_EVENTS_FOR_MEASUREMENTS, MEASUREMENT_EVENTS_FOR_PATIENTS)
 
 QUORUM = {"x-queue-type": "quorum"}
-
-
-def connection_parameters(url: str) -> pika.URLParameters:
-    params = pika.URLParameters(url)
-    params.heartbeat = 30  # a frozen broker is noticed within a minute
-    params.blocked_connection_timeout = 60
-    params.connection_attempts = 1
-    params.socket_timeout = 5
-    return params
 
 
 def declare(channel: BlockingChannel) -> None:

@@ -10,7 +10,13 @@ from sqlalchemy.orm import Session
 from measurement_service import service
 from measurement_service.models import EVENT_TABLES
 from measurement_service.patients import PatientDirectory, require_patient
-from measurement_service.schemas import MeasurementCreate, MeasurementFilter, MeasurementOut, PatientMeasurementFilter, Reading
+from measurement_service.schemas import (
+    MeasurementCreate,
+    MeasurementFilter,
+    MeasurementOut,
+    PatientMeasurementFilter,
+    Reading,
+)
 from painkiller_common.app import require_json
 from painkiller_common.db import get_session
 from painkiller_common.idempotency import Created, IdempotencyKey, create_once
@@ -47,13 +53,23 @@ patient_router = APIRouter(prefix="/api/v1/patient/{patient_id}/measurements", t
 
 
 @patient_router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=MeasurementOut, dependencies=JsonBody, responses=WRITE_ERRORS
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MeasurementOut,
+    dependencies=JsonBody,
+    responses=WRITE_ERRORS,
 )
 def record_for_patient(
-    patient_id: uuid.UUID, data: Reading, session: SessionDep, directory: DirectoryDep, idempotency_key: IdempotencyKey = None
+    patient_id: uuid.UUID,
+    data: Reading,
+    session: SessionDep,
+    directory: DirectoryDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Store a reading for this patient (404 if the patient does not exist)."""
-    return _record_once(session, directory, patient_id, data, idempotency_key, scope=f"POST /api/v1/patient/{patient_id}/measurements")
+    return _record_once(
+        session, directory, patient_id, data, idempotency_key, scope=f"POST /api/v1/patient/{patient_id}/measurements"
+    )
 
 
 @patient_router.get("", response_model=Page[MeasurementOut], responses=problem_responses(404, 422, 503))
@@ -73,7 +89,11 @@ def measures_router(prefix: str, *, in_schema: bool) -> APIRouter:
     router = APIRouter(prefix=prefix, tags=["measurements"], include_in_schema=in_schema)
 
     @router.post(
-        "", status_code=status.HTTP_201_CREATED, response_model=MeasurementOut, dependencies=JsonBody, responses=WRITE_ERRORS
+        "",
+        status_code=status.HTTP_201_CREATED,
+        response_model=MeasurementOut,
+        dependencies=JsonBody,
+        responses=WRITE_ERRORS,
     )
     def record(
         data: MeasurementCreate, session: SessionDep, directory: DirectoryDep, idempotency_key: IdempotencyKey = None
@@ -87,7 +107,9 @@ def measures_router(prefix: str, *, in_schema: bool) -> APIRouter:
         """Readings, newest `measured_at` first, optionally for one patient and a time window."""
         return service.list_measurements(session=session, query=query, patient_id=query.patient_id)
 
-    @router.post("/list", response_model=Page[MeasurementOut], dependencies=JsonBody, responses=problem_responses(415, 422))
+    @router.post(
+        "/list", response_model=Page[MeasurementOut], dependencies=JsonBody, responses=problem_responses(415, 422)
+    )
     def list_by_body(query: MeasurementFilter, session: SessionDep) -> Page[MeasurementOut]:
         """The same as `GET`, with the filters in a JSON body."""
         return service.list_measurements(session=session, query=query, patient_id=query.patient_id)

@@ -11,8 +11,8 @@ from measurement_service.models import EVENT_TABLES
 from measurement_service.patients import PatientDirectory
 from painkiller_common import health
 from painkiller_common.app import create_service_app
-from painkiller_common.health import Check
 from painkiller_common.db import make_engine, make_session_factory
+from painkiller_common.health import Check
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -24,9 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
         )
         app.state.session_factory = make_session_factory(app.state.engine)
-        app.state.patient_directory = PatientDirectory(
-            settings.patient_service_url, settings.patient_service_timeout_s
-        )
+        app.state.patient_directory = PatientDirectory(settings.patient_service_url, settings.patient_service_timeout_s)
         yield
         app.state.patient_directory.close()
         app.state.engine.dispose()

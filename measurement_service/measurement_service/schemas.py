@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from painkiller_common.contracts import VITALS, Consciousness, MeasurementRecord
+from painkiller_common.contracts import Consciousness, MeasurementRecord
 from painkiller_common.fields import Timestamp, integer, number, text
 from painkiller_common.pagination import Cursor, Limit
 
@@ -27,6 +27,7 @@ def _not_in_future(value: datetime) -> datetime:
 
 
 MeasuredAt = Annotated[Timestamp, AfterValidator(_not_in_future)]
+
 
 class Reading(BaseModel):
     """One set of vital signs taken at one moment; at least one vital is required."""

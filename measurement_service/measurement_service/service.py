@@ -46,7 +46,8 @@ def record_measurement(
     session.flush()
     record = MeasurementRecord.model_validate(measurement)
     events.publish(
-        session, [MeasurementRecorded(aggregate_id=measurement.id, aggregate_version=events.RECORDED_VERSION, payload=record)]
+        session,
+        [MeasurementRecorded(aggregate_id=measurement.id, aggregate_version=events.RECORDED_VERSION, payload=record)],
     )
     return measurement
 

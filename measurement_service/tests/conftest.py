@@ -5,19 +5,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 import measurement_service
 from measurement_service.api import get_directory
 from measurement_service.config import Settings
 from measurement_service.events import HANDLERS
+from measurement_service.main import create_app
 from measurement_service.models import EVENT_TABLES
 from painkiller_common.consumer import Consumer
-from measurement_service.main import create_app
 from painkiller_common.problems import NotFound
-from painkiller_common.topology import PATIENT_EVENTS_FOR_MEASUREMENTS as QUEUE
 from painkiller_common.testing import count_rows, migrate_fresh, truncate_all
+from painkiller_common.topology import PATIENT_EVENTS_FOR_MEASUREMENTS as QUEUE
 
 TEST_DB = os.environ.get(
     "MEASUREMENT_TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/measurements_test"

@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-
 IN_AN_HOUR = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
 
 BAD_READINGS = {

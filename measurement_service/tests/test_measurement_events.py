@@ -57,7 +57,9 @@ def test_a_patient_known_from_events_needs_no_lookup(client: TestClient, consume
     assert post_reading(client, patient_id).status_code == 201
 
 
-def test_patient_deleted_erases_their_readings_with_events(client: TestClient, consumer, record, patient_id, outbox, stored) -> None:
+def test_patient_deleted_erases_their_readings_with_events(
+    client: TestClient, consumer, record, patient_id, outbox, stored
+) -> None:
     other_patient = uuid.uuid4()
     consumer.apply(created(other_patient))
     mine = [record()["id"] for _ in range(3)]
@@ -69,7 +71,9 @@ def test_patient_deleted_erases_their_readings_with_events(client: TestClient, c
     assert client.get(f"/api/v1/patient/{patient_id}/measurements").status_code == 404
 
 
-def test_readings_for_a_deleted_patient_are_404_even_if_asked_again(client: TestClient, consumer, patient_id, stored) -> None:
+def test_readings_for_a_deleted_patient_are_404_even_if_asked_again(
+    client: TestClient, consumer, patient_id, stored
+) -> None:
     consumer.apply(deleted(patient_id, 3))
     # The stand-in patient service still says the patient exists: the tombstone wins.
     assert post_reading(client, patient_id).status_code == 404

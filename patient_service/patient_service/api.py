@@ -38,7 +38,12 @@ def create_patient(data: PatientCreate, session: SessionDep, idempotency_key: Id
         return service.to_out(patient), f"{PREFIX}/{patient.id}"
 
     return create_once(
-        session=session, table=EVENT_TABLES.idempotency_keys, key=idempotency_key, scope=f"POST {PREFIX}", request=data, create=create
+        session=session,
+        table=EVENT_TABLES.idempotency_keys,
+        key=idempotency_key,
+        scope=f"POST {PREFIX}",
+        request=data,
+        create=create,
     )
 
 

@@ -7,8 +7,8 @@ from fastapi import FastAPI
 
 from painkiller_common import health
 from painkiller_common.app import create_service_app
-from painkiller_common.health import Check
 from painkiller_common.db import make_engine, make_session_factory
+from painkiller_common.health import Check
 from patient_service.api import PREFIX, router
 from patient_service.config import Settings, get_settings
 from patient_service.models import EVENT_TABLES

@@ -2,7 +2,6 @@
 
 import uuid
 from datetime import date, datetime
-
 from typing import Any
 
 from sqlalchemy import (

@@ -83,7 +83,10 @@ def delete_patient(*, session: Session, patient_id: uuid.UUID) -> None:
     """Delete the patient; `patient.deleted` makes the measurement service erase their readings."""
     patient = get_patient(session=session, patient_id=patient_id, for_update=True)
     events.publish(
-        session, PatientDeleted(aggregate_id=patient.id, aggregate_version=patient.version + 1, payload=PatientRef(id=patient.id))
+        session,
+        PatientDeleted(
+            aggregate_id=patient.id, aggregate_version=patient.version + 1, payload=PatientRef(id=patient.id)
+        ),
     )
     session.delete(patient)
     session.flush()

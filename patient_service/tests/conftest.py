@@ -4,17 +4,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 import patient_service
-from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS as QUEUE
+from painkiller_common.consumer import Consumer
 from painkiller_common.testing import count_rows, migrate_fresh, truncate_all
+from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS as QUEUE
 from patient_service.config import Settings
 from patient_service.events import HANDLERS
-from patient_service.models import EVENT_TABLES
-from painkiller_common.consumer import Consumer
 from patient_service.main import create_app
+from patient_service.models import EVENT_TABLES
 
 TEST_DB = os.environ.get("PATIENT_TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/patients_test")
 MIGRATIONS = Path(patient_service.__file__).parent / "migrations"

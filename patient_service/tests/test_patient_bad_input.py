@@ -3,7 +3,6 @@
 import pytest
 from fastapi.testclient import TestClient
 
-
 VALID = {"first_name": "Ada", "last_name": "Lovelace", "age": 36}
 
 BAD_BODIES = {

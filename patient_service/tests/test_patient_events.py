@@ -6,8 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
-from painkiller_common.contracts import MeasurementDeleted, MeasurementRecord, MeasurementRecorded, MeasurementRef
-from painkiller_common.contracts import VITALS
+from painkiller_common.contracts import (
+    VITALS,
+    MeasurementDeleted,
+    MeasurementRecord,
+    MeasurementRecorded,
+    MeasurementRef,
+)
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
@@ -53,7 +58,10 @@ def test_each_change_writes_its_event_with_a_rising_version(client: TestClient, 
 
 def test_a_refused_change_writes_no_event(client: TestClient, make_patient, outbox) -> None:
     make_patient(mrn="DUP")
-    assert client.post("/api/v1/patient", json={"first_name": "A", "last_name": "B", "age": 1, "mrn": "DUP"}).status_code == 409
+    assert (
+        client.post("/api/v1/patient", json={"first_name": "A", "last_name": "B", "age": 1, "mrn": "DUP"}).status_code
+        == 409
+    )
     assert client.post("/api/v1/patient", json={"first_name": "A", "last_name": "B", "age": 999}).status_code == 422
     assert [e["type"] for e in outbox()] == ["patient.created"]
 

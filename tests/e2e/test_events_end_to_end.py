@@ -13,14 +13,25 @@ def create_patient(api: httpx.Client) -> dict:
 def test_readings_show_up_as_latest_vitals_on_the_patient(api: httpx.Client) -> None:
     patient = create_patient(api)
     url = f"/api/v1/patient/{patient['id']}/measurements"
-    assert api.post(url, json={"heart_rate_bpm": 72, "temperature_c": 36.8, "measured_at": "2026-11-20T08:00:00Z"}).status_code == 201
-    latest = api.post(url, json={"heart_rate_bpm": 118, "spo2_percent": 92, "measured_at": "2026-11-20T09:00:00Z"}).json()
+    assert (
+        api.post(
+            url, json={"heart_rate_bpm": 72, "temperature_c": 36.8, "measured_at": "2026-11-20T08:00:00Z"}
+        ).status_code
+        == 201
+    )
+    latest = api.post(
+        url, json={"heart_rate_bpm": 118, "spo2_percent": 92, "measured_at": "2026-11-20T09:00:00Z"}
+    ).json()
 
     def vitals() -> dict:
         return api.get(f"/api/v1/patient/{patient['id']}").json()["latest_vitals"]
 
     seen = eventually(lambda: len(vitals()) == 3 and vitals())
-    assert {k: v["value"] for k, v in seen.items()} == {"heart_rate_bpm": 118, "temperature_c": 36.8, "spo2_percent": 92}
+    assert {k: v["value"] for k, v in seen.items()} == {
+        "heart_rate_bpm": 118,
+        "temperature_c": 36.8,
+        "spo2_percent": 92,
+    }
     assert seen["heart_rate_bpm"]["measurement_id"] == latest["id"]
 
     api.delete(f"/api/v1/measures/{latest['id']}")

@@ -10,7 +10,10 @@ from schemathesis import checks
 
 CHECKS = [checks.not_a_server_error, checks.response_schema_conformance, checks.status_code_conformance]
 SETTINGS = hypothesis.settings(
-    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "40")), deadline=None, database=None, suppress_health_check=list(hypothesis.HealthCheck)
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "40")),
+    deadline=None,
+    database=None,
+    suppress_health_check=list(hypothesis.HealthCheck),
 )
 
 

@@ -17,7 +17,9 @@ def create_patient(api: httpx.Client, **fields: object) -> dict:
 
 
 def test_patient_lifecycle(api: httpx.Client) -> None:
-    created = api.post("/api/v1/patient", json={"first_name": "Grace", "last_name": "Hopper", "birth_date": "1990-12-09"})
+    created = api.post(
+        "/api/v1/patient", json={"first_name": "Grace", "last_name": "Hopper", "birth_date": "1990-12-09"}
+    )
     assert created.status_code == 201
     patient = created.json()
     assert created.headers["location"] == f"/api/v1/patient/{patient['id']}"
@@ -130,7 +132,11 @@ BAD_REQUESTS = {
     "nul byte": ("/api/v1/patient", {"first_name": "a\u0000", "last_name": "b", "age": 3}, 422),
     "fahrenheit": ("/api/v1/measures", {"patient_id": UNKNOWN, "temperature_c": 98.6}, 422),
     "spo2 120": ("/api/v1/measurements", {"patient_id": UNKNOWN, "spo2_percent": 120}, 422),
-    "naive datetime": ("/api/v1/measures", {"patient_id": UNKNOWN, "heart_rate_bpm": 60, "measured_at": "2026-01-01T00:00"}, 422),
+    "naive datetime": (
+        "/api/v1/measures",
+        {"patient_id": UNKNOWN, "heart_rate_bpm": 60, "measured_at": "2026-01-01T00:00"},
+        422,
+    ),
     "unknown field": ("/api/v1/patient", {"first_name": "a", "last_name": "b", "age": 3, "role": "admin"}, 422),
     "not a uuid": ("/api/v1/measures", {"patient_id": "123", "heart_rate_bpm": 60}, 422),
 }

@@ -13,5 +13,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     columns = list(asdict(FIGURES[0][1]))
     terminalreporter.write_line(f"{'scenario':<42}" + "".join(f"{c:>{len(c) + 2}}" for c in columns))
     for name, figures in FIGURES:
-        values = asdict(figures).values()
-        terminalreporter.write_line(f"{name:<42}" + "".join(f"{v:>{len(c) + 2}}" for c, v in zip(columns, values)))
+        cells = zip(columns, asdict(figures).values(), strict=True)
+        terminalreporter.write_line(f"{name:<42}" + "".join(f"{v:>{len(c) + 2}}" for c, v in cells))

@@ -4,6 +4,7 @@ Freezing one direction holds its bytes in the proxy: freeze broker->client and a
 confirms never arrive; freeze client->broker and a consumer's acks never leave.
 """
 
+import contextlib
 import socket
 import threading
 
@@ -32,10 +33,8 @@ class Proxy:
         with self._lock:
             sockets, self._sockets = self._sockets, []
         for sock in sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         self._to_broker.set()
         self._to_client.set()
@@ -70,7 +69,5 @@ class Proxy:
             pass
         finally:
             for sock in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass

@@ -45,7 +45,10 @@ def faulty() -> Iterator[Faulty]:
             "patient-consumer": {"PATIENT_AMQP_URL": amqp_url(name, f"127.0.0.1:{consumer_proxy.port}")},
         }
         amqp = {"PATIENT_AMQP_URL": url, "MEASUREMENT_AMQP_URL": url}
-        with running_stack(FAULT_DATABASES, amqp, overrides) as stack, httpx.Client(base_url=stack.url, timeout=10) as client:
+        with (
+            running_stack(FAULT_DATABASES, amqp, overrides) as stack,
+            httpx.Client(base_url=stack.url, timeout=10) as client,
+        ):
             yield Faulty(stack, url, relay_proxy, consumer_proxy, client)
     relay_proxy.close()
     consumer_proxy.close()
@@ -82,7 +85,11 @@ def restart(stack: stack_module.Stack, name: str) -> None:
 
 
 def pending(producer: str) -> int:
-    engine = create_engine(FAULT_DATABASES[{"patient_service": "PATIENT_DATABASE_URL", "measurement_service": "MEASUREMENT_DATABASE_URL"}[producer]])
+    engine = create_engine(
+        FAULT_DATABASES[
+            {"patient_service": "PATIENT_DATABASE_URL", "measurement_service": "MEASUREMENT_DATABASE_URL"}[producer]
+        ]
+    )
     try:
         with engine.connect() as conn:
             return conn.execute(text("SELECT count(*) FROM outbox WHERE published_at IS NULL")).scalar_one()
@@ -139,7 +146,21 @@ def test_relay_killed_between_publish_and_mark(faulty: Faulty) -> None:
     attempted, committed = post_readings(faulty.client, patient_ids, 20)
     faulty.relay_proxy.freeze_to_client()  # confirms are held: published, never marked
     relay.send_signal(signal.SIGCONT)
-    published = eventually(lambda: (t := tally(faulty.stack.run_dir, "measurement_service", attempted=attempted, committed=committed, since_ids=before)).lost == 0 and t)
+    published = eventually(
+        lambda: (
+            (
+                t := tally(
+                    faulty.stack.run_dir,
+                    "measurement_service",
+                    attempted=attempted,
+                    committed=committed,
+                    since_ids=before,
+                )
+            ).lost
+            == 0
+            and t
+        )
+    )
     assert published.applied == 20
     assert pending("measurement_service") == 20, "the relay marked events it had no confirm for"
 
@@ -148,7 +169,19 @@ def test_relay_killed_between_publish_and_mark(faulty: Faulty) -> None:
     restart(faulty.stack, "measurement-relay")
     eventually(lambda: pending("measurement_service") == 0, timeout_s=CONVERGE_S)
     figures = eventually(
-        lambda: (t := tally(faulty.stack.run_dir, "measurement_service", attempted=attempted, committed=committed, since_ids=before)).duplicates_delivered >= 20 and t
+        lambda: (
+            (
+                t := tally(
+                    faulty.stack.run_dir,
+                    "measurement_service",
+                    attempted=attempted,
+                    committed=committed,
+                    since_ids=before,
+                )
+            ).duplicates_delivered
+            >= 20
+            and t
+        )
     )
     record_figures("relay SIGKILL between publish and mark", figures)
     assert (figures.lost, figures.applied_twice) == (0, 0)
@@ -159,14 +192,40 @@ def test_consumer_killed_between_commit_and_ack(faulty: Faulty) -> None:
     before = outbox_event_ids("measurement_service")
     faulty.consumer_proxy.freeze_to_broker()  # acks are held: applied and committed, never acked
     attempted, committed = post_readings(faulty.client, patient_ids, 20)
-    applied = eventually(lambda: (t := tally(faulty.stack.run_dir, "measurement_service", attempted=attempted, committed=committed, since_ids=before)).lost == 0 and t)
+    applied = eventually(
+        lambda: (
+            (
+                t := tally(
+                    faulty.stack.run_dir,
+                    "measurement_service",
+                    attempted=attempted,
+                    committed=committed,
+                    since_ids=before,
+                )
+            ).lost
+            == 0
+            and t
+        )
+    )
     assert applied.applied == 20
 
     kill9(faulty.stack, "patient-consumer")
     faulty.consumer_proxy.cut()  # the broker sees the consumer gone and requeues what it had
     restart(faulty.stack, "patient-consumer")
     figures = eventually(
-        lambda: (t := tally(faulty.stack.run_dir, "measurement_service", attempted=attempted, committed=committed, since_ids=before)).duplicates_delivered >= 20 and t,
+        lambda: (
+            (
+                t := tally(
+                    faulty.stack.run_dir,
+                    "measurement_service",
+                    attempted=attempted,
+                    committed=committed,
+                    since_ids=before,
+                )
+            ).duplicates_delivered
+            >= 20
+            and t
+        ),
         timeout_s=CONVERGE_S,
     )
     record_figures("consumer SIGKILL between commit and ack", figures)
@@ -206,4 +265,7 @@ def test_poison_message_is_dead_lettered_while_the_rest_flow(faulty: Faulty) -> 
     attempts = (faulty.stack.run_dir / "measurement-consumer.log").read_text().count(f"event {poison_id} failed")
     assert DELIVERY_LIMIT <= attempts <= DELIVERY_LIMIT + 1, attempts
     for patient_id in patient_ids:  # the good events were applied: the replica knows them
-        assert faulty.client.post(f"/api/v1/patient/{patient_id}/measurements", json={"spo2_percent": 97}).status_code == 201
+        assert (
+            faulty.client.post(f"/api/v1/patient/{patient_id}/measurements", json={"spo2_percent": 97}).status_code
+            == 201
+        )

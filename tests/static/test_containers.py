@@ -67,7 +67,7 @@ def test_compose_commands_are_the_native_entry_points(compose: dict) -> None:
     native = {(module, command) for module, command, _ in stack.PROCESSES.values()}
     native |= {(module, "migrate") for module in stack.MIGRATIONS}
     used = set()
-    for name, service in compose["services"].items():
+    for service in compose["services"].values():
         command = service.get("command")
         if command and command[:2] == ["python", "-m"]:
             used.add((command[2], command[3]))
