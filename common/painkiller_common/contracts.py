@@ -45,6 +45,9 @@ class PatientRecord(BaseModel):
     birth_date: date | None
     sex: Sex
     conditions: list[str]
+    spo2_scale: Literal[1, 2] = Field(
+        default=1, description="NEWS2 SpO2 scale: 2 only for hypercapnic respiratory failure (target 88-92%)."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -85,6 +88,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class RiskChange(BaseModel):
+    patient_id: uuid.UUID
+    previous_band: str | None
+    band: str
+    news2_total: int
+    based_on: datetime = Field(description="When the newest reading behind the assessment was measured.")
+
+
 class Event(BaseModel):
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     version: int = 1
@@ -108,6 +119,13 @@ class PatientDeleted(Event):
     payload: PatientRef
 
 
+class PatientRiskChanged(Event):
+    """A patient's NEWS2 band rose; aggregate_version is the assessment's revision."""
+
+    type: Literal["patient.risk_changed"] = "patient.risk_changed"
+    payload: RiskChange
+
+
 class MeasurementRecorded(Event):
     type: Literal["measurement.recorded"] = "measurement.recorded"
     payload: MeasurementRecord
@@ -119,7 +137,7 @@ class MeasurementDeleted(Event):
 
 
 AnyEvent = Annotated[
-    PatientCreated | PatientUpdated | PatientDeleted | MeasurementRecorded | MeasurementDeleted,
+    PatientCreated | PatientUpdated | PatientDeleted | PatientRiskChanged | MeasurementRecorded | MeasurementDeleted,
     Field(discriminator="type"),
 ]
 _any_event: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)

@@ -20,7 +20,7 @@ def _no_control_chars(value: str) -> str:
     return value
 
 
-def _json_number(value: Any) -> Any:
+def json_number(value: Any) -> Any:
     if isinstance(value, (bool, str)):
         raise ValueError("must be a JSON number")
     return value
@@ -37,13 +37,13 @@ def text(max_length: int, min_length: int = 1) -> Any:
 
 def integer(ge: int, le: int, description: str | None = None) -> Any:
     """A JSON number with no fractional part, within [ge, le]."""
-    return Annotated[int, BeforeValidator(_json_number), Field(ge=ge, le=le, description=description)]
+    return Annotated[int, BeforeValidator(json_number), Field(ge=ge, le=le, description=description)]
 
 
 def number(ge: float, le: float, description: str | None = None) -> Any:
     """A finite JSON number within [ge, le] (NaN and Infinity are refused)."""
     return Annotated[
-        float, BeforeValidator(_json_number), Field(ge=ge, le=le, allow_inf_nan=False, description=description)
+        float, BeforeValidator(json_number), Field(ge=ge, le=le, allow_inf_nan=False, description=description)
     ]
 
 

@@ -36,25 +36,45 @@ def clamp_limit(limit: int | None) -> int:
     return min(limit or DEFAULT_LIMIT, MAX_LIMIT)
 
 
-def encode_cursor(at: datetime, row_id: UUID) -> str:
-    raw = json.dumps([at.isoformat(), str(row_id)]).encode()
+SortKey = datetime | int
+
+
+def encode_cursor(key: SortKey, row_id: UUID) -> str:
+    value = key.isoformat() if isinstance(key, datetime) else key
+    raw = json.dumps([value, str(row_id)]).encode()
     return base64.urlsafe_b64encode(raw).decode()
 
 
 def decode_cursor(cursor: str, *, loc: list[str | int]) -> tuple[datetime, UUID]:
     """The (timestamp, id) a cursor holds; a 422 naming `loc` if it was not one of ours."""
+    key, row_id = _decode(cursor, loc)
     try:
-        at, row_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        parsed = datetime.fromisoformat(at)
+        parsed = datetime.fromisoformat(key)  # type: ignore[arg-type]
         if parsed.tzinfo is None:
             raise ValueError("naive timestamp")
-        return to_utc(parsed), UUID(row_id)
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        return to_utc(parsed), row_id
+    except (ValueError, TypeError):
+        raise InvalidInput((loc, "not a cursor this service issued")) from None
+
+
+def decode_int_cursor(cursor: str, *, loc: list[str | int]) -> tuple[int, UUID]:
+    """The (number, id) a cursor holds; a 422 naming `loc` if it was not one of ours."""
+    key, row_id = _decode(cursor, loc)
+    if not isinstance(key, int) or isinstance(key, bool):
+        raise InvalidInput((loc, "not a cursor this service issued"))
+    return key, row_id
+
+
+def _decode(cursor: str, loc: list[str | int]) -> tuple[object, UUID]:
+    try:
+        key, row_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return key, UUID(row_id)
+    except (ValueError, TypeError, binascii.Error):
         raise InvalidInput((loc, "not a cursor this service issued")) from None
 
 
 def page_of(
-    rows: Sequence[R], limit: int, *, key: Callable[[R], tuple[datetime, UUID]], out: Callable[[R], T]
+    rows: Sequence[R], limit: int, *, key: Callable[[R], tuple[SortKey, UUID]], out: Callable[[R], T]
 ) -> Page[T]:
     """The page for `rows` fetched with `LIMIT limit + 1`: the extra row only says there is more."""
     next_cursor = encode_cursor(*key(rows[limit - 1])) if len(rows) > limit else None

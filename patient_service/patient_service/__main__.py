@@ -5,16 +5,17 @@ from pathlib import Path
 from painkiller_common import cli
 from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS
 from patient_service.config import get_settings
-from patient_service.events import HANDLERS
+from patient_service.events import handlers
 from patient_service.models import EVENT_TABLES
 
 if __name__ == "__main__":
+    settings = get_settings()
     cli.run(
         None,
-        settings=get_settings(),
+        settings=settings,
         app_factory="patient_service.main:create_app",
         migrations_dir=Path(__file__).parent / "migrations",
         tables=EVENT_TABLES,
         queue=MEASUREMENT_EVENTS_FOR_PATIENTS,
-        handlers=HANDLERS,
+        handlers=handlers(settings),
     )

@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from painkiller_common.app import require_json
@@ -12,14 +12,29 @@ from painkiller_common.idempotency import Created, IdempotencyKey, create_once
 from painkiller_common.pagination import Page
 from painkiller_common.problems import problem_responses
 from patient_service import service
+from patient_service.config import Settings
 from patient_service.models import EVENT_TABLES
-from patient_service.schemas import PatientCreate, PatientFilter, PatientOut, PatientUpdate
+from patient_service.schemas import (
+    AtRiskFilter,
+    AtRiskPatient,
+    PatientCreate,
+    PatientFilter,
+    PatientOut,
+    PatientUpdate,
+    RiskAssessmentOut,
+)
 
 PREFIX = "/api/v1/patient"
 
 router = APIRouter(prefix=PREFIX, tags=["patients"])
 
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 JsonBody = [Depends(require_json)]
 
 
@@ -59,6 +74,18 @@ def list_patients_by_body(query: PatientFilter, session: SessionDep) -> Page[Pat
     return service.list_patients(session=session, query=query)
 
 
+@router.get("/at-risk", response_model=Page[AtRiskPatient], responses=problem_responses(422))
+def list_at_risk(query: Annotated[AtRiskFilter, Query()], session: SessionDep) -> Page[AtRiskPatient]:
+    """The ward view: patients whose NEWS2 band is at least `min_band`, highest score first."""
+    return service.list_at_risk(session=session, query=query)
+
+
+@router.get("/{patient_id}/risk", response_model=RiskAssessmentOut, responses=problem_responses(404, 422))
+def get_risk(patient_id: uuid.UUID, session: SessionDep, settings: SettingsDep) -> RiskAssessmentOut:
+    """NEWS2, blood-pressure category and variability from the patient's recent readings."""
+    return service.get_risk(session=session, patient_id=patient_id, settings=settings)
+
+
 @router.get("/{patient_id}", response_model=PatientOut, responses=problem_responses(404, 422))
 def get_patient(patient_id: uuid.UUID, session: SessionDep) -> PatientOut:
     return service.to_out(service.get_patient(session=session, patient_id=patient_id))
@@ -67,9 +94,12 @@ def get_patient(patient_id: uuid.UUID, session: SessionDep) -> PatientOut:
 @router.patch(
     "/{patient_id}", response_model=PatientOut, dependencies=JsonBody, responses=problem_responses(404, 409, 415, 422)
 )
-def update_patient(patient_id: uuid.UUID, data: PatientUpdate, session: SessionDep) -> PatientOut:
+def update_patient(
+    patient_id: uuid.UUID, data: PatientUpdate, session: SessionDep, settings: SettingsDep
+) -> PatientOut:
     """Change only the fields sent; setting `age` forgets `birth_date` and the other way round."""
-    return service.to_out(service.update_patient(session=session, patient_id=patient_id, data=data))
+    patient = service.update_patient(session=session, patient_id=patient_id, data=data, settings=settings)
+    return service.to_out(patient)
 
 
 @router.delete("/{patient_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 422))

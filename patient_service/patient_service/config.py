@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from painkiller_common.settings import ServiceSettings
@@ -12,6 +13,10 @@ class Settings(ServiceSettings):
 
     database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/patients"
     port: int = 8001
+    # NEWS2 and the BP category use readings this recent (before the newest reading).
+    risk_window_hours: float = Field(default=24, gt=0, le=24 * 30)
+    # Blood-pressure variability looks further back: it is about the trend across readings.
+    bp_variability_window_days: float = Field(default=7, gt=0, le=365)
 
 
 @lru_cache

@@ -11,7 +11,9 @@ from painkiller_common.contracts import (
     MeasurementRecorded,
 )
 from painkiller_common.outbox import emit
-from patient_service.models import EVENT_TABLES, Patient, VitalReading
+from patient_service.assessment import reassess
+from patient_service.config import Settings
+from patient_service.models import EVENT_TABLES, LOCK_PATIENT, Patient, VitalReading
 from patient_service.vitals import merge_reading, recompute
 
 
@@ -19,9 +21,9 @@ def publish(session: Session, event: Event) -> None:
     emit(session, EVENT_TABLES.outbox, [event])
 
 
-def on_measurement_recorded(session: Session, event: MeasurementRecorded) -> None:
+def on_measurement_recorded(session: Session, event: MeasurementRecorded, settings: Settings) -> None:
     reading = event.payload
-    patient = session.get(Patient, reading.patient_id, with_for_update=True)
+    patient = session.get(Patient, reading.patient_id, with_for_update=LOCK_PATIENT)
     if patient is None:  # deleted since: nothing of theirs is kept
         return
     kept = session.execute(
@@ -37,11 +39,12 @@ def on_measurement_recorded(session: Session, event: MeasurementRecorded) -> Non
     ).first()
     if kept is not None:
         patient.latest_vitals = merge_reading(patient.latest_vitals, reading)
+        reassess(session, patient, settings)
 
 
-def on_measurement_deleted(session: Session, event: MeasurementDeleted) -> None:
+def on_measurement_deleted(session: Session, event: MeasurementDeleted, settings: Settings) -> None:
     ref = event.payload
-    patient = session.get(Patient, ref.patient_id, with_for_update=True)
+    patient = session.get(Patient, ref.patient_id, with_for_update=LOCK_PATIENT)
     if patient is None:
         return
     session.execute(
@@ -50,9 +53,12 @@ def on_measurement_deleted(session: Session, event: MeasurementDeleted) -> None:
         .on_conflict_do_update(index_elements=[VitalReading.measurement_id], set_={"deleted": True})
     )
     patient.latest_vitals = recompute(session, patient.id)
+    reassess(session, patient, settings)
 
 
-HANDLERS: dict[str, Handler] = {
-    "measurement.recorded": on_measurement_recorded,  # type: ignore[dict-item]
-    "measurement.deleted": on_measurement_deleted,  # type: ignore[dict-item]
-}
+def handlers(settings: Settings) -> dict[str, Handler]:
+    """The consumer's handlers; each reading changes latest vitals and the risk assessment."""
+    return {
+        "measurement.recorded": lambda session, event: on_measurement_recorded(session, event, settings),  # type: ignore[arg-type]
+        "measurement.deleted": lambda session, event: on_measurement_deleted(session, event, settings),  # type: ignore[arg-type]
+    }

@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
         )
         app.state.session_factory = make_session_factory(app.state.engine)
+        app.state.settings = settings
         yield
         app.state.engine.dispose()
 

@@ -21,7 +21,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from painkiller_common.migrations import NAMING_CONVENTION
 from painkiller_common.tables import event_tables
@@ -51,13 +51,23 @@ class Patient(Base):
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     # Fed by measurement events: {vital: {"value", "measured_at", "measurement_id"}}.
     latest_vitals: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    # NEWS2 SpO2 scale: 2 only for hypercapnic respiratory failure with a prescribed 88-92% target.
+    spo2_scale: Mapped[int] = mapped_column(SmallInteger, server_default="1")
+    risk: Mapped["RiskAssessmentRow | None"] = relationship(
+        lazy="joined", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     __table_args__ = (
+        CheckConstraint("spo2_scale IN (1, 2)", name="spo2_scale_known"),
         CheckConstraint("age IS NULL OR age BETWEEN 0 AND 150", name="age_range"),
         CheckConstraint("birth_date IS NOT NULL OR age IS NOT NULL", name="age_or_birth_date"),
         CheckConstraint(f"sex IN {SEXES}", name="sex_known"),
         Index("ix_patients_created_at_id", "created_at", "id"),
     )
+
+
+# `FOR UPDATE OF patients`: the risk row is outer-joined, and PostgreSQL cannot lock that side.
+LOCK_PATIENT = {"of": Patient}
 
 
 class VitalReading(Base):
@@ -86,6 +96,23 @@ class VitalReading(Base):
     consciousness: Mapped[str | None] = mapped_column(String(12))
 
     __table_args__ = (Index("ix_vital_readings_patient_time", "patient_id", "measured_at"),)
+
+
+class RiskAssessmentRow(Base):
+    """The latest risk assessment of a patient (risk.RiskAssessment), recomputed on every reading."""
+
+    __tablename__ = "risk_assessments"
+
+    patient_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("patients.id", ondelete="CASCADE"), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer)  # orders this patient's risk_changed events
+    news2_total: Mapped[int | None] = mapped_column(SmallInteger)
+    band: Mapped[str | None] = mapped_column(String(12))
+    band_rank: Mapped[int | None] = mapped_column(SmallInteger)  # for "at least medium" in SQL
+    bp_category: Mapped[str | None] = mapped_column(String(24))
+    based_on: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    assessment: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+    __table_args__ = (Index("ix_risk_assessments_ward_view", "band_rank", "news2_total", "patient_id"),)
 
 
 EVENT_TABLES = event_tables(Base.metadata)

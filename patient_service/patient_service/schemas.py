@@ -2,19 +2,22 @@
 
 import uuid
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from painkiller_common.contracts import PatientRecord, Sex
-from painkiller_common.fields import integer, text
+from painkiller_common.fields import integer, json_number, text
 from painkiller_common.pagination import Cursor, Limit
+from patient_service.risk import Band, BpCategory, RiskAssessment
 
 Name = text(100)
 Mrn = text(64)
 Condition = text(200)
 Age = integer(0, 150, "Age in whole years; derived from birth_date when that is known.")
 MAX_AGE = 150
+# NEWS2 SpO2 scale; `true` is not 1.
+SpO2Scale = Annotated[Literal[1, 2], BeforeValidator(json_number)]
 
 
 def today() -> date:
@@ -48,6 +51,7 @@ class PatientCreate(BaseModel):
     birth_date: BirthDate | None = None
     sex: Sex = "unknown"
     conditions: list[Condition] = Field(default_factory=list, max_length=50)
+    spo2_scale: SpO2Scale = 1
 
 
 class PatientUpdate(BaseModel):
@@ -62,6 +66,7 @@ class PatientUpdate(BaseModel):
     birth_date: BirthDate | None = None
     sex: Sex = None  # type: ignore[assignment]
     conditions: list[Condition] = Field(default=None, max_length=50)  # type: ignore[assignment]
+    spo2_scale: SpO2Scale = None  # type: ignore[assignment]
 
 
 class LatestVital(BaseModel):
@@ -70,11 +75,38 @@ class LatestVital(BaseModel):
     measurement_id: uuid.UUID
 
 
+class RiskSummary(BaseModel):
+    news2_total: int | None
+    band: Band | None
+    bp_category: BpCategory | None
+    based_on: datetime | None = Field(description="When the newest reading behind it was measured.")
+
+
 class PatientOut(PatientRecord):
     latest_vitals: dict[str, LatestVital] = Field(
         default_factory=dict,
         description="Latest value of each vital and when it was measured, fed by measurement events.",
     )
+    risk: RiskSummary | None = Field(default=None, description="Null until the patient has a reading.")
+
+
+class AtRiskFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_band: Band = Field(default="medium", description="Lowest band listed.")
+    limit: Limit | None = None
+    cursor: Cursor | None = None
+
+
+class AtRiskPatient(BaseModel):
+    id: uuid.UUID
+    mrn: str | None
+    first_name: str
+    last_name: str
+    news2_total: int
+    band: Band
+    bp_category: BpCategory | None
+    based_on: datetime
 
 
 class PatientFilter(BaseModel):
@@ -86,3 +118,7 @@ class PatientFilter(BaseModel):
     mrn: Mrn | None = None
     limit: Limit | None = None
     cursor: Cursor | None = None
+
+
+class RiskAssessmentOut(RiskAssessment):
+    patient_id: uuid.UUID

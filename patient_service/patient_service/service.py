@@ -1,18 +1,32 @@
 """Patient use cases as plain functions; the caller's session owns the transaction."""
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from painkiller_common.contracts import PatientCreated, PatientDeleted, PatientRecord, PatientRef, PatientUpdated
-from painkiller_common.pagination import Page, clamp_limit, decode_cursor, page_of
+from painkiller_common.pagination import Page, clamp_limit, decode_cursor, decode_int_cursor, page_of
 from painkiller_common.problems import Conflict, InvalidInput, NotFound
 from patient_service import events
-from patient_service.models import Patient
-from patient_service.schemas import PatientCreate, PatientFilter, PatientOut, PatientUpdate, today, years_between
+from patient_service.assessment import reassess
+from patient_service.config import Settings
+from patient_service.models import LOCK_PATIENT, Patient, RiskAssessmentRow
+from patient_service.risk import BAND_RANK, assess
+from patient_service.schemas import (
+    AtRiskFilter,
+    AtRiskPatient,
+    PatientCreate,
+    PatientFilter,
+    PatientOut,
+    PatientUpdate,
+    RiskAssessmentOut,
+    RiskSummary,
+    today,
+    years_between,
+)
 
 
 def to_record(patient: Patient) -> PatientRecord:
@@ -24,7 +38,13 @@ def to_record(patient: Patient) -> PatientRecord:
 
 
 def to_out(patient: Patient) -> PatientOut:
-    return PatientOut(**to_record(patient).model_dump(), latest_vitals=patient.latest_vitals)
+    risk = patient.risk
+    summary = (
+        RiskSummary(news2_total=risk.news2_total, band=risk.band, bp_category=risk.bp_category, based_on=risk.based_on)
+        if risk
+        else None
+    )
+    return PatientOut(**to_record(patient).model_dump(), latest_vitals=patient.latest_vitals, risk=summary)
 
 
 def create_patient(*, session: Session, data: PatientCreate) -> Patient:
@@ -42,19 +62,22 @@ def create_patient(*, session: Session, data: PatientCreate) -> Patient:
 
 
 def get_patient(*, session: Session, patient_id: uuid.UUID, for_update: bool = False) -> Patient:
-    patient = session.get(Patient, patient_id, with_for_update=for_update)
+    patient = session.get(Patient, patient_id, with_for_update=LOCK_PATIENT if for_update else None)
     if patient is None:
         raise NotFound(f"Patient {patient_id} does not exist.")
     return patient
 
 
-def update_patient(*, session: Session, patient_id: uuid.UUID, data: PatientUpdate) -> Patient:
+def update_patient(*, session: Session, patient_id: uuid.UUID, data: PatientUpdate, settings: Settings) -> Patient:
     patient = get_patient(session=session, patient_id=patient_id, for_update=True)
     _check_age_matches(data.age, data.birth_date)
     changes = data.model_dump(exclude_unset=True)
     _apply_age_rules(patient, changes)
+    rescore = "spo2_scale" in changes and changes["spo2_scale"] != patient.spo2_scale
     for field, value in changes.items():
         setattr(patient, field, value)
+    if rescore:  # the SpO2 scale changes NEWS2 from the same readings
+        reassess(session, patient, settings)
     patient.updated_at = datetime.now(UTC)
     patient.version += 1
     _flush_unique(session, patient.mrn)
@@ -106,6 +129,48 @@ def list_patients(*, session: Session, query: PatientFilter) -> Page[PatientOut]
         stmt = stmt.where(tuple_(Patient.created_at, Patient.id) > after)
     rows = session.scalars(stmt).all()
     return page_of(rows, limit, key=lambda p: (p.created_at, p.id), out=to_out)
+
+
+def get_risk(*, session: Session, patient_id: uuid.UUID, settings: Settings) -> RiskAssessmentOut:
+    patient = get_patient(session=session, patient_id=patient_id)
+    if patient.risk is not None:
+        return RiskAssessmentOut(patient_id=patient.id, **patient.risk.assessment)
+    # No reading yet: every parameter missing, nothing judged.
+    window = timedelta(hours=settings.risk_window_hours)
+    empty = assess([], spo2_scale=patient.spo2_scale, window=window, variability_window=window)  # type: ignore[arg-type]
+    return RiskAssessmentOut(patient_id=patient.id, **empty.model_dump())
+
+
+def list_at_risk(*, session: Session, query: AtRiskFilter) -> Page[AtRiskPatient]:
+    """The ward view: patients at or above `min_band`, highest NEWS2 first."""
+    limit = clamp_limit(query.limit)
+    risk = RiskAssessmentRow
+    stmt = (
+        select(Patient, risk)
+        .join(risk, risk.patient_id == Patient.id)
+        .where(risk.band_rank >= BAND_RANK[query.min_band])
+        .order_by(risk.news2_total.desc(), risk.patient_id)
+        .limit(limit + 1)
+    )
+    if query.cursor:
+        total, after = decode_int_cursor(query.cursor, loc=["cursor"])
+        stmt = stmt.where((risk.news2_total < total) | ((risk.news2_total == total) & (risk.patient_id > after)))
+    rows = session.execute(stmt).all()
+    return page_of(rows, limit, key=lambda row: (row[1].news2_total, row[1].patient_id), out=_at_risk)
+
+
+def _at_risk(row: tuple[Patient, RiskAssessmentRow]) -> AtRiskPatient:
+    patient, risk = row
+    return AtRiskPatient(
+        id=patient.id,
+        mrn=patient.mrn,
+        first_name=patient.first_name,
+        last_name=patient.last_name,
+        news2_total=risk.news2_total,
+        band=risk.band,
+        bp_category=risk.bp_category,
+        based_on=risk.based_on,
+    )
 
 
 def _flush_unique(session: Session, mrn: str | None) -> None:
