@@ -1,12 +1,14 @@
-"""Idempotent creates: a retry with the same `Idempotency-Key` gets the first answer back.
+"""Idempotent writes: a retry with the same `Idempotency-Key` gets the first answer back.
 
 Devices resend on flaky networks; a duplicate reading would skew a patient's trend. The key is
-claimed inside the request's own transaction, so the stored answer commits with the row it
+claimed inside the request's own transaction, so the stored answer commits with the rows it
 describes. A concurrent retry blocks on the claim until the first request commits, then replays.
+A request that fails rolls its claim back, so its key can be used again.
 """
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Header
@@ -28,22 +30,29 @@ IdempotencyKey = Annotated[
     ),
 ]
 
-# What a create returns: the response body and the new resource's URL.
-Created = tuple[BaseModel, str]
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a write answers: its body, status and, for a create, the new resource's URL."""
+
+    body: BaseModel
+    status_code: int = 201
+    location: str | None = None
 
 
-def create_once(
+def run_once(
     *,
     session: Session,
     table: Table,
     key: str | None,
     scope: str,
     request: BaseModel,
-    create: Callable[[], Created],
+    write: Callable[[], Outcome],
 ) -> Response:
-    """Run `create` unless this key already did; either way answer 201 with the stored body."""
+    """Run `write` unless this key already did; either way answer what the first run answered."""
     if key is None:
-        return _created(*_dump(create()))
+        outcome = write()
+        return _response(outcome.body.model_dump_json(), outcome.status_code, outcome.location)
     fingerprint = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
     claimed = session.execute(
         insert(table)
@@ -53,29 +62,25 @@ def create_once(
     ).first()
     if claimed is None:
         return _replay(session, table, scope=scope, key=key, fingerprint=fingerprint)
-    body, location = _dump(create())
+    outcome = write()
+    body = outcome.body.model_dump_json()
     session.execute(
         update(table)
         .where(table.c.scope == scope, table.c.key == key)
-        .values(status_code=201, body=body, location=location)
+        .values(status_code=outcome.status_code, body=body, location=outcome.location)
     )
-    return _created(body, location)
+    return _response(body, outcome.status_code, outcome.location)
 
 
 def _replay(session: Session, table: Table, *, scope: str, key: str, fingerprint: str) -> Response:
     stored = session.execute(select(table).where(table.c.scope == scope, table.c.key == key)).one()
     if stored.fingerprint != fingerprint:
         raise Conflict("This Idempotency-Key was used with a different request body.")
-    return _created(stored.body, stored.location, replayed=True)
+    return _response(stored.body, stored.status_code, stored.location, replayed=True)
 
 
-def _dump(created: Created) -> tuple[str, str]:
-    model, location = created
-    return model.model_dump_json(), location
-
-
-def _created(body: str, location: str, *, replayed: bool = False) -> Response:
-    headers = {"Location": location}
+def _response(body: str, status_code: int, location: str | None, *, replayed: bool = False) -> Response:
+    headers = {"Location": location} if location else {}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return Response(content=body, status_code=201, media_type="application/json", headers=headers)
+    return Response(content=body, status_code=status_code, media_type="application/json", headers=headers)

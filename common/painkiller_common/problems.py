@@ -141,11 +141,12 @@ def _safe_message(message: str) -> str:
     return message.replace("\x00", "\\u0000")[:300]
 
 
-def validation_errors(exc: RequestValidationError) -> list[FieldError]:
-    """Field errors without the rejected input: it may be NaN (not JSON) or patient data."""
+def field_errors(errors: list[Any], *, prefix: tuple[str | int, ...] = ()) -> list[FieldError]:
+    """pydantic's errors as FieldErrors, without the rejected input: it may be NaN (not JSON) or
+    patient data. `prefix` goes before each location (e.g. the item of a batch)."""
     out = []
-    for err in exc.errors():
-        loc = [part if isinstance(part, (str, int)) else str(part) for part in err.get("loc", ())]
+    for err in errors:
+        loc = [*prefix, *(part if isinstance(part, (str, int)) else str(part) for part in err.get("loc", ()))]
         message = _safe_message(str(err.get("msg", "invalid value")))
         if err.get("type") == "json_invalid":  # pydantic puts the character offset in loc
             message = f"malformed JSON at character {loc[-1]}: {err.get('ctx', {}).get('error', '')}"
@@ -169,7 +170,7 @@ async def _on_problem(request: Request, exc: Problem) -> JSONResponse:
 
 
 async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = validation_errors(exc)
+    errors = field_errors(list(exc.errors()))
     fields = ", ".join(dict.fromkeys(e.field for e in errors))
     return problem_response(
         request, status=422, detail=f"Invalid request: {fields}", slug="validation-failed", errors=errors

@@ -11,6 +11,8 @@ from measurement_service import service
 from measurement_service.models import EVENT_TABLES
 from measurement_service.patients import PatientDirectory, require_patient
 from measurement_service.schemas import (
+    BatchIn,
+    BatchOut,
     MeasurementCreate,
     MeasurementFilter,
     MeasurementOut,
@@ -19,7 +21,7 @@ from measurement_service.schemas import (
 )
 from painkiller_common.app import require_json
 from painkiller_common.db import get_session
-from painkiller_common.idempotency import Created, IdempotencyKey, create_once
+from painkiller_common.idempotency import IdempotencyKey, Outcome, run_once
 from painkiller_common.pagination import Page
 from painkiller_common.problems import problem_responses
 
@@ -40,13 +42,39 @@ WRITE_ERRORS = problem_responses(404, 415, 422, 503)
 def _record_once(
     session: Session, directory: PatientDirectory, patient_id: uuid.UUID, data: Reading, key: str | None, *, scope: str
 ) -> Response:
-    def create() -> Created:
-        measurement = service.record_measurement(session=session, directory=directory, patient_id=patient_id, data=data)
-        return MeasurementOut.model_validate(measurement), f"{PREFIX}/{measurement.id}"
+    def create() -> Outcome:
+        record = service.record_measurement(session=session, directory=directory, patient_id=patient_id, data=data)
+        return Outcome(record, location=f"{PREFIX}/{record.id}")
 
-    return create_once(
-        session=session, table=EVENT_TABLES.idempotency_keys, key=key, scope=scope, request=data, create=create
+    return run_once(
+        session=session, table=EVENT_TABLES.idempotency_keys, key=key, scope=scope, request=data, write=create
     )
+
+
+def _record_batch_once(
+    session: Session,
+    directory: PatientDirectory,
+    patient_id: uuid.UUID | None,
+    batch: BatchIn,
+    key: str | None,
+    *,
+    scope: str,
+) -> Response:
+    def store() -> Outcome:
+        result = service.record_batch(session=session, directory=directory, patient_id=patient_id, batch=batch)
+        return Outcome(result, status_code=200)
+
+    return run_once(
+        session=session, table=EVENT_TABLES.idempotency_keys, key=key, scope=scope, request=batch, write=store
+    )
+
+
+BATCH_DOC = (
+    "Up to 1,000 readings in one transaction. Each is validated on its own: the valid ones are "
+    "stored (with their events), the invalid ones are listed by `index` with their errors, and one "
+    "whose patient, `measured_at` and `source` are already stored is reported as `duplicate` and "
+    "not stored again, so re-sending a batch is safe. 422 if none is valid."
+)
 
 
 patient_router = APIRouter(prefix="/api/v1/patient/{patient_id}/measurements", tags=["measurements"])
@@ -70,6 +98,21 @@ def record_for_patient(
     return _record_once(
         session, directory, patient_id, data, idempotency_key, scope=f"POST /api/v1/patient/{patient_id}/measurements"
     )
+
+
+@patient_router.post(
+    "/batch", response_model=BatchOut, dependencies=JsonBody, responses=WRITE_ERRORS, description=BATCH_DOC
+)
+def record_batch_for_patient(
+    patient_id: uuid.UUID,
+    batch: BatchIn,
+    session: SessionDep,
+    directory: DirectoryDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Store many readings for this patient."""
+    scope = f"POST /api/v1/patient/{patient_id}/measurements/batch"
+    return _record_batch_once(session, directory, patient_id, batch, idempotency_key, scope=scope)
 
 
 @patient_router.get("", response_model=Page[MeasurementOut], responses=problem_responses(404, 422, 503))
@@ -101,6 +144,15 @@ def measures_router(prefix: str, *, in_schema: bool) -> APIRouter:
         """Store a reading for the patient named by `patient_id` in the body."""
         # One scope for both prefixes: a retry through the alias is still the same request.
         return _record_once(session, directory, data.patient_id, data, idempotency_key, scope=f"POST {PREFIX}")
+
+    @router.post(
+        "/batch", response_model=BatchOut, dependencies=JsonBody, responses=WRITE_ERRORS, description=BATCH_DOC
+    )
+    def record_batch(
+        batch: BatchIn, session: SessionDep, directory: DirectoryDep, idempotency_key: IdempotencyKey = None
+    ) -> Response:
+        """Store many readings, each naming its `patient_id`."""
+        return _record_batch_once(session, directory, None, batch, idempotency_key, scope=f"POST {PREFIX}/batch")
 
     @router.get("", response_model=Page[MeasurementOut], responses=problem_responses(422))
     def list_all(query: Annotated[MeasurementFilter, Query()], session: SessionDep) -> Page[MeasurementOut]:

@@ -3,7 +3,19 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, Double, Index, Integer, MetaData, SmallInteger, String, Uuid
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Uuid,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from painkiller_common.migrations import NAMING_CONVENTION
@@ -43,6 +55,15 @@ class Measurement(Base):
         CheckConstraint("spo2_percent BETWEEN 0 AND 100", name="spo2_range"),
         # Newest first, per patient and overall: the two listing orders.
         Index("ix_measurements_patient_time", "patient_id", "measured_at", "id"),
+        # A device's reading is stored once however often it is resent (manual ones have no source).
+        Index(
+            "uq_measurements_natural_key",
+            "patient_id",
+            "measured_at",
+            "source",
+            unique=True,
+            postgresql_where=text("source IS NOT NULL"),
+        ),
         Index("ix_measurements_time", "measured_at", "id"),
     )
 

@@ -9,13 +9,14 @@ recorded in people, rounded outwards.
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from painkiller_common.contracts import Consciousness, MeasurementRecord
 from painkiller_common.fields import Timestamp, integer, number, text
 from painkiller_common.pagination import Cursor, Limit
+from painkiller_common.problems import FieldError
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
@@ -71,3 +72,31 @@ class PatientMeasurementFilter(BaseModel):
 
 class MeasurementFilter(PatientMeasurementFilter):
     patient_id: uuid.UUID | None = None
+
+
+MAX_BATCH = 1000
+
+
+class BatchIn(BaseModel):
+    """Up to 1,000 readings, each validated on its own: the valid ones are stored, the others
+    are reported by index. Each item is a reading as for the single POST."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    readings: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchItem(BaseModel):
+    index: int
+    status: Literal["stored", "duplicate", "rejected"] = Field(
+        description="duplicate: the same patient, measured_at and source is already stored."
+    )
+    id: uuid.UUID | None = Field(default=None, description="The stored reading's id (null when rejected).")
+    errors: list[FieldError] | None = None
+
+
+class BatchOut(BaseModel):
+    stored: int
+    duplicates: int
+    rejected: int
+    results: list[BatchItem]

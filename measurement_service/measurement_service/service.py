@@ -1,20 +1,34 @@
 """Measurement use cases as plain functions; the caller's session owns the transaction."""
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select, tuple_
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from measurement_service import events
 from measurement_service.models import Measurement
 from measurement_service.patients import PatientDirectory, require_patient
-from measurement_service.schemas import MeasurementOut, PatientMeasurementFilter, Reading
+from measurement_service.schemas import (
+    BatchIn,
+    BatchItem,
+    BatchOut,
+    MeasurementCreate,
+    MeasurementOut,
+    PatientMeasurementFilter,
+    Reading,
+)
 from painkiller_common.contracts import VITALS, MeasurementRecord, MeasurementRecorded
 from painkiller_common.pagination import Page, clamp_limit, decode_cursor, page_of
-from painkiller_common.problems import InvalidInput, NotFound
+from painkiller_common.problems import Conflict, FieldError, InvalidInput, NotFound, field_errors
 
 Loc = list[str | int]
+READING: TypeAdapter[Reading] = TypeAdapter(Reading)
+MEASUREMENT_CREATE: TypeAdapter[MeasurementCreate] = TypeAdapter(MeasurementCreate)
 
 
 def reading_errors(data: Reading, at: Loc) -> list[tuple[Loc, str]]:
@@ -33,23 +47,74 @@ def reading_errors(data: Reading, at: Loc) -> list[tuple[Loc, str]]:
 
 def record_measurement(
     *, session: Session, directory: PatientDirectory, patient_id: uuid.UUID, data: Reading
-) -> Measurement:
+) -> MeasurementRecord:
     if errors := reading_errors(data, ["body"]):
         raise InvalidInput(*errors)
     require_patient(session, directory, patient_id)
+    stored = _insert(session, [_row(patient_id, data, datetime.now(UTC))])
+    if not stored:
+        raise Conflict("A reading for this patient at this measured_at from this source is already stored.")
+    return stored[0]
+
+
+def record_batch(
+    *, session: Session, directory: PatientDirectory, patient_id: uuid.UUID | None, batch: BatchIn
+) -> BatchOut:
+    """Validate each reading alone; store the valid ones in one statement, with their events."""
+    adapter = READING if patient_id is not None else MEASUREMENT_CREATE
     now = datetime.now(UTC)
-    fields = data.model_dump(include={*VITALS, "source"})
-    measurement = Measurement(
-        id=uuid.uuid4(), patient_id=patient_id, measured_at=data.measured_at or now, recorded_at=now, **fields
+    results: list[BatchItem] = []
+    rows: dict[int, dict[str, Any]] = {}
+    for index, raw in enumerate(batch.readings):
+        at: Loc = ["body", "readings", index]
+        try:
+            reading = adapter.validate_python(raw)
+        except ValidationError as exc:
+            results.append(_rejected(index, field_errors(exc.errors(), prefix=tuple(at))))
+            continue
+        if errors := reading_errors(reading, at):
+            results.append(_rejected(index, InvalidInput(*errors).errors))
+            continue
+        rows[index] = _row(patient_id or reading.patient_id, reading, now)  # type: ignore[attr-defined]
+        results.append(BatchItem(index=index, status="stored", id=rows[index]["id"]))
+    if not rows:
+        raise InvalidInput(*((e.loc, e.message) for item in results for e in item.errors or []))
+    for pid in sorted({row["patient_id"] for row in rows.values()}):
+        require_patient(session, directory, pid)
+    stored_ids = {record.id for record in _insert(session, list(rows.values()))}
+    for item in results:
+        if item.status == "stored" and item.id not in stored_ids:
+            item.status = "duplicate"
+            item.id = None
+    counts = Counter(item.status for item in results)
+    return BatchOut(
+        stored=counts["stored"], duplicates=counts["duplicate"], rejected=counts["rejected"], results=results
     )
-    session.add(measurement)
-    session.flush()
-    record = MeasurementRecord.model_validate(measurement)
+
+
+def _rejected(index: int, errors: list[FieldError]) -> BatchItem:
+    return BatchItem(index=index, status="rejected", errors=errors)
+
+
+def _row(patient_id: uuid.UUID, data: Reading, now: datetime) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "patient_id": patient_id,
+        "measured_at": data.measured_at or now,
+        "recorded_at": now,
+        **data.model_dump(include={*VITALS, "source"}),
+    }
+
+
+def _insert(session: Session, rows: list[dict[str, Any]]) -> list[MeasurementRecord]:
+    """Insert readings not stored before (by natural key) and publish their events."""
+    inserted = set(session.scalars(insert(Measurement).on_conflict_do_nothing().returning(Measurement.id), rows).all())
+    records = [MeasurementRecord.model_validate(row) for row in rows if row["id"] in inserted]
     events.publish(
         session,
-        [MeasurementRecorded(aggregate_id=measurement.id, aggregate_version=events.RECORDED_VERSION, payload=record)],
+        [MeasurementRecorded(aggregate_id=r.id, aggregate_version=events.RECORDED_VERSION, payload=r) for r in records],
     )
-    return measurement
+    return records
 
 
 def get_measurement(*, session: Session, measurement_id: uuid.UUID) -> Measurement:

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from painkiller_common.app import require_json
 from painkiller_common.db import get_session
-from painkiller_common.idempotency import Created, IdempotencyKey, create_once
+from painkiller_common.idempotency import IdempotencyKey, Outcome, run_once
 from painkiller_common.pagination import Page
 from painkiller_common.problems import problem_responses
 from patient_service import service
@@ -48,17 +48,17 @@ JsonBody = [Depends(require_json)]
 def create_patient(data: PatientCreate, session: SessionDep, idempotency_key: IdempotencyKey = None) -> Response:
     """Register a patient; the `Location` header gives the new patient's URL."""
 
-    def create() -> Created:
+    def create() -> Outcome:
         patient = service.create_patient(session=session, data=data)
-        return service.to_out(patient), f"{PREFIX}/{patient.id}"
+        return Outcome(service.to_out(patient), location=f"{PREFIX}/{patient.id}")
 
-    return create_once(
+    return run_once(
         session=session,
         table=EVENT_TABLES.idempotency_keys,
         key=idempotency_key,
         scope=f"POST {PREFIX}",
         request=data,
-        create=create,
+        write=create,
     )
 
 
