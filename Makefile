@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYPROJECTS := common/pyproject.toml patient_service/pyproject.toml measurement_service/pyproject.toml
 
-.PHONY: venv up down test lint clean
+.PHONY: venv up down test lint bench clean
 
 # One venv for both services and the tests; constraints.txt pins every package, transitive ones too.
 $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
@@ -33,3 +33,6 @@ lint: venv  ## also part of `make test`
 
 clean: down
 	rm -rf $(VENV) .run
+
+bench: venv  ## the benchmark: wrk through NGINX, ratios to a baseline app, 10k vs 5M rows
+	$(PY) bench/run.py

@@ -159,6 +159,7 @@ def render_nginx(stack: Stack) -> Path:
     """Write the native NGINX configuration under run_dir/nginx and return the main file."""
     conf_dir = stack.run_dir / "nginx"
     (conf_dir / "tmp").mkdir(parents=True, exist_ok=True)
+    (conf_dir / "conf.d").mkdir(exist_ok=True)
     values = {
         "RUN_DIR": str(conf_dir),
         "LISTEN_PORT": f"127.0.0.1:{stack.nginx_port}",
@@ -166,19 +167,23 @@ def render_nginx(stack: Stack) -> Path:
         "MEASUREMENT_UPSTREAM": f"127.0.0.1:{stack.measurement_port}",
         "ACCESS_LOG": str(conf_dir / "access.log"),
     }
-    (conf_dir / "painkiller.conf").write_text(render(NGINX_DIR / "templates" / "painkiller.conf.template", values))
+    (conf_dir / "conf.d" / "painkiller.conf").write_text(
+        render(NGINX_DIR / "templates" / "painkiller.conf.template", values)
+    )
     main = conf_dir / "nginx.conf"
     main.write_text(render(NGINX_DIR / "nginx.native.conf.template", values))
     return main
 
 
+def nginx_command(stack: Stack, *args: str) -> list[str]:
+    main = stack.run_dir / "nginx" / "nginx.conf"
+    return [nginx_binary(), "-p", str(main.parent), "-c", str(main), *args]
+
+
 def start_nginx(stack: Stack, *, foreground: bool) -> subprocess.Popen[bytes]:
-    binary = nginx_binary()
-    main = render_nginx(stack)
-    subprocess.run([binary, "-t", "-q", "-p", str(main.parent), "-c", str(main)], check=True)
-    args = [binary, "-p", str(main.parent), "-c", str(main)]
-    if foreground:
-        args += ["-g", "daemon off;"]
+    render_nginx(stack)
+    subprocess.run(nginx_command(stack, "-t", "-q"), check=True)
+    args = nginx_command(stack, *(["-g", "daemon off;"] if foreground else []))
     log = (stack.run_dir / "nginx.log").open("ab")
     return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 

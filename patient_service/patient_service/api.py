@@ -3,16 +3,17 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
-from painkiller_common.app import require_json
+from painkiller_common.app import require_csv, require_json
 from painkiller_common.db import get_session
 from painkiller_common.idempotency import IdempotencyKey, Outcome, run_once
 from painkiller_common.pagination import Page
 from painkiller_common.problems import problem_responses
-from patient_service import service
+from patient_service import imports, service
 from patient_service.config import Settings
+from patient_service.imports import ImportReport
 from patient_service.models import EVENT_TABLES
 from patient_service.schemas import (
     AtRiskFilter,
@@ -60,6 +61,18 @@ def create_patient(data: PatientCreate, session: SessionDep, idempotency_key: Id
         request=data,
         write=create,
     )
+
+
+@router.post(
+    "/import",
+    response_model=ImportReport,
+    dependencies=[Depends(require_csv)],
+    responses=problem_responses(415, 422),
+    description=imports.__doc__,
+)
+def import_patients(body: Annotated[bytes, Body(media_type="text/csv")], session: SessionDep) -> ImportReport:
+    """Create or update patients from the hospital's CSV file."""
+    return imports.import_patients(session=session, body=body)
 
 
 @router.get("", response_model=Page[PatientOut], responses=problem_responses(422))

@@ -1,0 +1,475 @@
+"""Painkiller benchmark: `make bench`. Prints a table and saves it under bench/results/.
+
+It starts a stack of its own (scripts/stack.py: APIs, relays, consumers, NGINX) on fresh bench
+databases, plus the baseline app (bench/baseline_app.py) behind the same NGINX, and drives both
+with wrk. Every Painkiller figure is shown as a ratio to its baseline from the same run, so the
+results survive a noisy machine. Then it grows the tables from 10 thousand to millions of rows
+(server-side INSERT ... SELECT) and measures the same reads again.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import stack as stack_module  # noqa: E402
+
+from painkiller_common.db import ensure_database  # noqa: E402
+from painkiller_common.pagination import encode_cursor  # noqa: E402
+
+DATABASES = {
+    "PATIENT_DATABASE_URL": "postgresql+psycopg2://postgres@127.0.0.1:5432/patients_bench",
+    "MEASUREMENT_DATABASE_URL": "postgresql+psycopg2://postgres@127.0.0.1:5432/measurements_bench",
+}
+BASELINE_DB = "postgresql+psycopg2://postgres@127.0.0.1:5432/bench_baseline"
+VHOST = "painkiller-bench"
+MEASURED_AT = "2026-11-20T08:00:00Z"
+PATIENTS = 200
+TARGET_READINGS = 5000  # the patient whose pages are read, at every table size
+
+
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    socket_errors: int
+    unit_factor: int = 1  # readings per request, for the batch
+
+    @property
+    def per_s(self) -> float:
+        return self.rps * self.unit_factor
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wrk_binary() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        sys.exit("wrk is not installed: apt-get install -y wrk")
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, capture_output=True)
+    return "wrk"
+
+
+def fresh_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    admin = create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+    ensure_database(url)
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=False, capture_output=True)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.wrk = wrk_binary()
+        self.work = Path(tempfile.mkdtemp(prefix="painkiller-bench-"))
+        self.work.chmod(0o755)
+        amqp = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
+        self.stack = stack_module.Stack(
+            run_dir=self.work,
+            nginx_port=free_port(),
+            patient_port=free_port(),
+            measurement_port=free_port(),
+            env={**DATABASES, "PATIENT_AMQP_URL": amqp, "MEASUREMENT_AMQP_URL": amqp},
+        )
+        self.baseline_port = free_port()
+        self.baseline: subprocess.Popen[bytes] | None = None
+        self.client = httpx.Client(base_url=self.stack.url, timeout=30)
+        self.patient_ids: list[str] = []
+
+    # --- the stack ----------------------------------------------------------------------
+    def start(self) -> None:
+        rabbitmqctl("delete_vhost", VHOST)
+        rabbitmqctl("add_vhost", VHOST)
+        rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
+        for url in [*DATABASES.values(), BASELINE_DB]:
+            fresh_database(url)
+        stack_module.up(self.stack, foreground_nginx=True)
+        self.start_baseline()
+
+    def start_baseline(self) -> None:
+        workers = os.environ.get("MEASUREMENT_WORKERS", "1")
+        self.baseline = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(self.baseline_port),
+             "--workers", workers, "--log-level", "warning", "--no-access-log"],
+            cwd=ROOT,
+            env={**os.environ, "BASELINE_DATABASE_URL": BASELINE_DB},
+            stdout=(self.work / "baseline.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        # The baseline goes through the same NGINX server and proxy settings as Painkiller.
+        conf = f"upstream baseline {{ server 127.0.0.1:{self.baseline_port}; keepalive 32; }}\n"
+        (self.work / "nginx" / "conf.d" / "baseline.conf").write_text(conf)
+        template = (self.work / "nginx" / "conf.d" / "painkiller.conf").read_text()
+        location = "    location /baseline/ { proxy_pass http://baseline; }\n\n    location / {"
+        (self.work / "nginx" / "conf.d" / "painkiller.conf").write_text(
+            template.replace("    location / {", location, 1)
+        )
+        subprocess.run(stack_module.nginx_command(self.stack, "-s", "reload"), check=True)
+        stack_module.wait_ready(f"http://127.0.0.1:{self.baseline_port}/docs", process=self.baseline)
+        time.sleep(1)  # NGINX workers pick up the reload
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.baseline:
+            stack_module.stop([self.baseline])
+        stack_module.stop(list(self.stack.processes.values()))
+        rabbitmqctl("delete_vhost", VHOST)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    # --- data ---------------------------------------------------------------------------
+    def seed_patients(self) -> None:
+        for i in range(PATIENTS):
+            body = {"first_name": "Bench", "last_name": f"Patient {i}", "age": 40 + i % 50}
+            self.patient_ids.append(self.client.post("/api/v1/patient", json=body).json()["id"])
+        for pid in self.patient_ids[:20]:
+            self.client.post(f"/api/v1/patient/{pid}/measurements", json={"heart_rate_bpm": 80, "spo2_percent": 96})
+        base = self.baseline_post_body().replace("{n}", "0")
+        self.baseline_id = self.client.post("/baseline/readings", content=base,
+                                            headers={"content-type": "application/json"}).json()["id"]  # fmt: skip
+
+    def baseline_post_body(self) -> str:
+        body = {"patient_id": self.patient_ids[0], "heart_rate_bpm": 72, "spo2_percent": 97,
+                "temperature_c": 36.8, "measured_at": MEASURED_AT, "source": "bench-{n}"}  # fmt: skip
+        return json.dumps(body)
+
+    # --- wrk --------------------------------------------------------------------------------
+    def wrk_run(self, name: str, script: str, paths: list[str], *, body: str = "", connections: int | None = None,
+                seconds: float | None = None, unit_factor: int = 1) -> Result:  # fmt: skip
+        paths_file = self.work / "paths.txt"
+        paths_file.write_text("\n".join(paths) + "\n")
+        body_file = self.work / "body.json"
+        body_file.write_text(body)
+        combined = self.work / "script.lua"
+        combined.write_text((BENCH / "lua" / script).read_text() + "\n" + (BENCH / "lua" / "report.lua").read_text())
+        conns = connections or self.args.connections
+        cmd = [self.wrk, "-t", "2", "-c", str(conns), "-d", f"{round(seconds or self.args.seconds)}s", "--latency",
+               "-s", str(combined), self.stack.url]  # fmt: skip
+        env = {**os.environ, "BENCH_PATHS": str(paths_file), "BENCH_BODY": str(body_file)}
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+        line = next(line for line in out.splitlines() if line.startswith("BENCH "))
+        figures = json.loads(line[len("BENCH ") :])
+        result = Result(
+            name=name,
+            rps=figures["requests"] / figures["seconds"],
+            p50_ms=figures["p50_ms"],
+            p99_ms=figures["p99_ms"],
+            non_2xx=figures["non_2xx"],
+            socket_errors=figures["socket_errors"],
+            unit_factor=unit_factor,
+        )
+        print(f"  {name:<48} {result.per_s:>10.0f}/s  p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms  "
+              f"non-2xx {result.non_2xx}  errors {result.socket_errors}", flush=True)  # fmt: skip
+        return result
+
+    def reading_paths(self) -> list[str]:
+        return [f"/api/v1/patient/{pid}/measurements" for pid in self.patient_ids]
+
+    # --- scenarios --------------------------------------------------------------------------
+    def writes(self) -> dict[str, Result]:
+        results = {"baseline_post": self.wrk_run("baseline: POST insert", "post_json.lua", ["/baseline/readings"],
+                                                 body=self.baseline_post_body())}  # fmt: skip
+        body = json.dumps({"heart_rate_bpm": 72, "spo2_percent": 97, "temperature_c": 36.8,
+                           "measured_at": MEASURED_AT, "source": "bench-{n}"})  # fmt: skip
+        lag = LagProbe(self.stack.url, self.patient_ids[-1])
+        lag.start()
+        results["post"] = self.wrk_run("POST /api/v1/patient/{id}/measurements", "post_json.lua",
+                                       self.reading_paths(), body=body)  # fmt: skip
+        self.lag = lag.stop()
+        readings = [{"heart_rate_bpm": 60 + k % 40, "measured_at": MEASURED_AT, "source": f"b{{n}}-{k}"}
+                    for k in range(1000)]  # fmt: skip
+        results["batch"] = self.wrk_run("POST .../measurements/batch (1,000 readings)", "post_json.lua",
+                                        self.reading_paths(), body=json.dumps({"readings": readings}),
+                                        connections=4, unit_factor=1000)  # fmt: skip
+        self.drain_events()
+        return results
+
+    def drain_events(self) -> None:
+        """Let the relays and consumers catch up before the reads (and say how long it took)."""
+        started = time.monotonic()
+        while time.monotonic() - started < 300:
+            pending = [self.client.get(p).json()["checks"]["outbox"]["pending"]
+                       for p in ("/api/v1/patient/health/ready", "/api/v1/measures/health/ready")]  # fmt: skip
+            if not any(pending):
+                break
+            time.sleep(0.5)
+        print(f"  (outboxes drained {time.monotonic() - started:.1f}s after the writes)", flush=True)
+
+    def reads(self) -> dict[str, Result]:
+        patient_paths = [f"/api/v1/patient/{pid}" for pid in self.patient_ids]
+        return {
+            "baseline_get": self.wrk_run(
+                "baseline: GET by key", "get_paths.lua", [f"/baseline/readings/{self.baseline_id}"]
+            ),  # fmt: skip
+            "get_patient": self.wrk_run("GET /api/v1/patient/{id}", "get_paths.lua", patient_paths),
+        }
+
+    # --- data size ------------------------------------------------------------------------
+    def size_reads(self, label: str) -> dict[str, Result]:
+        target = self.patient_ids[0]
+        seconds = max(3.0, self.args.seconds / 2)
+        deep_m = self.cursor("MEASUREMENT_DATABASE_URL",
+                             "SELECT measured_at, id FROM measurements WHERE patient_id = :p "
+                             "ORDER BY measured_at DESC, id DESC OFFSET :o LIMIT 1", p=target, o=4000)  # fmt: skip
+        total_p = self.scalar("PATIENT_DATABASE_URL", "SELECT count(*) FROM patients")
+        deep_p = self.cursor("PATIENT_DATABASE_URL", "SELECT created_at, id FROM patients "
+                             "ORDER BY created_at, id OFFSET :o LIMIT 1", o=total_p // 2)  # fmt: skip
+        scenarios = {
+            "measurements_first": [f"/api/v1/patient/{target}/measurements"],
+            "measurements_deep": [f"/api/v1/patient/{target}/measurements?cursor={deep_m}"],
+            "patients_first": ["/api/v1/patient"],
+            "patients_deep": [f"/api/v1/patient?cursor={deep_p}"],
+        }
+        return {
+            key: self.wrk_run(f"[{label}] GET {key.replace('_', ' ')}", "get_paths.lua", paths, seconds=seconds)
+            for key, paths in scenarios.items()
+        }
+
+    def scalar(self, db: str, sql: str, **params: object) -> int:
+        engine = create_engine(DATABASES[db])
+        with engine.connect() as conn:
+            value = conn.execute(text(sql), params).scalar_one()
+        engine.dispose()
+        return value
+
+    def cursor(self, db: str, sql: str, **params: object) -> str:
+        engine = create_engine(DATABASES[db])
+        with engine.connect() as conn:
+            at, row_id = conn.execute(text(sql), params).one()
+        engine.dispose()
+        return encode_cursor(at, row_id)
+
+    def clear_measurements(self) -> None:
+        """Start the data-size runs from the readings they seed, not those the writes left."""
+        engine = create_engine(DATABASES["MEASUREMENT_DATABASE_URL"])
+        with engine.begin() as conn:
+            conn.execute(text("TRUNCATE measurements, outbox"))
+        engine.dispose()
+
+    def grow(self, patients: int, measurements: int) -> float:
+        """Add rows server-side until the tables hold the given counts; seconds it took."""
+        started = time.monotonic()
+        target = self.patient_ids[0]
+        have_p = self.scalar("PATIENT_DATABASE_URL", "SELECT count(*) FROM patients")
+        have_m = self.scalar("MEASUREMENT_DATABASE_URL", "SELECT count(*) FROM measurements")
+        have_t = self.scalar("MEASUREMENT_DATABASE_URL", "SELECT count(*) FROM measurements WHERE patient_id = :p",
+                             p=target)  # fmt: skip
+        sql = [
+            ("PATIENT_DATABASE_URL",
+             "INSERT INTO patients (id, first_name, last_name, age, sex, conditions, created_at, updated_at) "
+             "SELECT gen_random_uuid(), 'Seeded', 'Patient ' || i, 50, 'unknown', '{}', "
+             "timestamptz '2020-01-01' + i * interval '1 second', now() FROM generate_series(:a, :b) i",
+             have_p + 1, patients),
+            # The target patient always has the same readings; the rest belong to 1,000-reading patients.
+            ("MEASUREMENT_DATABASE_URL",
+             "INSERT INTO measurements (id, patient_id, measured_at, recorded_at, heart_rate_bpm) "
+             "SELECT gen_random_uuid(), CAST(:p AS uuid), "
+             "timestamptz '2025-01-01' + i * interval '1 minute', now(), 70 "
+             "FROM generate_series(:a, :b) i", have_t + 1, TARGET_READINGS),
+            ("MEASUREMENT_DATABASE_URL",
+             "INSERT INTO measurements (id, patient_id, measured_at, recorded_at, heart_rate_bpm) "
+             "SELECT gen_random_uuid(), md5((i / 1000)::text)::uuid, "
+             "timestamptz '2024-01-01' + i * interval '1 second', now(), 70 "
+             "FROM generate_series(:a, :b) i", have_m - have_t + 1, measurements - TARGET_READINGS),
+        ]  # fmt: skip
+        for db, statement, first, last in sql:
+            if last >= first:
+                engine = create_engine(DATABASES[db])
+                with engine.begin() as conn:
+                    conn.execute(text(statement), {"a": first, "b": last, "p": target})
+                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.execute(text("VACUUM ANALYZE"))
+                engine.dispose()
+        return time.monotonic() - started
+
+
+class LagProbe(threading.Thread):
+    """While the POST scenario runs: post a reading, time until it shows on the patient."""
+
+    def __init__(self, url: str, patient_id: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.patient_id = url, patient_id
+        self.samples: list[float] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            n = 0
+            while not self.done.is_set():
+                n += 1
+                at = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+                posted = client.post(f"/api/v1/patient/{self.patient_id}/measurements",
+                                     json={"heart_rate_bpm": 50 + n % 100, "measured_at": at})  # fmt: skip
+                if posted.status_code != 201:
+                    continue
+                committed, wanted = time.monotonic(), posted.json()["id"]
+                while time.monotonic() - committed < 30:
+                    vitals = client.get(f"/api/v1/patient/{self.patient_id}").json()["latest_vitals"]
+                    if vitals.get("heart_rate_bpm", {}).get("measurement_id") == wanted:
+                        self.samples.append(time.monotonic() - committed)
+                        break
+                    time.sleep(0.005)
+                time.sleep(0.1)
+
+    def stop(self) -> list[float]:
+        self.done.set()
+        self.join()
+        return self.samples
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def process_rss(stack: stack_module.Stack) -> dict[str, float]:
+    """RSS of every service process; uvicorn's worker processes are listed one by one."""
+    out = {}
+    for name, process in stack.processes.items():
+        if name == "nginx":
+            continue
+        kids = children(process.pid)
+        out[name] = rss_mb(process.pid)
+        for i, kid in enumerate(kids):
+            out[f"{name} worker {i + 1}"] = rss_mb(kid)
+    return out
+
+
+def percentile(samples: list[float], q: float) -> float:
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def report(bench: Bench, writes: dict[str, Result], reads: dict[str, Result], small: dict[str, Result],
+           large: dict[str, Result], sizes: tuple[int, int], rss: dict[str, float]) -> str:  # fmt: skip
+    lines = [
+        f"# Benchmark {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, {platform.machine()}",
+        "",
+        f"wrk through NGINX, {bench.args.connections} connections (batch: 4), {bench.args.seconds:g} s per scenario; "
+        f"workers per API: patient {os.environ.get('PATIENT_WORKERS', '1')}, "
+        f"measurement {os.environ.get('MEASUREMENT_WORKERS', '1')}.",
+        "",
+        "| scenario | per s | p50 ms | p99 ms | non-2xx | socket errors | ratio to baseline |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def row(result: Result, ratio: str = "") -> None:
+        lines.append(f"| {result.name} | {result.per_s:,.0f} | {result.p50_ms:.1f} | {result.p99_ms:.1f} | "
+                     f"{result.non_2xx} | {result.socket_errors} | {ratio} |")  # fmt: skip
+
+    row(writes["baseline_post"])
+    row(writes["post"], f"{writes['post'].rps / writes['baseline_post'].rps:.2f}x")
+    row(writes["batch"], f"{writes['batch'].per_s / writes['baseline_post'].rps:.1f}x (readings/s)")
+    row(reads["baseline_get"])
+    row(reads["get_patient"], f"{reads['get_patient'].rps / reads['baseline_get'].rps:.2f}x")
+    lag = bench.lag
+    lines += [
+        "",
+        f"Event lag, commit of a reading to its `latest_vitals` on the patient, during the POST scenario: "
+        f"p50 {percentile(lag, 0.5) * 1000:.0f} ms, p99 {percentile(lag, 0.99) * 1000:.0f} ms ({len(lag)} samples).",
+        "",
+        f"## Data size: {sizes[0]:,} vs {sizes[1]:,} rows (patients and measurements)",
+        "",
+        f"| read | per s at {sizes[0]:,} | p99 ms | per s at {sizes[1]:,} | p99 ms | cost ratio (large/small) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for key, small_result in small.items():
+        big = large[key]
+        lines.append(f"| {key.replace('_', ' ')} | {small_result.rps:,.0f} | {small_result.p99_ms:.1f} | "
+                     f"{big.rps:,.0f} | {big.p99_ms:.1f} | {small_result.rps / big.rps:.2f} |")  # fmt: skip
+    lines += ["", "## Memory after the runs (RSS)", "", "| process | MB |", "|---|---:|"]
+    lines += [f"| {name} | {mb:.0f} |" for name, mb in rss.items()]
+    failures = sum(r.non_2xx + r.socket_errors for r in [*writes.values(), *reads.values(), *small.values(),
+                                                          *large.values()])  # fmt: skip
+    lines += ["", f"Failed requests over all scenarios: {failures}."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10, help="length of each write/read scenario")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rows", type=int, default=5_000_000, help="table size of the large data-size run")
+    parser.add_argument("--small-rows", type=int, default=10_000)
+    args = parser.parse_args()
+
+    bench = Bench(args)
+    try:
+        print("starting the stack and the baseline...", flush=True)
+        bench.start()
+        bench.seed_patients()
+        print("writes:", flush=True)
+        writes = bench.writes()
+        print("reads:", flush=True)
+        reads = bench.reads()
+        print(f"data size: growing to {args.small_rows:,} rows...", flush=True)
+        bench.clear_measurements()
+        bench.grow(args.small_rows, args.small_rows)
+        small = bench.size_reads(f"{args.small_rows:,}")
+        print(f"data size: growing to {args.rows:,} rows...", flush=True)
+        took = bench.grow(args.rows, args.rows)
+        print(f"  (seeded in {took:.0f}s)", flush=True)
+        large = bench.size_reads(f"{args.rows:,}")
+        rss = process_rss(bench.stack)
+        table = report(bench, writes, reads, small, large, (args.small_rows, args.rows), rss)
+    finally:
+        bench.stop()
+    print()
+    print(table)
+    out = BENCH / "results" / f"{datetime.now(UTC):%Y-%m-%d-%H%M}-{os.cpu_count()}cores.md"
+    out.write_text(table)
+    print(f"saved {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Importing the hospital's patient CSV: `patient_id,first_name,last_name,age,condition`.
+
+`patient_id` is the hospital's record number and becomes `mrn`; `condition` becomes one entry of
+`conditions`. Importing is idempotent on `mrn`: a known MRN updates that patient (adding the
+condition if new), an unknown one creates a patient. Each line is validated on its own and a
+rejected line is reported by its line number (the header is line 1); the rest are imported.
+"""
+
+import csv
+import io
+import uuid
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from painkiller_common.contracts import PatientCreated, PatientUpdated
+from painkiller_common.problems import FieldError, InvalidInput, field_errors
+from patient_service import events
+from patient_service.models import Patient
+from patient_service.schemas import PatientCreate
+from patient_service.service import to_record
+
+COLUMNS = ["patient_id", "first_name", "last_name", "age", "condition"]
+MAX_ROWS = 20_000
+
+
+class RejectedLine(BaseModel):
+    line: int
+    errors: list[FieldError]
+
+
+class ImportReport(BaseModel):
+    created: int
+    updated: int
+    unchanged: int
+    rejected: list[RejectedLine]
+
+
+def import_patients(*, session: Session, body: bytes) -> ImportReport:
+    rows = _parse(body)
+    accepted: dict[str, PatientCreate] = {}
+    rejected: list[RejectedLine] = []
+    for line, row in rows:
+        if None in row or None in row.values():  # more or fewer fields than the header
+            rejected.append(RejectedLine(line=line, errors=[_error(line, "row", f"expected {len(COLUMNS)} fields")]))
+            continue
+        try:
+            data = _patient(row)
+        except ValidationError as exc:
+            rejected.append(RejectedLine(line=line, errors=_in_csv_terms(exc, line)))
+            continue
+        if data.mrn in accepted:
+            message = "patient_id appears on an earlier line of this file"
+            rejected.append(RejectedLine(line=line, errors=[_error(line, "patient_id", message)]))
+            continue
+        accepted[data.mrn] = data  # type: ignore[index]
+    existing = {
+        p.mrn: p for p in session.scalars(select(Patient).where(Patient.mrn.in_(accepted)).with_for_update(of=Patient))
+    }
+    now = datetime.now(UTC)
+    created = [_create(session, data, now) for mrn, data in accepted.items() if mrn not in existing]
+    updated = [p for mrn, p in existing.items() if _update(p, accepted[mrn], now)]  # type: ignore[index]
+    session.flush()
+    for patient in created:
+        events.publish(
+            session, PatientCreated(aggregate_id=patient.id, aggregate_version=1, payload=to_record(patient))
+        )
+    for patient in updated:
+        events.publish(
+            session,
+            PatientUpdated(aggregate_id=patient.id, aggregate_version=patient.version, payload=to_record(patient)),
+        )
+    return ImportReport(
+        created=len(created), updated=len(updated), unchanged=len(existing) - len(updated), rejected=rejected
+    )
+
+
+def _parse(body: bytes) -> list[tuple[int, dict[str, str]]]:
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput((["body"], "the file is not UTF-8 text")) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames is None or [f.strip() for f in reader.fieldnames] != COLUMNS:
+        raise InvalidInput((["body"], "the first line must be the header " + ",".join(COLUMNS)))
+    rows = []
+    try:
+        for row in reader:
+            rows.append((reader.line_num, row))
+            if len(rows) > MAX_ROWS:
+                raise InvalidInput((["body"], f"at most {MAX_ROWS} lines per import"))
+    except csv.Error as exc:
+        raise InvalidInput((["body"], f"line {reader.line_num}: {exc}")) from None
+    return rows
+
+
+def _patient(row: dict[str, str]) -> PatientCreate:
+    age = row["age"].strip()
+    condition = row["condition"].strip()
+    return PatientCreate.model_validate(
+        {
+            "mrn": row["patient_id"],
+            "first_name": row["first_name"],
+            "last_name": row["last_name"],
+            "age": int(age) if age.isdigit() else age,  # a non-number stays a string and is refused
+            "conditions": [condition] if condition else [],
+        }
+    )
+
+
+# The API's field names, as the file calls them.
+CSV_NAMES = {"mrn": "patient_id", "conditions": "condition"}
+
+
+def _in_csv_terms(exc: ValidationError, line: int) -> list[FieldError]:
+    return [
+        _error(line, CSV_NAMES.get(str(e.loc[0]), str(e.loc[0])) if e.loc else "row", e.message)
+        for e in field_errors(exc.errors())
+    ]
+
+
+def _error(line: int, field: str, message: str) -> FieldError:
+    return FieldError(loc=["line", line, field], field=f"{line}.{field}", message=message, type="value_error")
+
+
+def _create(session: Session, data: PatientCreate, now: datetime) -> Patient:
+    patient = Patient(id=uuid.uuid4(), created_at=now, updated_at=now, version=1, latest_vitals={}, **data.model_dump())
+    session.add(patient)
+    return patient
+
+
+def _update(patient: Patient, data: PatientCreate, now: datetime) -> bool:
+    """Apply the line to a known patient; False if it changes nothing."""
+    conditions = patient.conditions + [c for c in data.conditions if c not in patient.conditions]
+    changes = {"first_name": data.first_name, "last_name": data.last_name, "conditions": conditions}
+    if patient.birth_date is None:
+        changes["age"] = data.age
+    if all(getattr(patient, field) == value for field, value in changes.items()):
+        return False
+    for field, value in changes.items():
+        setattr(patient, field, value)
+    patient.version += 1
+    patient.updated_at = now
+    return True
