@@ -2,13 +2,12 @@
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
-from starlette.types import Lifespan
+from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
 from painkiller_common.health import Check, health_router
 from painkiller_common.problems import (
@@ -51,7 +50,7 @@ def create_service_app(
     install_problem_handlers(app)
     for prefix in health_prefixes:
         app.include_router(health_router(readiness), prefix=prefix, include_in_schema=prefix == docs_prefix)
-    app.middleware("http")(log_requests)
+    app.add_middleware(AccessLog)
     app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -72,19 +71,41 @@ def require_csv(request: Request) -> None:
         raise UnsupportedMediaType("Send the file as text/csv.")
 
 
-async def log_requests(request: Request, call_next: Callable[[Request], Any]) -> Any:
-    # Path only, never the query string: filters such as `name` are patient data.
-    started = time.perf_counter()
-    response = await call_next(request)
-    logger.info(
-        "%s %s %s %.1fms request_id=%s",
-        request.method,
-        request.url.path,
-        response.status_code,
-        (time.perf_counter() - started) * 1000,
-        request.headers.get("x-request-id", "-"),
-    )
-    return response
+class AccessLog:
+    """One log line per request: method, path, status, time, request id.
+
+    Plain ASGI rather than BaseHTTPMiddleware, which costs a task and a stream per request. The
+    path only, never the query string: filters such as `name` are patient data.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            headers = dict(scope["headers"])
+            logger.info(
+                "%s %s %s %.1fms request_id=%s",
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+                headers.get(b"x-request-id", b"-").decode("latin-1"),
+            )
 
 
 def problem_openapi(app: FastAPI) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import uvicorn
 
-from painkiller_common.consumer import Consumer, Handler
+from painkiller_common.consumer import AfterBatch, Consumer, Handler
 from painkiller_common.db import ensure_database, make_engine, make_session_factory, upgrade
 from painkiller_common.relay import Relay
 from painkiller_common.settings import ServiceSettings
@@ -30,12 +30,13 @@ def run(
     tables: EventTables,
     queue: QueueSpec,
     handlers: dict[str, Handler],
+    after_batch: AfterBatch | None = None,
 ) -> None:
     commands: dict[str, Callable[[], None]] = {
         "api": lambda: serve(settings, app_factory),
         "migrate": lambda: migrate(settings, migrations_dir),
         "relay": lambda: relay(settings, tables),
-        "consumer": lambda: consume(settings, tables, queue, handlers),
+        "consumer": lambda: consume(settings, tables, queue, handlers, after_batch),
     }
     parser = argparse.ArgumentParser(description="Run one part of the service.")
     parser.add_argument("command", choices=sorted(commands))
@@ -57,7 +58,13 @@ def relay(settings: ServiceSettings, tables: EventTables) -> None:
     Relay(engine=engine, tables=tables, amqp_url=settings.amqp_url).run_forever()
 
 
-def consume(settings: ServiceSettings, tables: EventTables, queue: QueueSpec, handlers: dict[str, Handler]) -> None:
+def consume(
+    settings: ServiceSettings,
+    tables: EventTables,
+    queue: QueueSpec,
+    handlers: dict[str, Handler],
+    after_batch: AfterBatch | None,
+) -> None:
     engine = make_engine(settings.database_url, pool_size=2, max_overflow=0)
     Consumer(
         session_factory=make_session_factory(engine),
@@ -65,6 +72,7 @@ def consume(settings: ServiceSettings, tables: EventTables, queue: QueueSpec, ha
         queue=queue,
         handlers=handlers,
         amqp_url=settings.amqp_url,
+        after_batch=after_batch,
     ).run_forever()
 
 

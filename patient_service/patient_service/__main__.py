@@ -5,7 +5,7 @@ from pathlib import Path
 from painkiller_common import cli
 from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS
 from patient_service.config import get_settings
-from patient_service.events import handlers
+from patient_service.events import HANDLERS, reassess_after
 from patient_service.models import EVENT_TABLES
 
 if __name__ == "__main__":
@@ -17,5 +17,6 @@ if __name__ == "__main__":
         migrations_dir=Path(__file__).parent / "migrations",
         tables=EVENT_TABLES,
         queue=MEASUREMENT_EVENTS_FOR_PATIENTS,
-        handlers=handlers(settings),
+        handlers=HANDLERS,
+        after_batch=reassess_after(settings),
     )

@@ -3,7 +3,7 @@ and publish `patient.risk_changed` when the band rises."""
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
 from painkiller_common.contracts import PatientRiskChanged, RiskChange
@@ -12,14 +12,31 @@ from patient_service.config import Settings
 from patient_service.models import EVENT_TABLES, Patient, RiskAssessmentRow, VitalReading
 from patient_service.risk import BAND_RANK, Reading, RiskAssessment, assess
 
+# Bounds on what one assessment reads, however many readings a patient has.
+SERIES_LIMIT = 100  # systolic readings for the BP category and variability
 
-def _readings(session: Session, patient: Patient, since: timedelta) -> list[Reading]:
-    """The patient's readings within `since` of their newest one."""
+
+def _readings(session: Session, patient: Patient, window: timedelta, variability_window: timedelta) -> list[Reading]:
+    """What the assessment needs, and no more: the newest reading with each NEWS2 parameter in
+    the window, and the last SERIES_LIMIT systolic readings in the variability window. One query."""
     live = (VitalReading.patient_id == patient.id) & ~VitalReading.deleted
     newest = session.scalar(select(func.max(VitalReading.measured_at)).where(live))
     if newest is None:
         return []
-    rows = session.scalars(select(VitalReading).where(live, VitalReading.measured_at >= newest - since))
+    order = (VitalReading.measured_at.desc(), VitalReading.measurement_id.desc())
+    latest_per_parameter = [
+        select(VitalReading).where(live, column.is_not(None), VitalReading.measured_at >= newest - window)
+        .order_by(*order).limit(1)
+        for column in NEWS2_COLUMNS
+    ]  # fmt: skip
+    series = (
+        select(VitalReading)
+        .where(live, VitalReading.systolic_mmhg.is_not(None), VitalReading.measured_at >= newest - variability_window)
+        .order_by(*order)
+        .limit(SERIES_LIMIT)
+    )
+    parts = [part.subquery().select() for part in [*latest_per_parameter, series]]
+    rows = session.execute(union(*parts)).all()
     return [
         Reading(
             measured_at=row.measured_at,
@@ -37,11 +54,22 @@ def _readings(session: Session, patient: Patient, since: timedelta) -> list[Read
     ]
 
 
+NEWS2_COLUMNS = (
+    VitalReading.respiratory_rate_bpm,
+    VitalReading.spo2_percent,
+    VitalReading.on_oxygen,
+    VitalReading.systolic_mmhg,
+    VitalReading.heart_rate_bpm,
+    VitalReading.consciousness,
+    VitalReading.temperature_c,
+)
+
+
 def reassess(session: Session, patient: Patient, settings: Settings) -> RiskAssessment:
     """Recompute and store the patient's assessment (the caller holds the patient's row lock)."""
     window = timedelta(hours=settings.risk_window_hours)
     variability_window = timedelta(days=settings.bp_variability_window_days)
-    readings = _readings(session, patient, max(window, variability_window))
+    readings = _readings(session, patient, window, variability_window)
     result = assess(readings, spo2_scale=patient.spo2_scale, window=window, variability_window=variability_window)  # type: ignore[arg-type]
     previous = patient.risk
     row = previous or RiskAssessmentRow(patient_id=patient.id, revision=0)

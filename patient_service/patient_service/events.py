@@ -1,9 +1,11 @@
 """What the patient service publishes, and how it applies the measurement events it consumes."""
 
+import uuid
+
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from painkiller_common.consumer import Handler
+from painkiller_common.consumer import AfterBatch, Handler
 from painkiller_common.contracts import (
     VITALS,
     Event,
@@ -21,7 +23,12 @@ def publish(session: Session, event: Event) -> None:
     emit(session, EVENT_TABLES.outbox, [event])
 
 
-def on_measurement_recorded(session: Session, event: MeasurementRecorded, settings: Settings) -> None:
+def to_reassess(session: Session) -> set[uuid.UUID]:
+    """Patients whose readings this transaction changed: reassessed once, after the batch."""
+    return session.info.setdefault("reassess", set())
+
+
+def on_measurement_recorded(session: Session, event: MeasurementRecorded) -> None:
     reading = event.payload
     patient = session.get(Patient, reading.patient_id, with_for_update=LOCK_PATIENT)
     if patient is None:  # deleted since: nothing of theirs is kept
@@ -39,10 +46,10 @@ def on_measurement_recorded(session: Session, event: MeasurementRecorded, settin
     ).first()
     if kept is not None:
         patient.latest_vitals = merge_reading(patient.latest_vitals, reading)
-        reassess(session, patient, settings)
+        to_reassess(session).add(patient.id)
 
 
-def on_measurement_deleted(session: Session, event: MeasurementDeleted, settings: Settings) -> None:
+def on_measurement_deleted(session: Session, event: MeasurementDeleted) -> None:
     ref = event.payload
     patient = session.get(Patient, ref.patient_id, with_for_update=LOCK_PATIENT)
     if patient is None:
@@ -53,12 +60,22 @@ def on_measurement_deleted(session: Session, event: MeasurementDeleted, settings
         .on_conflict_do_update(index_elements=[VitalReading.measurement_id], set_={"deleted": True})
     )
     patient.latest_vitals = recompute(session, patient.id)
-    reassess(session, patient, settings)
+    to_reassess(session).add(patient.id)
 
 
-def handlers(settings: Settings) -> dict[str, Handler]:
-    """The consumer's handlers; each reading changes latest vitals and the risk assessment."""
-    return {
-        "measurement.recorded": lambda session, event: on_measurement_recorded(session, event, settings),  # type: ignore[arg-type]
-        "measurement.deleted": lambda session, event: on_measurement_deleted(session, event, settings),  # type: ignore[arg-type]
-    }
+HANDLERS: dict[str, Handler] = {
+    "measurement.recorded": on_measurement_recorded,  # type: ignore[dict-item]
+    "measurement.deleted": on_measurement_deleted,  # type: ignore[dict-item]
+}
+
+
+def reassess_after(settings: Settings) -> AfterBatch:
+    """After a batch of measurement events: one risk assessment per patient they touched."""
+
+    def after_batch(session: Session) -> None:
+        for patient_id in sorted(session.info.pop("reassess", set())):
+            patient = session.get(Patient, patient_id, with_for_update=LOCK_PATIENT)
+            if patient is not None:
+                reassess(session, patient, settings)
+
+    return after_batch

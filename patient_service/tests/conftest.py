@@ -12,7 +12,7 @@ from painkiller_common.consumer import Consumer
 from painkiller_common.testing import count_rows, migrate_fresh, truncate_all
 from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS as QUEUE
 from patient_service.config import Settings
-from patient_service.events import handlers
+from patient_service.events import HANDLERS, reassess_after
 from patient_service.main import create_app
 from patient_service.models import EVENT_TABLES
 
@@ -59,7 +59,8 @@ def consumer(settings: Settings, client: TestClient) -> Consumer:
         session_factory=client.app.state.session_factory,
         tables=EVENT_TABLES,
         queue=QUEUE,
-        handlers=handlers(settings),
+        handlers=HANDLERS,
+        after_batch=reassess_after(settings),
         amqp_url=settings.amqp_url,
     )
 

@@ -143,3 +143,21 @@ def test_spo2_scale_must_be_1_or_2(client: TestClient, stored) -> None:
 
 def test_risk_of_an_unknown_patient_is_404(client: TestClient) -> None:
     assert client.get(f"/api/v1/patient/{uuid.uuid4()}/risk").status_code == 404
+
+
+def test_a_parameter_measured_once_among_many_readings_still_counts(client: TestClient, make_patient, consumer) -> None:
+    patient = make_patient()
+    events = [reading(patient["id"], 0, {"temperature_c": 39.5})]
+    events += [reading(patient["id"], 1 + n, {"heart_rate_bpm": 80}) for n in range(150)]
+    consumer.apply_all(events)  # one batch, as the consumer takes them off the queue
+    news2 = client.get(f"/api/v1/patient/{patient['id']}/risk").json()["news2"]
+    assert news2["sub_scores"]["temperature"] == 2
+    assert news2["sub_scores"]["pulse"] == 0
+
+
+def test_a_batch_with_the_same_event_twice_applies_it_once(client: TestClient, make_patient, consumer, stored) -> None:
+    patient = make_patient()
+    event = reading(patient["id"], 0, {"heart_rate_bpm": 80})
+    assert consumer.apply_all([event, event]) == [True, False]
+    assert consumer.apply_all([event]) == [False]
+    assert stored("vital_readings") == 1
