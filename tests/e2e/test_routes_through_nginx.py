@@ -5,6 +5,7 @@ import uuid
 import httpx
 import pytest
 import stack as stack_module
+from harness import eventually
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 MEASURE_PREFIXES = ["/api/v1/measures", "/api/v1/measurements"]
@@ -107,8 +108,8 @@ def test_responses_carry_request_id_and_safety_headers(api: httpx.Client, stack)
     assert response.headers["x-request-id"] == "trace-e2e-42"
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["x-content-type-options"] == "nosniff"
-    # NGINX passed the id on: the service logged it.
-    assert "request_id=trace-e2e-42" in (stack.run_dir / "patient-api.log").read_text()
+    # NGINX passed the id on: the service logged it (once the response was sent).
+    eventually(lambda: "request_id=trace-e2e-42" in (stack.run_dir / "patient-api.log").read_text())
     minted = api.get("/api/v1/patient/health/live").headers["x-request-id"]
     assert len(minted) == 32
 
