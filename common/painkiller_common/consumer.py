@@ -112,7 +112,9 @@ class Consumer:
             try:
                 parsed.append((delivery, parse_event(delivery.body)))
             except ValueError:
-                logger.exception("event %s is not a valid event; rejecting it", delivery.message_id)
+                logger.exception(
+                    "event %s failed: not a valid event; rejecting it (delivery limit applies)", delivery.message_id
+                )
                 channel.basic_nack(delivery.tag, requeue=True)
         try:
             self._apply_waiting_for_database([event for _, event in parsed])
