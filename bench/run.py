@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -177,6 +178,8 @@ class Bench:
         cmd = [self.wrk, "-t", "2", "-c", str(conns), "-d", f"{round(seconds or self.args.seconds)}s", "--latency",
                "-s", str(combined), self.stack.url]  # fmt: skip
         env = {**os.environ, "BENCH_PATHS": str(paths_file), "BENCH_BODY": str(body_file)}
+        access_log = self.work / "nginx" / "access.log"
+        log_offset = access_log.stat().st_size
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
         line = next(line for line in out.splitlines() if line.startswith("BENCH "))
         figures = json.loads(line[len("BENCH ") :])
@@ -189,6 +192,11 @@ class Bench:
             socket_errors=figures["socket_errors"],
             unit_factor=unit_factor,
         )
+        if result.non_2xx:  # say which: the table only counts them
+            with access_log.open() as log:
+                log.seek(log_offset)
+                statuses = Counter(line.split('" ')[1].split()[0] for line in log if '" ' in line)
+            print(f"  statuses: {dict(statuses)}", flush=True)
         print(f"  {name:<48} {result.per_s:>10.0f}/s  p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms  "
               f"non-2xx {result.non_2xx}  errors {result.socket_errors}", flush=True)  # fmt: skip
         return result
@@ -209,8 +217,9 @@ class Bench:
         self.lag = lag.stop()
         readings = [{"heart_rate_bpm": 60 + k % 40, "measured_at": MEASURED_AT, "source": f"b{{n}}-{k}"}
                     for k in range(1000)]  # fmt: skip
+        batch_paths = [f"{path}/batch" for path in self.reading_paths()]
         results["batch"] = self.wrk_run("POST .../measurements/batch (1,000 readings)", "post_json.lua",
-                                        self.reading_paths(), body=json.dumps({"readings": readings}),
+                                        batch_paths, body=json.dumps({"readings": readings}),
                                         connections=4, unit_factor=1000)  # fmt: skip
         self.drain_events()
         return results

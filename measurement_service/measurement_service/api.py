@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from measurement_service import service
 from measurement_service.models import EVENT_TABLES
-from measurement_service.patients import PatientDirectory, require_patient
+from measurement_service.patients import PatientDirectory, check_patient
 from measurement_service.schemas import (
     BatchIn,
     BatchOut,
@@ -19,7 +19,7 @@ from measurement_service.schemas import (
     PatientMeasurementFilter,
     Reading,
 )
-from painkiller_common.app import require_json
+from painkiller_common.app import json_response, require_json
 from painkiller_common.db import get_session
 from painkiller_common.idempotency import IdempotencyKey, Outcome, run_once
 from painkiller_common.pagination import Page
@@ -121,10 +121,10 @@ def list_for_patient(
     query: Annotated[PatientMeasurementFilter, Query()],
     session: SessionDep,
     directory: DirectoryDep,
-) -> Page[MeasurementOut]:
+) -> Response:
     """This patient's readings, newest `measured_at` first."""
-    require_patient(session, directory, patient_id)
-    return service.list_measurements(session=session, query=query, patient_id=patient_id)
+    check_patient(session, directory, patient_id)
+    return json_response(service.list_measurements(session=session, query=query, patient_id=patient_id))
 
 
 def measures_router(prefix: str, *, in_schema: bool) -> APIRouter:
@@ -155,16 +155,16 @@ def measures_router(prefix: str, *, in_schema: bool) -> APIRouter:
         return _record_batch_once(session, directory, None, batch, idempotency_key, scope=f"POST {PREFIX}/batch")
 
     @router.get("", response_model=Page[MeasurementOut], responses=problem_responses(422))
-    def list_all(query: Annotated[MeasurementFilter, Query()], session: SessionDep) -> Page[MeasurementOut]:
+    def list_all(query: Annotated[MeasurementFilter, Query()], session: SessionDep) -> Response:
         """Readings, newest `measured_at` first, optionally for one patient and a time window."""
-        return service.list_measurements(session=session, query=query, patient_id=query.patient_id)
+        return json_response(service.list_measurements(session=session, query=query, patient_id=query.patient_id))
 
     @router.post(
         "/list", response_model=Page[MeasurementOut], dependencies=JsonBody, responses=problem_responses(415, 422)
     )
-    def list_by_body(query: MeasurementFilter, session: SessionDep) -> Page[MeasurementOut]:
+    def list_by_body(query: MeasurementFilter, session: SessionDep) -> Response:
         """The same as `GET`, with the filters in a JSON body."""
-        return service.list_measurements(session=session, query=query, patient_id=query.patient_id)
+        return json_response(service.list_measurements(session=session, query=query, patient_id=query.patient_id))
 
     @router.get("/{measurement_id}", response_model=MeasurementOut, responses=problem_responses(404, 422))
     def get_one(measurement_id: uuid.UUID, session: SessionDep) -> MeasurementOut:

@@ -50,6 +50,15 @@ def _known(session: Session, patient_id: uuid.UUID) -> KnownPatient | None:
     ).first()
 
 
+def check_patient(session: Session, directory: PatientDirectory, patient_id: uuid.UUID) -> None:
+    """For reads: 404 unless the patient exists; no lock, nothing written."""
+    deleted = session.scalar(select(KnownPatient.deleted).where(KnownPatient.patient_id == patient_id))
+    if deleted is None:
+        directory.require(patient_id)
+    elif deleted:
+        raise NotFound(f"Patient {patient_id} does not exist.")
+
+
 def require_patient(session: Session, directory: PatientDirectory, patient_id: uuid.UUID) -> None:
     """Return if the patient exists (404 if not, 503 if nobody can say), holding it until commit."""
     known = _known(session, patient_id)

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
-from painkiller_common.app import require_csv, require_json
+from painkiller_common.app import json_response, require_csv, require_json
 from painkiller_common.db import get_session
 from painkiller_common.idempotency import IdempotencyKey, Outcome, run_once
 from painkiller_common.pagination import Page
@@ -76,9 +76,9 @@ def import_patients(body: Annotated[bytes, Body(media_type="text/csv")], session
 
 
 @router.get("", response_model=Page[PatientOut], responses=problem_responses(422))
-def list_patients(query: Annotated[PatientFilter, Query()], session: SessionDep) -> Page[PatientOut]:
+def list_patients(query: Annotated[PatientFilter, Query()], session: SessionDep) -> Response:
     """A page of patients in registration order, optionally filtered by name or MRN."""
-    return service.list_patients(session=session, query=query)
+    return json_response(service.list_patients(session=session, query=query))
 
 
 @router.post("/list", response_model=Page[PatientOut], dependencies=JsonBody, responses=problem_responses(415, 422))
@@ -100,8 +100,8 @@ def get_risk(patient_id: uuid.UUID, session: SessionDep, settings: SettingsDep) 
 
 
 @router.get("/{patient_id}", response_model=PatientOut, responses=problem_responses(404, 422))
-def get_patient(patient_id: uuid.UUID, session: SessionDep) -> PatientOut:
-    return service.to_out(service.get_patient(session=session, patient_id=patient_id))
+def get_patient(patient_id: uuid.UUID, session: SessionDep) -> Response:
+    return json_response(service.to_out(service.get_patient(session=session, patient_id=patient_id)))
 
 
 @router.patch(

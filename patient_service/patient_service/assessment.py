@@ -1,9 +1,11 @@
 """Keeping each patient's risk assessment current: recompute from the stored readings, store,
 and publish `patient.risk_changed` when the band rises."""
 
-from datetime import timedelta
+from dataclasses import fields
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select, union
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from painkiller_common.contracts import PatientRiskChanged, RiskChange
@@ -12,64 +14,55 @@ from patient_service.config import Settings
 from patient_service.models import EVENT_TABLES, Patient, RiskAssessmentRow, VitalReading
 from patient_service.risk import BAND_RANK, Reading, RiskAssessment, assess
 
-# Bounds on what one assessment reads, however many readings a patient has.
-SERIES_LIMIT = 100  # systolic readings for the BP category and variability
+# At most this many systolic readings go into the BP category and variability.
+SERIES_LIMIT = 100
+READING_FIELDS = {f.name for f in fields(Reading)} - {"measured_at", "id"}
 
 
-def _readings(session: Session, patient: Patient, window: timedelta, variability_window: timedelta) -> list[Reading]:
-    """What the assessment needs, and no more: the newest reading with each NEWS2 parameter in
-    the window, and the last SERIES_LIMIT systolic readings in the variability window. One query."""
-    live = (VitalReading.patient_id == patient.id) & ~VitalReading.deleted
-    newest = session.scalar(select(func.max(VitalReading.measured_at)).where(live))
-    if newest is None:
+def _readings(session: Session, patient: Patient, variability_window: timedelta) -> list[Reading]:
+    """What the assessment needs, and no more.
+
+    The newest value of every vital is already in `latest_vitals` (kept from the same events),
+    so NEWS2 needs no query; the blood-pressure series is the one query, bounded by SERIES_LIMIT.
+    Values of one reading are put back together by measurement id.
+    """
+    values: dict[str, dict[str, Any]] = {}
+    for field, entry in patient.latest_vitals.items():
+        if field in READING_FIELDS:
+            reading = values.setdefault(
+                entry["measurement_id"], {"measured_at": datetime.fromisoformat(entry["measured_at"])}
+            )
+            reading[field] = entry["value"]
+    if not values:
         return []
-    order = (VitalReading.measured_at.desc(), VitalReading.measurement_id.desc())
-    latest_per_parameter = [
-        select(VitalReading).where(live, column.is_not(None), VitalReading.measured_at >= newest - window)
-        .order_by(*order).limit(1)
-        for column in NEWS2_COLUMNS
-    ]  # fmt: skip
-    series = (
-        select(VitalReading)
-        .where(live, VitalReading.systolic_mmhg.is_not(None), VitalReading.measured_at >= newest - variability_window)
-        .order_by(*order)
+    newest = max(reading["measured_at"] for reading in values.values())
+    series = session.execute(
+        select(
+            VitalReading.measurement_id,
+            VitalReading.measured_at,
+            VitalReading.systolic_mmhg,
+            VitalReading.diastolic_mmhg,
+        )
+        .where(
+            VitalReading.patient_id == patient.id,
+            ~VitalReading.deleted,
+            VitalReading.systolic_mmhg.is_not(None),
+            VitalReading.measured_at >= newest - variability_window,
+        )
+        .order_by(VitalReading.measured_at.desc(), VitalReading.measurement_id.desc())
         .limit(SERIES_LIMIT)
     )
-    parts = [part.subquery().select() for part in [*latest_per_parameter, series]]
-    rows = session.execute(union(*parts)).all()
-    return [
-        Reading(
-            measured_at=row.measured_at,
-            id=str(row.measurement_id),
-            respiratory_rate_bpm=row.respiratory_rate_bpm,
-            spo2_percent=row.spo2_percent,
-            on_oxygen=row.on_oxygen,
-            systolic_mmhg=row.systolic_mmhg,
-            diastolic_mmhg=row.diastolic_mmhg,
-            heart_rate_bpm=row.heart_rate_bpm,
-            consciousness=row.consciousness,
-            temperature_c=row.temperature_c,
-        )
-        for row in rows
-    ]
-
-
-NEWS2_COLUMNS = (
-    VitalReading.respiratory_rate_bpm,
-    VitalReading.spo2_percent,
-    VitalReading.on_oxygen,
-    VitalReading.systolic_mmhg,
-    VitalReading.heart_rate_bpm,
-    VitalReading.consciousness,
-    VitalReading.temperature_c,
-)
+    for row in series:
+        reading = values.setdefault(str(row.measurement_id), {"measured_at": row.measured_at})
+        reading.update(systolic_mmhg=row.systolic_mmhg, diastolic_mmhg=row.diastolic_mmhg)
+    return [Reading(id=measurement_id, **reading) for measurement_id, reading in values.items()]
 
 
 def reassess(session: Session, patient: Patient, settings: Settings) -> RiskAssessment:
     """Recompute and store the patient's assessment (the caller holds the patient's row lock)."""
     window = timedelta(hours=settings.risk_window_hours)
     variability_window = timedelta(days=settings.bp_variability_window_days)
-    readings = _readings(session, patient, window, variability_window)
+    readings = _readings(session, patient, variability_window)
     result = assess(readings, spo2_scale=patient.spo2_scale, window=window, variability_window=variability_window)  # type: ignore[arg-type]
     previous = patient.risk
     row = previous or RiskAssessmentRow(patient_id=patient.id, revision=0)

@@ -2,6 +2,7 @@
 
 import uuid
 
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -10,6 +11,7 @@ from painkiller_common.contracts import (
     VITALS,
     Event,
     MeasurementDeleted,
+    MeasurementRecord,
     MeasurementRecorded,
 )
 from painkiller_common.outbox import emit
@@ -29,24 +31,8 @@ def to_reassess(session: Session) -> set[uuid.UUID]:
 
 
 def on_measurement_recorded(session: Session, event: MeasurementRecorded) -> None:
-    reading = event.payload
-    patient = session.get(Patient, reading.patient_id, with_for_update=LOCK_PATIENT)
-    if patient is None:  # deleted since: nothing of theirs is kept
-        return
-    kept = session.execute(
-        insert(VitalReading)
-        .values(
-            measurement_id=reading.id,
-            patient_id=reading.patient_id,
-            measured_at=reading.measured_at,
-            **{field: getattr(reading, field) for field in VITALS},
-        )
-        .on_conflict_do_nothing()  # already seen, or deleted before it arrived (a tombstone)
-        .returning(VitalReading.measurement_id)
-    ).first()
-    if kept is not None:
-        patient.latest_vitals = merge_reading(patient.latest_vitals, reading)
-        to_reassess(session).add(patient.id)
+    # Kept for the end of the batch, where all its readings are stored in one statement.
+    session.info.setdefault("readings", []).append(event.payload)
 
 
 def on_measurement_deleted(session: Session, event: MeasurementDeleted) -> None:
@@ -63,6 +49,31 @@ def on_measurement_deleted(session: Session, event: MeasurementDeleted) -> None:
     to_reassess(session).add(patient.id)
 
 
+def store_readings(session: Session, readings: list[MeasurementRecord]) -> dict[uuid.UUID, list[MeasurementRecord]]:
+    """Store the batch's new readings of patients that still exist, by patient.
+
+    A reading seen before, or deleted before it arrived (its tombstone), is not stored again.
+    """
+    patient_ids = {r.patient_id for r in readings}
+    existing = set(session.scalars(select(Patient.id).where(Patient.id.in_(patient_ids))))
+    kept = [r for r in readings if r.patient_id in existing]  # deleted patients keep nothing
+    if not kept:
+        return {}
+    rows = [
+        {"measurement_id": r.id, "patient_id": r.patient_id, "measured_at": r.measured_at}
+        | {field: getattr(r, field) for field in VITALS}
+        for r in kept
+    ]
+    stored = set(
+        session.scalars(insert(VitalReading).on_conflict_do_nothing().returning(VitalReading.measurement_id), rows)
+    )
+    by_patient: dict[uuid.UUID, list[MeasurementRecord]] = {}
+    for reading in kept:
+        if reading.id in stored:
+            by_patient.setdefault(reading.patient_id, []).append(reading)
+    return by_patient
+
+
 HANDLERS: dict[str, Handler] = {
     "measurement.recorded": on_measurement_recorded,  # type: ignore[dict-item]
     "measurement.deleted": on_measurement_deleted,  # type: ignore[dict-item]
@@ -73,9 +84,13 @@ def reassess_after(settings: Settings) -> AfterBatch:
     """After a batch of measurement events: one risk assessment per patient they touched."""
 
     def after_batch(session: Session) -> None:
-        for patient_id in sorted(session.info.pop("reassess", set())):
+        new_readings = store_readings(session, session.info.pop("readings", []))
+        for patient_id in sorted(new_readings.keys() | session.info.pop("reassess", set())):
             patient = session.get(Patient, patient_id, with_for_update=LOCK_PATIENT)
-            if patient is not None:
-                reassess(session, patient, settings)
+            if patient is None:
+                continue
+            for reading in new_readings.get(patient_id, []):
+                patient.latest_vitals = merge_reading(patient.latest_vitals, reading)
+            reassess(session, patient, settings)
 
     return after_batch

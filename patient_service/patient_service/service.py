@@ -23,28 +23,32 @@ from patient_service.schemas import (
     PatientOut,
     PatientUpdate,
     RiskAssessmentOut,
-    RiskSummary,
     today,
     years_between,
 )
 
+RECORD_FIELDS = [name for name in PatientRecord.model_fields if name != "age"]
+
+
+def _fields(patient: Patient) -> dict[str, object]:
+    age = years_between(patient.birth_date, today()) if patient.birth_date else patient.age
+    return {**{name: getattr(patient, name) for name in RECORD_FIELDS}, "age": age}
+
 
 def to_record(patient: Patient) -> PatientRecord:
     """The patient's own fields, as events carry them."""
-    age = years_between(patient.birth_date, today()) if patient.birth_date else patient.age
-    return PatientRecord.model_validate(
-        {**{c: getattr(patient, c) for c in PatientRecord.model_fields if c != "age"}, "age": age}
-    )
+    return PatientRecord.model_validate(_fields(patient))
 
 
 def to_out(patient: Patient) -> PatientOut:
+    """The patient as the API shows it: own fields, latest vitals and risk summary."""
     risk = patient.risk
     summary = (
-        RiskSummary(news2_total=risk.news2_total, band=risk.band, bp_category=risk.bp_category, based_on=risk.based_on)
+        {"news2_total": risk.news2_total, "band": risk.band, "bp_category": risk.bp_category, "based_on": risk.based_on}
         if risk
         else None
     )
-    return PatientOut(**to_record(patient).model_dump(), latest_vitals=patient.latest_vitals, risk=summary)
+    return PatientOut.model_validate({**_fields(patient), "latest_vitals": patient.latest_vitals, "risk": summary})
 
 
 def create_patient(*, session: Session, data: PatientCreate) -> Patient:
