@@ -77,12 +77,16 @@ def wrk_binary() -> str:
     return "wrk"
 
 
-def fresh_database(url: str) -> None:
+def drop_database(url: str) -> None:
     name = url.rsplit("/", 1)[1]
     admin = create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+def fresh_database(url: str) -> None:
+    drop_database(url)
     ensure_database(url)
 
 
@@ -450,6 +454,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rows", type=int, default=5_000_000, help="table size of the large data-size run")
     parser.add_argument("--small-rows", type=int, default=10_000)
+    parser.add_argument("--keep-data", action="store_true", help="keep the bench databases (to EXPLAIN queries)")
     args = parser.parse_args()
 
     bench = Bench(args)
@@ -473,6 +478,9 @@ def main() -> None:
         table = report(bench, writes, reads, small, large, (args.small_rows, args.rows), rss)
     finally:
         bench.stop()
+        if not args.keep_data:  # millions of rows: gigabytes a later run would only drop
+            for url in [*DATABASES.values(), BASELINE_DB]:
+                drop_database(url)
     print()
     print(table)
     out = BENCH / "results" / f"{datetime.now(UTC):%Y-%m-%d-%H%M}-{os.cpu_count()}cores.md"
