@@ -1,9 +1,11 @@
 """Test helpers both services use: a real, freshly migrated test database, emptied per test."""
 
+import json
 import time
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, Table, create_engine, inspect, select, text
 from sqlalchemy.exc import OperationalError
 
 from painkiller_common.db import downgrade, ensure_database, upgrade
@@ -42,3 +44,10 @@ def count_rows(url: str, table: str) -> int:
             return conn.execute(text(f'SELECT count(*) FROM "{table}"')).scalar_one()
     finally:
         engine.dispose()
+
+
+def outbox_events(engine: Engine, outbox: Table) -> list[dict[str, Any]]:
+    """The events a service has written, oldest first, as consumers would receive them."""
+    with engine.connect() as conn:
+        bodies = conn.execute(select(outbox.c.body).order_by(outbox.c.seq)).scalars()
+        return [json.loads(body) for body in bodies]

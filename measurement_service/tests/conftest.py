@@ -1,4 +1,3 @@
-import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -6,7 +5,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 import measurement_service
 from measurement_service.api import get_directory
@@ -16,7 +14,7 @@ from measurement_service.main import create_app
 from measurement_service.models import EVENT_TABLES
 from painkiller_common.consumer import Consumer
 from painkiller_common.problems import NotFound
-from painkiller_common.testing import count_rows, migrate_fresh, truncate_all
+from painkiller_common.testing import count_rows, migrate_fresh, outbox_events, truncate_all
 from painkiller_common.topology import PATIENT_EVENTS_FOR_MEASUREMENTS as QUEUE
 
 TEST_DB = os.environ.get(
@@ -99,9 +97,4 @@ def consumer(settings: Settings, client: TestClient) -> Consumer:
 def outbox(client: TestClient) -> Callable[[], list[dict]]:
     """The events written so far, oldest first, as consumers would receive them."""
 
-    def events() -> list[dict]:
-        with client.app.state.engine.connect() as conn:
-            bodies = conn.execute(select(EVENT_TABLES.outbox.c.body).order_by(EVENT_TABLES.outbox.c.seq)).scalars()
-            return [json.loads(body) for body in bodies]
-
-    return events
+    return lambda: outbox_events(client.app.state.engine, EVENT_TABLES.outbox)

@@ -1,15 +1,13 @@
-import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 import patient_service
 from painkiller_common.consumer import Consumer
-from painkiller_common.testing import count_rows, migrate_fresh, truncate_all
+from painkiller_common.testing import count_rows, migrate_fresh, outbox_events, truncate_all
 from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS as QUEUE
 from patient_service.config import Settings
 from patient_service.events import HANDLERS, reassess_after
@@ -69,9 +67,4 @@ def consumer(settings: Settings, client: TestClient) -> Consumer:
 def outbox(client: TestClient) -> Callable[[], list[dict]]:
     """The events written so far, oldest first, as consumers would receive them."""
 
-    def events() -> list[dict]:
-        with client.app.state.engine.connect() as conn:
-            bodies = conn.execute(select(EVENT_TABLES.outbox.c.body).order_by(EVENT_TABLES.outbox.c.seq)).scalars()
-            return [json.loads(body) for body in bodies]
-
-    return events
+    return lambda: outbox_events(client.app.state.engine, EVENT_TABLES.outbox)

@@ -2,37 +2,10 @@
 
 import itertools
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from fastapi.testclient import TestClient
-
-from painkiller_common.contracts import (
-    VITALS,
-    MeasurementDeleted,
-    MeasurementRecord,
-    MeasurementRecorded,
-    MeasurementRef,
-)
-
-T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
-
-
-def reading(patient_id: str, minutes: int, **vitals: object) -> MeasurementRecorded:
-    at = T0 + timedelta(minutes=minutes)
-    record = MeasurementRecord(
-        id=uuid.uuid4(),
-        patient_id=uuid.UUID(patient_id),
-        measured_at=at,
-        recorded_at=at,
-        source=None,
-        **{field: vitals.get(field) for field in VITALS},
-    )
-    return MeasurementRecorded(aggregate_id=record.id, aggregate_version=1, payload=record)
-
-
-def removal(recorded: MeasurementRecorded) -> MeasurementDeleted:
-    ref = MeasurementRef(id=recorded.payload.id, patient_id=recorded.payload.patient_id)
-    return MeasurementDeleted(aggregate_id=ref.id, aggregate_version=2, payload=ref)
+from measurement_events import T0, reading, removal
 
 
 def vitals_of(client: TestClient, patient_id: str) -> dict[str, object]:
@@ -68,8 +41,8 @@ def test_a_refused_change_writes_no_event(client: TestClient, make_patient, outb
 def test_readings_give_latest_vitals(client: TestClient, make_patient, consumer) -> None:
     patient = make_patient()
     assert client.get(f"/api/v1/patient/{patient['id']}").json()["latest_vitals"] == {}
-    first = reading(patient["id"], 0, heart_rate_bpm=80, temperature_c=37.0)
-    second = reading(patient["id"], 10, heart_rate_bpm=95, spo2_percent=94)
+    first = reading(patient["id"], 0, dict(heart_rate_bpm=80, temperature_c=37.0))
+    second = reading(patient["id"], 10, dict(heart_rate_bpm=95, spo2_percent=94))
     consumer.apply(first)
     consumer.apply(second)
     latest = client.get(f"/api/v1/patient/{patient['id']}").json()["latest_vitals"]
@@ -82,7 +55,7 @@ def test_readings_give_latest_vitals(client: TestClient, make_patient, consumer)
 
 def test_a_redelivered_event_is_applied_once(client: TestClient, make_patient, consumer) -> None:
     patient = make_patient()
-    event = reading(patient["id"], 0, heart_rate_bpm=80)
+    event = reading(patient["id"], 0, dict(heart_rate_bpm=80))
     assert consumer.apply(event) is True
     assert consumer.apply(event) is False
 
@@ -90,9 +63,9 @@ def test_a_redelivered_event_is_applied_once(client: TestClient, make_patient, c
 def test_latest_vitals_do_not_depend_on_arrival_order(client: TestClient, make_patient, consumer) -> None:
     patient = make_patient()
     events = [
-        reading(patient["id"], 0, heart_rate_bpm=70, temperature_c=36.5),
-        reading(patient["id"], 5, heart_rate_bpm=110),
-        reading(patient["id"], 3, temperature_c=38.9, spo2_percent=91),
+        reading(patient["id"], 0, dict(heart_rate_bpm=70, temperature_c=36.5)),
+        reading(patient["id"], 5, dict(heart_rate_bpm=110)),
+        reading(patient["id"], 3, dict(temperature_c=38.9, spo2_percent=91)),
     ]
     outcomes = []
     for order in itertools.permutations(events):
@@ -107,8 +80,8 @@ def test_latest_vitals_do_not_depend_on_arrival_order(client: TestClient, make_p
 
 def test_a_deleted_reading_no_longer_counts(client: TestClient, make_patient, consumer) -> None:
     patient = make_patient()
-    older = reading(patient["id"], 0, heart_rate_bpm=70)
-    newer = reading(patient["id"], 5, heart_rate_bpm=130)
+    older = reading(patient["id"], 0, dict(heart_rate_bpm=70))
+    newer = reading(patient["id"], 5, dict(heart_rate_bpm=130))
     consumer.apply(older)
     consumer.apply(newer)
     consumer.apply(removal(newer))
@@ -119,20 +92,20 @@ def test_a_deleted_reading_no_longer_counts(client: TestClient, make_patient, co
 
 def test_a_delete_that_arrives_first_keeps_the_reading_out(client: TestClient, make_patient, consumer) -> None:
     patient = make_patient()
-    late = reading(patient["id"], 0, heart_rate_bpm=150)
+    late = reading(patient["id"], 0, dict(heart_rate_bpm=150))
     consumer.apply(removal(late))
     consumer.apply(late)
     assert vitals_of(client, patient["id"]) == {}
 
 
 def test_readings_of_an_unknown_patient_are_ignored(client: TestClient, consumer, stored) -> None:
-    assert consumer.apply(reading(str(uuid.uuid4()), 0, heart_rate_bpm=80)) is True
+    assert consumer.apply(reading(str(uuid.uuid4()), 0, dict(heart_rate_bpm=80))) is True
     assert stored("vital_readings") == 0
 
 
 def test_deleting_a_patient_erases_their_readings_copy(client: TestClient, make_patient, consumer, stored) -> None:
     patient = make_patient()
-    consumer.apply(reading(patient["id"], 0, heart_rate_bpm=80))
+    consumer.apply(reading(patient["id"], 0, dict(heart_rate_bpm=80)))
     assert stored("vital_readings") == 1
     client.delete(f"/api/v1/patient/{patient['id']}")
     assert stored("vital_readings") == 0

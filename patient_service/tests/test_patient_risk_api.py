@@ -1,19 +1,11 @@
 """Risk as clinicians see it: on the patient, at /risk, in the ward view, and as events."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from fastapi.testclient import TestClient
+from measurement_events import T0, reading, removal
 
-from painkiller_common.contracts import (
-    VITALS,
-    MeasurementDeleted,
-    MeasurementRecord,
-    MeasurementRecorded,
-    MeasurementRef,
-)
-
-T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 NORMAL = dict(
     respiratory_rate_bpm=16,
     spo2_percent=97,
@@ -35,19 +27,6 @@ CRITICAL = dict(
     consciousness="voice",
     temperature_c=39.2,
 )
-
-
-def reading(patient_id: str, minutes: int, vitals: dict) -> MeasurementRecorded:
-    at = T0 + timedelta(minutes=minutes)
-    record = MeasurementRecord(
-        id=uuid.uuid4(),
-        patient_id=uuid.UUID(patient_id),
-        measured_at=at,
-        recorded_at=at,
-        source=None,
-        **{field: vitals.get(field) for field in VITALS},
-    )
-    return MeasurementRecorded(aggregate_id=record.id, aggregate_version=1, payload=record)
 
 
 def test_a_patient_without_readings_has_no_judgement(client: TestClient, make_patient) -> None:
@@ -95,8 +74,7 @@ def test_deleting_the_critical_reading_lowers_the_band(client: TestClient, make_
     consumer.apply(reading(patient["id"], 0, NORMAL))
     critical = reading(patient["id"], 30, CRITICAL)
     consumer.apply(critical)
-    ref = MeasurementRef(id=critical.payload.id, patient_id=critical.payload.patient_id)
-    consumer.apply(MeasurementDeleted(aggregate_id=ref.id, aggregate_version=2, payload=ref))
+    consumer.apply(removal(critical))
     assert client.get(f"/api/v1/patient/{patient['id']}").json()["risk"]["news2_total"] == 0
 
 

@@ -8,8 +8,10 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pika
@@ -17,7 +19,7 @@ import pytest
 from harness import RABBITMQ, amqp_url, eventually, rabbitmqctl, running_stack, stack_module, vhost
 from proxy import Proxy
 from sqlalchemy import create_engine, text
-from tally import FAULT_DATABASES, outbox_event_ids, record_figures, tally
+from tally import DATABASE_OF, FAULT_DATABASES, Tally, outbox_event_ids, record_figures, tally
 
 from painkiller_common.contracts import EXCHANGE
 from painkiller_common.topology import DELIVERY_LIMIT, PATIENT_EVENTS_FOR_MEASUREMENTS
@@ -85,11 +87,7 @@ def restart(stack: stack_module.Stack, name: str) -> None:
 
 
 def pending(producer: str) -> int:
-    engine = create_engine(
-        FAULT_DATABASES[
-            {"patient_service": "PATIENT_DATABASE_URL", "measurement_service": "MEASUREMENT_DATABASE_URL"}[producer]
-        ]
-    )
+    engine = create_engine(FAULT_DATABASES[DATABASE_OF[producer]])
     try:
         with engine.connect() as conn:
             return conn.execute(text("SELECT count(*) FROM outbox WHERE published_at IS NULL")).scalar_one()
@@ -97,9 +95,16 @@ def pending(producer: str) -> int:
         engine.dispose()
 
 
-def converged(run_dir, producer: str, **counts: int):  # type: ignore[no-untyped-def]
+def tally_once(
+    run_dir: Path, producer: str, until: Callable[[Tally], bool], *, timeout_s: float = 20, **counts: Any
+) -> Tally:
+    """The tally of `producer`'s events, as soon as `until` holds for it."""
+    return eventually(lambda: t if until(t := tally(run_dir, producer, **counts)) else None, timeout_s=timeout_s)
+
+
+def converged(run_dir: Path, producer: str, **counts: Any) -> Tally:
     """The tally once every event the producer committed has been applied."""
-    return eventually(lambda: (t := tally(run_dir, producer, **counts)).lost == 0 and t, timeout_s=CONVERGE_S)
+    return tally_once(run_dir, producer, lambda t: t.lost == 0, timeout_s=CONVERGE_S, **counts)
 
 
 def warm_up(f: Faulty) -> list[str]:
@@ -144,23 +149,10 @@ def test_relay_killed_between_publish_and_mark(faulty: Faulty) -> None:
     relay = faulty.stack.processes["measurement-relay"]
     relay.send_signal(signal.SIGSTOP)  # so that all 20 go out in one batch
     attempted, committed = post_readings(faulty.client, patient_ids, 20)
+    counts = {"attempted": attempted, "committed": committed, "since_ids": before}
     faulty.relay_proxy.freeze_to_client()  # confirms are held: published, never marked
     relay.send_signal(signal.SIGCONT)
-    published = eventually(
-        lambda: (
-            (
-                t := tally(
-                    faulty.stack.run_dir,
-                    "measurement_service",
-                    attempted=attempted,
-                    committed=committed,
-                    since_ids=before,
-                )
-            ).lost
-            == 0
-            and t
-        )
-    )
+    published = tally_once(faulty.stack.run_dir, "measurement_service", lambda t: t.lost == 0, **counts)
     assert published.applied == 20
     assert pending("measurement_service") == 20, "the relay marked events it had no confirm for"
 
@@ -168,21 +160,7 @@ def test_relay_killed_between_publish_and_mark(faulty: Faulty) -> None:
     faulty.relay_proxy.cut()
     restart(faulty.stack, "measurement-relay")
     eventually(lambda: pending("measurement_service") == 0, timeout_s=CONVERGE_S)
-    figures = eventually(
-        lambda: (
-            (
-                t := tally(
-                    faulty.stack.run_dir,
-                    "measurement_service",
-                    attempted=attempted,
-                    committed=committed,
-                    since_ids=before,
-                )
-            ).duplicates_delivered
-            >= 20
-            and t
-        )
-    )
+    figures = tally_once(faulty.stack.run_dir, "measurement_service", lambda t: t.duplicates_delivered >= 20, **counts)
     record_figures("relay SIGKILL between publish and mark", figures)
     assert (figures.lost, figures.applied_twice) == (0, 0)
 
@@ -192,41 +170,19 @@ def test_consumer_killed_between_commit_and_ack(faulty: Faulty) -> None:
     before = outbox_event_ids("measurement_service")
     faulty.consumer_proxy.freeze_to_broker()  # acks are held: applied and committed, never acked
     attempted, committed = post_readings(faulty.client, patient_ids, 20)
-    applied = eventually(
-        lambda: (
-            (
-                t := tally(
-                    faulty.stack.run_dir,
-                    "measurement_service",
-                    attempted=attempted,
-                    committed=committed,
-                    since_ids=before,
-                )
-            ).lost
-            == 0
-            and t
-        )
-    )
+    counts = {"attempted": attempted, "committed": committed, "since_ids": before}
+    applied = tally_once(faulty.stack.run_dir, "measurement_service", lambda t: t.lost == 0, **counts)
     assert applied.applied == 20
 
     kill9(faulty.stack, "patient-consumer")
     faulty.consumer_proxy.cut()  # the broker sees the consumer gone and requeues what it had
     restart(faulty.stack, "patient-consumer")
-    figures = eventually(
-        lambda: (
-            (
-                t := tally(
-                    faulty.stack.run_dir,
-                    "measurement_service",
-                    attempted=attempted,
-                    committed=committed,
-                    since_ids=before,
-                )
-            ).duplicates_delivered
-            >= 20
-            and t
-        ),
+    figures = tally_once(
+        faulty.stack.run_dir,
+        "measurement_service",
+        lambda t: t.duplicates_delivered >= 20,
         timeout_s=CONVERGE_S,
+        **counts,
     )
     record_figures("consumer SIGKILL between commit and ack", figures)
     assert (figures.lost, figures.applied_twice) == (0, 0)
