@@ -63,6 +63,19 @@ class Patient(Base):
         CheckConstraint("birth_date IS NOT NULL OR age IS NOT NULL", name="age_or_birth_date"),
         CheckConstraint(f"sex IN {SEXES}", name="sex_known"),
         Index("ix_patients_created_at_id", "created_at", "id"),
+        # Name search is a case-insensitive substring match: trigram indexes serve it.
+        Index(
+            "ix_patients_first_name_trgm",
+            "first_name",
+            postgresql_using="gin",
+            postgresql_ops={"first_name": "gin_trgm_ops"},
+        ),
+        Index(
+            "ix_patients_last_name_trgm",
+            "last_name",
+            postgresql_using="gin",
+            postgresql_ops={"last_name": "gin_trgm_ops"},
+        ),
     )
 
 
