@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.exceptions import AMQPError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -74,9 +75,9 @@ class Consumer:
         logger.info("consumer stopped")
 
     def _on_signal(self, signum: int, frame: object) -> None:
+        # The consume loop wakes at least every BATCH_WAIT_S, sees this and closes the connection;
+        # deliveries not yet applied are redelivered.
         self._stopping = True
-        if self._connection is not None and self._connection.is_open:
-            self._connection.add_callback_threadsafe(self._connection.close)
 
     def _consume(self) -> None:
         self._connection = pika.BlockingConnection(connection_parameters(self._amqp_url))
@@ -118,16 +119,18 @@ class Consumer:
                 channel.basic_nack(delivery.tag, requeue=True)
         try:
             self._apply_waiting_for_database([event for _, event in parsed])
-            for delivery, _ in parsed:
-                channel.basic_ack(delivery.tag)
-            return
+        except AMQPError:
+            raise  # the connection went: nothing was acked, the broker redelivers
         except Exception:
             if len(parsed) == 1:
                 logger.exception("event %s failed; rejecting it (delivery limit applies)", parsed[0][0].message_id)
                 channel.basic_nack(parsed[0][0].tag, requeue=True)
-                return
+            else:
+                for delivery, _ in parsed:
+                    self._settle(channel, [delivery])
+            return
         for delivery, _ in parsed:
-            self._settle(channel, [delivery])
+            channel.basic_ack(delivery.tag)
 
     def _apply_waiting_for_database(self, events: list[Event]) -> None:
         backoff = 0.5
