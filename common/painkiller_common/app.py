@@ -10,6 +10,8 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
+from painkiller_common.access import install_refusal_audit
+from painkiller_common.auth import TokenVerifier
 from painkiller_common.health import Check, health_router
 from painkiller_common.problems import (
     PROBLEM_JSON,
@@ -18,6 +20,8 @@ from painkiller_common.problems import (
     install_problem_handlers,
     problem_responses,
 )
+from painkiller_common.settings import ServiceSettings
+from painkiller_common.tables import EventTables
 
 logger = logging.getLogger("painkiller.access")
 
@@ -30,6 +34,8 @@ def create_service_app(
     lifespan: Lifespan[FastAPI],
     readiness: dict[str, Check],
     health_prefixes: list[str],
+    settings: ServiceSettings,
+    tables: EventTables,
 ) -> FastAPI:
     """A FastAPI app whose docs, OpenAPI document and static assets live under `docs_prefix`.
 
@@ -49,6 +55,10 @@ def create_service_app(
         responses=problem_responses(500, 503),
     )
     install_problem_handlers(app)
+    install_refusal_audit(app)
+    # Made here, not in the lifespan: an API without a way to check tokens must not start at all.
+    app.state.token_verifier = TokenVerifier(settings.auth)
+    app.state.audit_table = tables.audit_events
     for prefix in health_prefixes:
         app.include_router(health_router(readiness), prefix=prefix, include_in_schema=prefix == docs_prefix)
     app.add_middleware(AccessLog)
@@ -132,8 +142,21 @@ def problem_openapi(app: FastAPI) -> dict[str, Any]:
     problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
+            _document_security(operation)
             for status, response in operation.get("responses", {}).items():
                 if str(status)[0] in "45":
                     response["content"] = problem
     app.openapi_schema = schema
     return schema
+
+
+def _document_security(operation: dict[str, Any]) -> None:
+    """A secured operation says which scopes it needs and that it can answer 401 and 403."""
+    scopes = [scope for requirement in operation.get("security", []) for scope in requirement.get("bearer", [])]
+    if not scopes:
+        return
+    needs = "Needs a bearer token with one of the scopes " + ", ".join(f"`{s}`" for s in scopes) + "."
+    operation["description"] = f"{operation.get('description', '')}\n\n{needs}".strip()
+    responses = operation.setdefault("responses", {})
+    responses.setdefault("401", {"description": "No token, or one that is not valid"})
+    responses.setdefault("403", {"description": "The token lacks the scope"})

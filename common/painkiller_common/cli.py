@@ -12,11 +12,11 @@ from pathlib import Path
 import uvicorn
 
 from painkiller_common.consumer import AfterBatch, Consumer, Handler
-from painkiller_common.db import ensure_database, make_engine, make_session_factory, upgrade
+from painkiller_common.db import make_engine, make_session_factory, provision, upgrade
 from painkiller_common.relay import Relay
 from painkiller_common.settings import ServiceSettings
 from painkiller_common.tables import EventTables
-from painkiller_common.topology import QueueSpec
+from painkiller_common.topology import QueueSpec, declare_with
 
 COMMANDS = ("api", "migrate", "relay", "consumer")
 
@@ -30,11 +30,12 @@ def run(
     tables: EventTables,
     queue: QueueSpec,
     handlers: dict[str, Handler],
+    runtime_role: str,
     after_batch: AfterBatch | None = None,
 ) -> None:
     commands: dict[str, Callable[[], None]] = {
         "api": lambda: serve(settings, app_factory),
-        "migrate": lambda: migrate(settings, migrations_dir),
+        "migrate": lambda: migrate(settings, migrations_dir, runtime_role, queue),
         "relay": lambda: relay(settings, tables),
         "consumer": lambda: consume(settings, tables, queue, handlers, after_batch),
     }
@@ -46,11 +47,19 @@ def run(
     commands[args.command]()
 
 
-def migrate(settings: ServiceSettings, migrations_dir: Path) -> None:
-    """Create the database if it is missing, then bring its schema to the newest migration."""
-    if ensure_database(settings.database_url):
-        logging.getLogger(__name__).info("created database")
-    upgrade(migrations_dir, settings.database_url)
+def migrate(settings: ServiceSettings, migrations_dir: Path, runtime_role: str, queue: QueueSpec) -> None:
+    """Roles and database first when a superuser URL is given; then the newest schema, as the
+    owner; then this service's queue on the broker, so no event published before its consumer
+    first starts is lost."""
+    if settings.admin_database_url:
+        provision(
+            admin_url=settings.admin_database_url,
+            owner_url=settings.migration_database_url,
+            runtime_url=settings.database_url,
+            runtime_role=runtime_role,
+        )
+    upgrade(migrations_dir, settings.migration_database_url)
+    declare_with(settings.amqp_url, queue)
 
 
 def relay(settings: ServiceSettings, tables: EventTables) -> None:
@@ -72,6 +81,7 @@ def consume(
         queue=queue,
         handlers=handlers,
         amqp_url=settings.amqp_url,
+        producer=settings.event_producer,
         after_batch=after_batch,
     ).run_forever()
 

@@ -43,6 +43,7 @@ BATCH_WAIT_S = 0.02
 class Delivery:
     tag: int
     message_id: str | None
+    user_id: str | None  # the publishing broker user, checked by RabbitMQ against the connection
     body: bytes
 
 
@@ -55,6 +56,7 @@ class Consumer:
         queue: QueueSpec,
         handlers: dict[str, Handler],
         amqp_url: str,
+        producer: str | None = None,
         prefetch: int = 200,
         after_batch: AfterBatch | None = None,
     ) -> None:
@@ -63,6 +65,7 @@ class Consumer:
         self._queue = queue
         self._handlers = handlers
         self._amqp_url = amqp_url
+        self._producer = producer  # the only broker user whose events are applied
         self._prefetch = prefetch  # also the largest batch
         self._after_batch = after_batch
         self._stopping = False
@@ -82,7 +85,7 @@ class Consumer:
     def _consume(self) -> None:
         self._connection = pika.BlockingConnection(connection_parameters(self._amqp_url))
         channel = self._connection.channel()
-        declare(channel)
+        declare(channel, self._queue)
         channel.basic_qos(prefetch_count=self._prefetch)
         logger.info("consuming %s", self._queue.name)
         pending: list[Delivery] = []
@@ -92,7 +95,7 @@ class Consumer:
                 if method is not None:
                     if not pending:
                         oldest = time.monotonic()
-                    pending.append(Delivery(method.delivery_tag, properties.message_id, body))
+                    pending.append(Delivery(method.delivery_tag, properties.message_id, properties.user_id, body))
                 # Apply what has come when the queue pauses, the batch is full, or it has waited enough.
                 if pending and (
                     method is None or len(pending) >= self._prefetch or time.monotonic() - oldest > BATCH_WAIT_S
@@ -111,12 +114,11 @@ class Consumer:
         parsed = []
         for delivery in deliveries:
             try:
-                parsed.append((delivery, parse_event(delivery.body)))
-            except ValueError:
-                logger.exception(
-                    "event %s failed: not a valid event; rejecting it (delivery limit applies)", delivery.message_id
-                )
-                channel.basic_nack(delivery.tag, requeue=True)
+                parsed.append((delivery, self._accept(delivery)))
+            except ValueError as exc:
+                # Forged or invalid: it will never apply, so it goes to the dead-letter queue now.
+                logger.error("event %s refused and dead-lettered: %s", delivery.message_id, _first_line(exc))
+                channel.basic_reject(delivery.tag, requeue=False)
         try:
             self._apply_waiting_for_database([event for _, event in parsed])
         except AMQPError:
@@ -131,6 +133,12 @@ class Consumer:
             return
         for delivery, _ in parsed:
             channel.basic_ack(delivery.tag)
+
+    def _accept(self, delivery: Delivery) -> Event:
+        """The event, if its producer is the expected one and it is valid; else ValueError."""
+        if self._producer is not None and delivery.user_id != self._producer:
+            raise ValueError(f"published by {delivery.user_id or 'an unnamed user'}, not {self._producer}")
+        return parse_event(delivery.body)
 
     def _apply_waiting_for_database(self, events: list[Event]) -> None:
         backoff = 0.5
@@ -178,3 +186,8 @@ class Consumer:
             else:
                 logger.info("duplicate event %s %s ignored", event.type, event.event_id)  # type: ignore[attr-defined]
         return applied
+
+
+def _first_line(exc: Exception) -> str:
+    # pydantic's message names the field and rule; it never needs the whole input echoed.
+    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__

@@ -6,10 +6,12 @@ Each event is versioned (`version`, the schema version) and ordered per aggregat
 """
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+
+from painkiller_common.fields import Timestamp, integer, number, text
 
 Sex = Literal["male", "female", "other", "unknown"]
 Consciousness = Literal["alert", "confusion", "voice", "pain", "unresponsive"]
@@ -30,6 +32,32 @@ VITALS = (
     "on_oxygen",
     "consciousness",
 )
+
+
+# Plausibility limits (MIMIC-IV vital-sign cleaning, doc/api.md): outside them a value is a device or entry error (98.6
+# sent as `temperature_c`). The API refuses such a reading and a consumer dead-letters an event
+# carrying one, so a forged or broken event can never put it on a patient.
+Temperature = number(10, 50, "Body temperature, Cel (LOINC 8310-5).")
+HeartRate = integer(0, 300, "Heart rate, /min (LOINC 8867-4).")
+RespiratoryRate = integer(0, 70, "Respiratory rate, /min (LOINC 9279-1).")
+SpO2 = integer(0, 100, "Oxygen saturation, % (LOINC 2708-6).")
+Systolic = integer(0, 400, "Systolic BP, mm[Hg] (LOINC 8480-6); with diastolic.")
+Diastolic = integer(0, 300, "Diastolic BP, mm[Hg] (LOINC 8462-4); below systolic.")
+Weight = number(0.2, 700, "Body weight, kg (LOINC 29463-7).")
+Height = number(20, 300, "Body height, cm (LOINC 8302-2).")
+Glucose = number(1, 3000, "Blood glucose, mg/dL (LOINC 2339-0).")
+Source = text(100)
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _not_in_future(value: datetime) -> datetime:
+    if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
+        raise ValueError("must not be more than 5 minutes in the future")
+    return value
+
+
+# A reading dated ahead would stay "latest" and hide newer ones: never accepted, from any side.
+MeasuredAt = Annotated[Timestamp, AfterValidator(_not_in_future)]
 
 
 class PatientRecord(BaseModel):
@@ -59,20 +87,20 @@ class MeasurementRecord(BaseModel):
 
     id: uuid.UUID
     patient_id: uuid.UUID
-    measured_at: datetime
-    recorded_at: datetime = Field(description="When the service stored the reading.")
-    temperature_c: float | None
-    heart_rate_bpm: int | None
-    respiratory_rate_bpm: int | None
-    spo2_percent: int | None
-    systolic_mmhg: int | None
-    diastolic_mmhg: int | None
-    weight_kg: float | None
-    height_cm: float | None
-    glucose_mg_dl: float | None
+    measured_at: MeasuredAt
+    recorded_at: Timestamp = Field(description="When the service stored the reading.")
+    temperature_c: Temperature | None  # type: ignore[valid-type]
+    heart_rate_bpm: HeartRate | None  # type: ignore[valid-type]
+    respiratory_rate_bpm: RespiratoryRate | None  # type: ignore[valid-type]
+    spo2_percent: SpO2 | None  # type: ignore[valid-type]
+    systolic_mmhg: Systolic | None  # type: ignore[valid-type]
+    diastolic_mmhg: Diastolic | None  # type: ignore[valid-type]
+    weight_kg: Weight | None  # type: ignore[valid-type]
+    height_cm: Height | None  # type: ignore[valid-type]
+    glucose_mg_dl: Glucose | None  # type: ignore[valid-type]
     on_oxygen: bool | None
     consciousness: Consciousness | None
-    source: str | None
+    source: Source | None  # type: ignore[valid-type]
 
 
 class PatientRef(BaseModel):
@@ -104,14 +132,17 @@ class Event(BaseModel):
     aggregate_version: int = Field(ge=1, description="Orders the events of one aggregate.")
 
 
+# Patient events carry the minimum necessary: the id (the aggregate version orders them). No
+# name, MRN, birth date or condition travels over the broker; a consumer that needs them asks the
+# patient API with a token of its own.
 class PatientCreated(Event):
     type: Literal["patient.created"] = "patient.created"
-    payload: PatientRecord
+    payload: PatientRef
 
 
 class PatientUpdated(Event):
     type: Literal["patient.updated"] = "patient.updated"
-    payload: PatientRecord
+    payload: PatientRef
 
 
 class PatientDeleted(Event):

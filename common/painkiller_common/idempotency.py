@@ -7,18 +7,24 @@ A request that fails rolls its claim back, so its key can be used again.
 """
 
 import hashlib
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Header
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from painkiller_common.problems import Conflict
+from painkiller_common.audit import Touched
+from painkiller_common.problems import Conflict, NotFound
+
+if TYPE_CHECKING:
+    from painkiller_common.access import Access
+
 
 IdempotencyKey = Annotated[
     str | None,
@@ -33,26 +39,36 @@ IdempotencyKey = Annotated[
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a write answers: its body, status and, for a create, the new resource's URL."""
+    """What a write answers: its body, status and, for a create, the new resource's URL; and the
+    (record id, patient id) pairs it touched, for the audit trail and for erasure."""
 
     body: BaseModel
     status_code: int = 201
     location: str | None = None
+    touched: Touched = field(default_factory=list)
+
+    @property
+    def patient_ids(self) -> list[uuid.UUID]:
+        return sorted({patient for _, patient in self.touched if patient is not None})
 
 
 def run_once(
     *,
     session: Session,
     table: Table,
+    access: "Access",
     key: str | None,
     scope: str,
     request: BaseModel,
     write: Callable[[], Outcome],
 ) -> Response:
-    """Run `write` unless this key already did; either way answer what the first run answered."""
+    """Run `write` unless this caller's key already did; either way answer what the first run
+    answered, and audit it."""
     if key is None:
         outcome = write()
+        access.record(session, outcome.status_code, outcome.touched)
         return _response(outcome.body.model_dump_json(), outcome.status_code, outcome.location)
+    scope = access.idempotency_scope(scope)
     fingerprint = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
     claimed = session.execute(
         insert(table)
@@ -61,22 +77,35 @@ def run_once(
         .returning(table.c.key)
     ).first()
     if claimed is None:
-        return _replay(session, table, scope=scope, key=key, fingerprint=fingerprint)
+        return _replay(session, table, access, scope=scope, key=key, fingerprint=fingerprint)
     outcome = write()
     body = outcome.body.model_dump_json()
     session.execute(
         update(table)
         .where(table.c.scope == scope, table.c.key == key)
-        .values(status_code=outcome.status_code, body=body, location=outcome.location)
+        .values(status_code=outcome.status_code, body=body, location=outcome.location, patient_ids=outcome.patient_ids)
     )
+    access.record(session, outcome.status_code, outcome.touched)
     return _response(body, outcome.status_code, outcome.location)
 
 
-def _replay(session: Session, table: Table, *, scope: str, key: str, fingerprint: str) -> Response:
+def _replay(session: Session, table: Table, access: "Access", *, scope: str, key: str, fingerprint: str) -> Response:
     stored = session.execute(select(table).where(table.c.scope == scope, table.c.key == key)).one()
     if stored.fingerprint != fingerprint:
         raise Conflict("This Idempotency-Key was used with a different request body.")
+    if stored.erased_at is not None:
+        raise NotFound("The patient this request was about has since been deleted.")
+    access.record(session, stored.status_code, [(None, patient) for patient in stored.patient_ids])
     return _response(stored.body, stored.status_code, stored.location, replayed=True)
+
+
+def erase_answers(session: Session, table: Table, patient_id: uuid.UUID) -> None:
+    """Forget the stored answers about a deleted patient: they are never replayed again."""
+    session.execute(
+        update(table)
+        .where(table.c.patient_ids.contains([patient_id]), table.c.erased_at.is_(None))
+        .values(erased_at=func.now(), body=None, location=None)
+    )
 
 
 def _response(body: str, status_code: int, location: str | None, *, replayed: bool = False) -> Response:

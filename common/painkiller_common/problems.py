@@ -157,7 +157,7 @@ def field_errors(errors: list[Any], *, prefix: tuple[str | int, ...] = ()) -> li
     return out
 
 
-async def _on_problem(request: Request, exc: Problem) -> JSONResponse:
+async def on_problem(request: Request, exc: Problem) -> JSONResponse:
     return problem_response(
         request,
         status=exc.status,
@@ -214,7 +214,7 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(Problem, _on_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(Problem, on_problem)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, _on_database_down)  # type: ignore[arg-type]

@@ -58,6 +58,9 @@ class Relay:
         self._engine = engine
         self._tables = tables
         self._amqp_url = amqp_url
+        # RabbitMQ refuses a message whose user_id is not the connection's user: consumers can
+        # trust it to say who published.
+        self._user_id = pika.URLParameters(amqp_url).credentials.username
         self._batch_size = batch_size
         self._idle_poll_s = idle_poll_s
         self._prune_every_s = prune_every_s
@@ -85,7 +88,7 @@ class Relay:
             self._connection.close()
 
     def _run_connection(self) -> None:
-        declare_with(self._amqp_url)
+        declare_with(self._amqp_url)  # the exchanges; each queue is its own service's
         self._connection = pika.SelectConnection(
             connection_parameters(self._amqp_url),
             on_open_callback=self._on_open,
@@ -171,6 +174,7 @@ class Relay:
                     delivery_mode=pika.DeliveryMode.Persistent,
                     message_id=str(row.event_id),
                     type=row.event_type,
+                    user_id=self._user_id,
                 ),
                 mandatory=True,
             )

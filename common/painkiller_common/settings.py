@@ -3,18 +3,30 @@
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from painkiller_common.auth import AuthSettings
+
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
+    # The API, relay and consumer connect as a runtime role (no DDL, no other database) ...
     database_url: str
+    # ... and migrations as the database's owner.
+    migration_database_url: str
+    # A superuser, for `migrate` to create the roles and the database first (dev, first install).
+    admin_database_url: str | None = None
     # A request holds one connection at a time, so the pool only needs one per worker thread.
     db_pool_size: int = Field(default=10, ge=1, le=100)
     db_max_overflow: int = Field(default=10, ge=0, le=100)
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    # Each service has a broker user of its own (doc/security.md), never `guest`.
+    amqp_url: str
+    # The broker user the other service publishes as: its consumer applies no one else's events.
+    event_producer: str
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     # Addresses whose X-Forwarded-* headers are believed: NGINX's. "*" inside a container network.
     forwarded_allow_ips: str = "127.0.0.1"
+    # Read from AUTH_* (the same for every service): who signs the tokens the API accepts.
+    auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -1,4 +1,4 @@
-"""The tables every service has for events and retries: outbox, processed events, idempotency keys."""
+"""The tables every service has: outbox, processed events, idempotency keys, and the audit trail."""
 
 from dataclasses import dataclass
 
@@ -17,6 +17,7 @@ from sqlalchemy import (
     Uuid,
     func,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class EventTables:
     outbox: Table
     processed_events: Table
     idempotency_keys: Table
+    audit_events: Table
 
 
 def event_tables(metadata: MetaData) -> EventTables:
@@ -59,8 +61,38 @@ def event_tables(metadata: MetaData) -> EventTables:
         Column("status_code", SmallInteger),
         Column("body", Text),
         Column("location", String(300)),
+        # The patients the stored answer is about: once one is deleted, it is not replayed.
+        Column("patient_ids", ARRAY(Uuid), nullable=False, server_default="{}"),
+        Column("erased_at", DateTime(timezone=True)),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         PrimaryKeyConstraint("scope", "key"),
         Index("ix_idempotency_keys_created_at", "created_at"),
+        Index("ix_idempotency_keys_patient_ids", "patient_ids", postgresql_using="gin"),
     )
-    return EventTables(outbox=outbox, processed_events=processed, idempotency_keys=idempotency)
+    return EventTables(
+        outbox=outbox, processed_events=processed, idempotency_keys=idempotency, audit_events=audit_table(metadata)
+    )
+
+
+def audit_table(metadata: MetaData) -> Table:
+    """Who read or changed which record, one row per record touched (HIPAA 164.312(b)).
+
+    Append-only: the runtime role may INSERT and SELECT it, never UPDATE or DELETE (the
+    migrations grant that), and nothing prunes it. Ids only, never names or other PHI.
+    """
+    return Table(
+        "audit_events",
+        metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
+        Column("actor", String(255), nullable=False),  # the token's `sub`; "anonymous" without one
+        Column("client_id", String(255)),
+        Column("action", String(16), nullable=False),
+        Column("resource_type", String(32), nullable=False),
+        Column("resource_id", Uuid),
+        Column("patient_id", Uuid),
+        Column("status", SmallInteger, nullable=False),
+        Column("request_id", String(64)),
+        Column("client_address", String(64)),
+        Index("ix_audit_events_patient_id", "patient_id", "id"),
+    )

@@ -2,20 +2,53 @@
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, Table, create_engine, inspect, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from painkiller_common.db import downgrade, ensure_database, upgrade
+from painkiller_common.auth import AuthSettings
+from painkiller_common.db import downgrade, provision, upgrade
+from painkiller_common.devauth import DEV_AUDIENCE, DEV_ISSUER, ensure_dev_key
 
 
-def migrate_fresh(migrations_dir: Path, url: str) -> None:
-    """Run every migration down and up again, so each test run also tests the migrations."""
-    ensure_database(url)
-    downgrade(migrations_dir, url, "base")
-    upgrade(migrations_dir, url, "head")
+@dataclass(frozen=True)
+class TestDatabase:
+    """One service's test database, reached as each of the three roles `make up` uses."""
+
+    admin_url: str  # a superuser: provisions, and empties tables between tests
+    owner_url: str  # runs the migrations
+    runtime_url: str  # what the service itself connects as
+    runtime_role: str
+
+    @classmethod
+    def of(cls, admin_url: str, service: str, runtime_role: str) -> "TestDatabase":
+        url = make_url(admin_url)
+        return cls(
+            admin_url=admin_url,
+            owner_url=url.set(username=f"painkiller_{service}_owner").render_as_string(hide_password=False),
+            runtime_url=url.set(username=f"painkiller_{service}_app").render_as_string(hide_password=False),
+            runtime_role=runtime_role,
+        )
+
+    def migrate_fresh(self, migrations_dir: Path) -> None:
+        """Provision the roles, then every migration down and up again (so they are tested too)."""
+        provision(
+            admin_url=self.admin_url,
+            owner_url=self.owner_url,
+            runtime_url=self.runtime_url,
+            runtime_role=self.runtime_role,
+        )
+        downgrade(migrations_dir, self.owner_url, "base")
+        upgrade(migrations_dir, self.owner_url, "head")
+
+
+def dev_auth(directory: Path) -> AuthSettings:
+    """Settings that trust the dev key in `directory` (made if missing); mint tokens with devauth.mint."""
+    return AuthSettings(issuer=DEV_ISSUER, audience=DEV_AUDIENCE, jwks_file=str(ensure_dev_key(directory)))
 
 
 def truncate_all(url: str, attempts: int = 5) -> None:

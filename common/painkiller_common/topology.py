@@ -1,8 +1,10 @@
-"""The RabbitMQ topology, declared the same way by every relay and consumer.
+"""The RabbitMQ topology: the shared exchanges, and each service's own queue.
 
-Declaring everything from both sides means an event published before its consumer ever started
-still lands in that consumer's durable queue. Unroutable events go to an alternate exchange's
-queue instead of vanishing; a message that keeps failing goes to its queue's dead-letter queue.
+Each service's broker user may configure only the shared exchanges and its own queues
+(doc/security.md), so each declares its own queue: at `migrate`, before any process starts, so an
+event published before its consumer ever ran still lands in the durable queue. Unroutable events
+go to an alternate exchange's queue instead of vanishing; a message that keeps failing, or that
+fails validation, goes to its queue's dead-letter queue.
 """
 
 from dataclasses import dataclass
@@ -37,13 +39,14 @@ QUEUES = (PATIENT_EVENTS_FOR_MEASUREMENTS, MEASUREMENT_EVENTS_FOR_PATIENTS)
 QUORUM = {"x-queue-type": "quorum"}
 
 
-def declare(channel: BlockingChannel) -> None:
+def declare(channel: BlockingChannel, queue: QueueSpec | None = None) -> None:
+    """The shared exchanges and, if given, `queue` with its dead-letter queue and bindings."""
     channel.exchange_declare(UNROUTED, "fanout", durable=True)
     channel.queue_declare(UNROUTED, durable=True, arguments=QUORUM)
     channel.queue_bind(UNROUTED, UNROUTED)
     channel.exchange_declare(EXCHANGE, "topic", durable=True, arguments={"alternate-exchange": UNROUTED})
     channel.exchange_declare(DEAD_LETTERS, "direct", durable=True)
-    for queue in QUEUES:
+    if queue is not None:
         channel.queue_declare(queue.dead_letter_queue, durable=True, arguments=QUORUM)
         channel.queue_bind(queue.dead_letter_queue, DEAD_LETTERS, routing_key=queue.name)
         channel.queue_declare(
@@ -60,10 +63,10 @@ def declare(channel: BlockingChannel) -> None:
             channel.queue_bind(queue.name, EXCHANGE, routing_key=key)
 
 
-def declare_with(url: str) -> None:
+def declare_with(url: str, queue: QueueSpec | None = None) -> None:
     """Declare the topology over a short-lived connection of its own."""
     connection = pika.BlockingConnection(connection_parameters(url))
     try:
-        declare(connection.channel())
+        declare(connection.channel(), queue)
     finally:
         connection.close()

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from measurement_service.config import get_settings
 from measurement_service.events import HANDLERS
-from measurement_service.models import EVENT_TABLES
+from measurement_service.models import EVENT_TABLES, RUNTIME_ROLE
 from painkiller_common import cli
 from painkiller_common.topology import PATIENT_EVENTS_FOR_MEASUREMENTS
 
@@ -17,4 +17,5 @@ if __name__ == "__main__":
         tables=EVENT_TABLES,
         queue=PATIENT_EVENTS_FOR_MEASUREMENTS,
         handlers=HANDLERS,
+        runtime_role=RUNTIME_ROLE,
     )

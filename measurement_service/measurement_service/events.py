@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from measurement_service.models import EVENT_TABLES, KnownPatient, Measurement
 from painkiller_common.consumer import Handler
 from painkiller_common.contracts import Event, MeasurementDeleted, MeasurementRef, PatientDeleted, PatientUpdated
+from painkiller_common.idempotency import erase_answers
 from painkiller_common.outbox import emit
 
 # A reading is recorded once (version 1) and deleted once (version 2); it is never changed.
@@ -47,6 +48,7 @@ def on_patient_deleted(session: Session, event: PatientDeleted) -> None:
             index_elements=[KnownPatient.patient_id], set_={"deleted": True, "version": stmt.excluded.version}
         )
     )
+    erase_answers(session, EVENT_TABLES.idempotency_keys, event.aggregate_id)
     erased = session.execute(
         delete(Measurement).where(Measurement.patient_id == event.aggregate_id).returning(Measurement.id)
     ).scalars()

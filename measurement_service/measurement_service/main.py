@@ -24,7 +24,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
         )
         app.state.session_factory = make_session_factory(app.state.engine)
-        app.state.patient_directory = PatientDirectory(settings.patient_service_url, settings.patient_service_timeout_s)
+        app.state.patient_directory = PatientDirectory(
+            settings.patient_service_url, settings.patient_service_timeout_s, settings.patient_service_token_file
+        )
         yield
         app.state.patient_directory.close()
         app.state.engine.dispose()
@@ -43,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "outbox": health.outbox_backlog(EVENT_TABLES.outbox),
         },
         health_prefixes=[PREFIX, ALIAS_PREFIX],
+        settings=settings,
+        tables=EVENT_TABLES,
     )
     app.include_router(patient_router)
     app.include_router(measures_router(PREFIX, in_schema=True))

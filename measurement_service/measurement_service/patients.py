@@ -2,11 +2,14 @@
 
 The replica answers almost always. On a miss (a patient created a moment ago, whose event has not
 arrived yet) the patient service is asked once over its internal address with a short timeout;
-an unreachable patient service is a 503 with Retry-After, never a 500.
+an unreachable patient service is a 503 with Retry-After, never a 500. The service asks with a
+token of its own (`system/Patient.r`), read from a file so that whatever renews it (a sidecar of
+the identity provider, `make up` in dev) can replace it without a restart (doc/security.md).
 """
 
 import logging
 import uuid
+from pathlib import Path
 
 import httpx
 from sqlalchemy import select
@@ -22,24 +25,48 @@ logger = logging.getLogger(__name__)
 class PatientDirectory:
     """The patient service, asked over HTTP whether a patient exists."""
 
-    def __init__(self, base_url: str, timeout_s: float) -> None:
+    def __init__(self, base_url: str, timeout_s: float, token_file: str | None) -> None:
         self._client = httpx.Client(base_url=base_url, timeout=timeout_s)
+        self._token = TokenFile(token_file)
 
     def require(self, patient_id: uuid.UUID) -> None:
         """Return if the patient exists; 404 if not; 503 if the patient service cannot say."""
         try:
-            response = self._client.get(f"/api/v1/patient/{patient_id}")
-        except httpx.HTTPError as exc:
-            logger.warning("patient service unreachable: %s", type(exc).__name__)
+            headers = {"Authorization": f"Bearer {self._token.read()}"}
+            response = self._client.get(f"/api/v1/patient/{patient_id}", headers=headers)
+        except (httpx.HTTPError, OSError) as exc:
+            logger.warning(
+                "patient service unreachable: %s %s", type(exc).__name__, exc if isinstance(exc, OSError) else ""
+            )
             raise ServiceUnavailable("The patient service did not answer; retry shortly.") from None
         if response.status_code == 404:
             raise NotFound(f"Patient {patient_id} does not exist.")
+        if response.status_code in (401, 403):
+            logger.error("the patient service refused this service's token (%s)", response.status_code)
+            raise ServiceUnavailable("The patient service could not answer; retry shortly.")
         if response.status_code != 200:
             logger.warning("patient service answered %s for a lookup", response.status_code)
             raise ServiceUnavailable("The patient service could not answer; retry shortly.")
 
     def close(self) -> None:
         self._client.close()
+
+
+class TokenFile:
+    """A bearer token kept in a file, read again when the file changes."""
+
+    def __init__(self, path: str | None) -> None:
+        self._path = Path(path) if path else None
+        self._mtime = -1.0
+        self._token = ""
+
+    def read(self) -> str:
+        if self._path is None:
+            raise OSError("no token file is configured (MEASUREMENT_PATIENT_SERVICE_TOKEN_FILE)")
+        mtime = self._path.stat().st_mtime
+        if mtime != self._mtime:
+            self._token, self._mtime = self._path.read_text().strip(), mtime
+        return self._token
 
 
 def _known(session: Session, patient_id: uuid.UUID) -> KnownPatient | None:

@@ -1,33 +1,35 @@
 """What the measurement API accepts and returns.
 
-Units are fixed by the field name. Ranges are the absolute plausibility limits of
-shared/CLINICAL.md (MIMIC-IV vital-sign cleaning): outside them a value is a device or entry
+Units are fixed by the field name. Ranges (in painkiller_common.contracts, shared with the
+consumers) are absolute plausibility limits (MIMIC-IV vital-sign cleaning): outside them a value is a device or entry
 error (98.6 sent as `temperature_c`) and is refused; inside them even a critical value is stored.
 Weight, height and glucose are not in that table; their limits here are the extremes ever
 recorded in people, rounded outwards.
 """
 
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from painkiller_common.contracts import Consciousness, MeasurementRecord
-from painkiller_common.fields import Timestamp, integer, number, text
+from painkiller_common.contracts import (
+    Consciousness,
+    Diastolic,
+    Glucose,
+    HeartRate,
+    Height,
+    MeasuredAt,
+    MeasurementRecord,
+    RespiratoryRate,
+    Source,
+    SpO2,
+    Systolic,
+    Temperature,
+    Weight,
+)
+from painkiller_common.fields import Timestamp
 from painkiller_common.pagination import Cursor, Limit
 from painkiller_common.problems import FieldError
-
-MAX_CLOCK_SKEW = timedelta(minutes=5)
-
-
-def _not_in_future(value: datetime) -> datetime:
-    if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
-        raise ValueError("must not be more than 5 minutes in the future")
-    return value
-
-
-MeasuredAt = Annotated[Timestamp, AfterValidator(_not_in_future)]
 
 
 class Reading(BaseModel):
@@ -36,18 +38,18 @@ class Reading(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     measured_at: MeasuredAt | None = Field(default=None, description="RFC 3339 with offset; default: time received.")
-    temperature_c: number(10, 50, "Body temperature, Cel (LOINC 8310-5).") | None = None  # type: ignore[valid-type]
-    heart_rate_bpm: integer(0, 300, "Heart rate, /min (LOINC 8867-4).") | None = None  # type: ignore[valid-type]
-    respiratory_rate_bpm: integer(0, 70, "Respiratory rate, /min (LOINC 9279-1).") | None = None  # type: ignore[valid-type]
-    spo2_percent: integer(0, 100, "Oxygen saturation, % (LOINC 2708-6).") | None = None  # type: ignore[valid-type]
-    systolic_mmhg: integer(0, 400, "Systolic BP, mm[Hg] (LOINC 8480-6); with diastolic.") | None = None  # type: ignore[valid-type]
-    diastolic_mmhg: integer(0, 300, "Diastolic BP, mm[Hg] (LOINC 8462-4); below systolic.") | None = None  # type: ignore[valid-type]
-    weight_kg: number(0.2, 700, "Body weight, kg (LOINC 29463-7).") | None = None  # type: ignore[valid-type]
-    height_cm: number(20, 300, "Body height, cm (LOINC 8302-2).") | None = None  # type: ignore[valid-type]
-    glucose_mg_dl: number(1, 3000, "Blood glucose, mg/dL (LOINC 2339-0).") | None = None  # type: ignore[valid-type]
+    temperature_c: Temperature | None = None  # type: ignore[valid-type]
+    heart_rate_bpm: HeartRate | None = None  # type: ignore[valid-type]
+    respiratory_rate_bpm: RespiratoryRate | None = None  # type: ignore[valid-type]
+    spo2_percent: SpO2 | None = None  # type: ignore[valid-type]
+    systolic_mmhg: Systolic | None = None  # type: ignore[valid-type]
+    diastolic_mmhg: Diastolic | None = None  # type: ignore[valid-type]
+    weight_kg: Weight | None = None  # type: ignore[valid-type]
+    height_cm: Height | None = None  # type: ignore[valid-type]
+    glucose_mg_dl: Glucose | None = None  # type: ignore[valid-type]
     on_oxygen: bool | None = Field(default=None, description="Supplemental oxygen (NEWS2 'air or oxygen').")
     consciousness: Consciousness | None = Field(default=None, description="ACVPU level.")
-    source: text(100) | None = Field(default=None, description="Device id, or `manual`.")  # type: ignore[valid-type]
+    source: Source | None = Field(default=None, description="Device id, or `manual`.")  # type: ignore[valid-type]
 
 
 class MeasurementCreate(Reading):

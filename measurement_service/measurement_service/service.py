@@ -32,7 +32,7 @@ MEASUREMENT_CREATE: TypeAdapter[MeasurementCreate] = TypeAdapter(MeasurementCrea
 
 
 def reading_errors(data: Reading, at: Loc) -> list[tuple[Loc, str]]:
-    """The rules that span fields (shared/CLINICAL.md): a vital present, BP as a proper pair."""
+    """The rules that span fields (doc/api.md): a vital present, BP as a proper pair."""
     errors: list[tuple[Loc, str]] = []
     if all(getattr(data, field) is None for field in VITALS):
         errors.append((at, "at least one vital sign is required: " + ", ".join(VITALS)))
@@ -59,8 +59,9 @@ def record_measurement(
 
 def record_batch(
     *, session: Session, directory: PatientDirectory, patient_id: uuid.UUID | None, batch: BatchIn
-) -> BatchOut:
-    """Validate each reading alone; store the valid ones in one statement, with their events."""
+) -> tuple[BatchOut, list[tuple[uuid.UUID | None, uuid.UUID | None]]]:
+    """Validate each reading alone; store the valid ones in one statement, with their events.
+    Also the (reading id, patient id) of each stored reading, for the audit trail."""
     adapter = READING if patient_id is not None else MEASUREMENT_CREATE
     now = datetime.now(UTC)
     results: list[BatchItem] = []
@@ -81,15 +82,17 @@ def record_batch(
         raise InvalidInput(*((e.loc, e.message) for item in results for e in item.errors or []))
     for pid in sorted({row["patient_id"] for row in rows.values()}):
         require_patient(session, directory, pid)
-    stored_ids = {record.id for record in _insert(session, list(rows.values()))}
+    stored = _insert(session, list(rows.values()))
+    stored_ids = {record.id for record in stored}
     for item in results:
         if item.status == "stored" and item.id not in stored_ids:
             item.status = "duplicate"
             item.id = None
     counts = Counter(item.status for item in results)
-    return BatchOut(
+    out = BatchOut(
         stored=counts["stored"], duplicates=counts["duplicate"], rejected=counts["rejected"], results=results
     )
+    return out, [(record.id, record.patient_id) for record in stored]
 
 
 def _rejected(index: int, errors: list[FieldError]) -> BatchItem:
@@ -124,8 +127,7 @@ def get_measurement(*, session: Session, measurement_id: uuid.UUID) -> Measureme
     return measurement
 
 
-def delete_measurement(*, session: Session, measurement_id: uuid.UUID) -> None:
-    measurement = get_measurement(session=session, measurement_id=measurement_id)
+def delete_measurement(*, session: Session, measurement: Measurement) -> None:
     events.publish(session, [events.deleted(measurement.id, measurement.patient_id)])
     session.delete(measurement)
     session.flush()

@@ -11,15 +11,17 @@ from measurement_service.api import get_directory
 from measurement_service.config import Settings
 from measurement_service.events import HANDLERS
 from measurement_service.main import create_app
-from measurement_service.models import EVENT_TABLES
+from measurement_service.models import EVENT_TABLES, RUNTIME_ROLE
 from painkiller_common.consumer import Consumer
+from painkiller_common.devauth import mint
 from painkiller_common.problems import NotFound
-from painkiller_common.testing import count_rows, migrate_fresh, outbox_events, truncate_all
+from painkiller_common.testing import TestDatabase, count_rows, dev_auth, outbox_events, truncate_all
 from painkiller_common.topology import PATIENT_EVENTS_FOR_MEASUREMENTS as QUEUE
 
 TEST_DB = os.environ.get(
     "MEASUREMENT_TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/measurements_test"
 )
+DATABASE = TestDatabase.of(TEST_DB, "measurement", RUNTIME_ROLE)
 MIGRATIONS = Path(measurement_service.__file__).parent / "migrations"
 
 
@@ -35,10 +37,28 @@ class KnownPatients:
 
 
 @pytest.fixture(scope="session")
-def settings() -> Settings:
-    migrate_fresh(MIGRATIONS, TEST_DB)
+def auth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("auth")
+
+
+@pytest.fixture(scope="session")
+def settings(auth_dir: Path) -> Settings:
+    DATABASE.migrate_fresh(MIGRATIONS)
     # Nothing listens on port 1: the real patient lookup fails fast where a test uses it.
-    return Settings(database_url=TEST_DB, patient_service_url="http://127.0.0.1:1")
+    return Settings(
+        database_url=DATABASE.runtime_url,
+        migration_database_url=DATABASE.owner_url,
+        patient_service_url="http://127.0.0.1:1",
+        auth=dev_auth(auth_dir),
+        amqp_url="amqp://guest:guest@127.0.0.1:5672/%2F",  # readiness only: no relay or consumer runs here
+        event_producer="painkiller_patient",
+    )
+
+
+@pytest.fixture
+def token(auth_dir: Path) -> Callable[..., str]:
+    """`token(scope=..., patient=..., subject=...)`: a signed token; every scope by default."""
+    return lambda **claims: mint(auth_dir, **claims)
 
 
 @pytest.fixture
@@ -47,10 +67,11 @@ def patients() -> KnownPatients:
 
 
 @pytest.fixture
-def client(settings: Settings, patients: KnownPatients) -> Iterator[TestClient]:
+def client(settings: Settings, patients: KnownPatients, token: Callable[..., str]) -> Iterator[TestClient]:
+    """The API, called with a clinician's token that has every scope."""
     app = create_app(settings)
     app.dependency_overrides[get_directory] = lambda: patients
-    with TestClient(app) as client:
+    with TestClient(app, headers={"Authorization": f"Bearer {token()}"}) as client:
         yield client
     truncate_all(TEST_DB)
 

@@ -4,32 +4,15 @@ import uuid
 
 from fastapi.testclient import TestClient
 
-from painkiller_common.contracts import PatientCreated, PatientDeleted, PatientRecord, PatientRef, PatientUpdated
-
-
-def patient_record(patient_id: uuid.UUID) -> PatientRecord:
-    return PatientRecord.model_validate(
-        {
-            "id": patient_id,
-            "mrn": None,
-            "first_name": "Ada",
-            "last_name": "Lovelace",
-            "age": 36,
-            "birth_date": None,
-            "sex": "female",
-            "conditions": [],
-            "created_at": "2026-11-01T08:00:00Z",
-            "updated_at": "2026-11-01T08:00:00Z",
-        }
-    )
+from painkiller_common.contracts import PatientCreated, PatientDeleted, PatientRef, PatientUpdated
 
 
 def created(patient_id: uuid.UUID, version: int = 1) -> PatientCreated:
-    return PatientCreated(aggregate_id=patient_id, aggregate_version=version, payload=patient_record(patient_id))
+    return PatientCreated(aggregate_id=patient_id, aggregate_version=version, payload=PatientRef(id=patient_id))
 
 
 def updated(patient_id: uuid.UUID, version: int) -> PatientUpdated:
-    return PatientUpdated(aggregate_id=patient_id, aggregate_version=version, payload=patient_record(patient_id))
+    return PatientUpdated(aggregate_id=patient_id, aggregate_version=version, payload=PatientRef(id=patient_id))
 
 
 def deleted(patient_id: uuid.UUID, version: int) -> PatientDeleted:

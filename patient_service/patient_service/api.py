@@ -6,6 +6,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
+from painkiller_common import audit
+from painkiller_common.access import USER_OR_SYSTEM, Access, requires
 from painkiller_common.app import json_response, require_csv, require_json
 from painkiller_common.db import get_session
 from painkiller_common.idempotency import IdempotencyKey, Outcome, run_once
@@ -37,6 +39,18 @@ def get_app_settings(request: Request) -> Settings:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 JsonBody = [Depends(require_json)]
+# Which scope each route needs (doc/security.md); a patient/ token reaches its own patient only.
+CanCreate = Annotated[Access, Depends(requires("Patient", "c", contexts=USER_OR_SYSTEM))]
+CanImport = Annotated[Access, Depends(requires("Patient", "cu", contexts=USER_OR_SYSTEM, action="import"))]
+CanRead = Annotated[Access, Depends(requires("Patient", "r"))]
+CanSearch = Annotated[Access, Depends(requires("Patient", "s", contexts=USER_OR_SYSTEM))]
+CanUpdate = Annotated[Access, Depends(requires("Patient", "u"))]
+CanDelete = Annotated[Access, Depends(requires("Patient", "d"))]
+CanReadAudit = Annotated[Access, Depends(requires("AuditEvent", "s", contexts=USER_OR_SYSTEM))]
+
+
+def _touched(patients: Page[PatientOut] | Page[AtRiskPatient]) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    return [(patient.id, patient.id) for patient in patients.items]
 
 
 @router.post(
@@ -46,16 +60,19 @@ JsonBody = [Depends(require_json)]
     dependencies=JsonBody,
     responses=problem_responses(409, 415, 422),
 )
-def create_patient(data: PatientCreate, session: SessionDep, idempotency_key: IdempotencyKey = None) -> Response:
+def create_patient(
+    data: PatientCreate, session: SessionDep, access: CanCreate, idempotency_key: IdempotencyKey = None
+) -> Response:
     """Register a patient; the `Location` header gives the new patient's URL."""
 
     def create() -> Outcome:
         patient = service.create_patient(session=session, data=data)
-        return Outcome(service.to_out(patient), location=f"{PREFIX}/{patient.id}")
+        return Outcome(service.to_out(patient), location=f"{PREFIX}/{patient.id}", touched=[(patient.id, patient.id)])
 
     return run_once(
         session=session,
         table=EVENT_TABLES.idempotency_keys,
+        access=access,
         key=idempotency_key,
         scope=f"POST {PREFIX}",
         request=data,
@@ -70,57 +87,83 @@ def create_patient(data: PatientCreate, session: SessionDep, idempotency_key: Id
     responses=problem_responses(415, 422),
     description=imports.__doc__,
 )
-def import_patients(body: Annotated[bytes, Body(media_type="text/csv")], session: SessionDep) -> ImportReport:
+def import_patients(
+    body: Annotated[bytes, Body(media_type="text/csv")], session: SessionDep, access: CanImport
+) -> ImportReport:
     """Create or update patients from the hospital's CSV file."""
-    return imports.import_patients(session=session, body=body)
+    report, changed = imports.import_patients(session=session, body=body)
+    access.record(session, 200, [(patient_id, patient_id) for patient_id in changed])
+    return report
 
 
 @router.get("", response_model=Page[PatientOut], responses=problem_responses(422))
-def list_patients(query: Annotated[PatientFilter, Query()], session: SessionDep) -> Response:
+def list_patients(query: Annotated[PatientFilter, Query()], session: SessionDep, access: CanSearch) -> Response:
     """A page of patients in registration order, optionally filtered by name or MRN."""
-    return json_response(service.list_patients(session=session, query=query))
+    page = service.list_patients(session=session, query=query)
+    access.record(session, 200, _touched(page))
+    return json_response(page)
 
 
 @router.post("/list", response_model=Page[PatientOut], dependencies=JsonBody, responses=problem_responses(415, 422))
-def list_patients_by_body(query: PatientFilter, session: SessionDep) -> Page[PatientOut]:
+def list_patients_by_body(query: PatientFilter, session: SessionDep, access: CanSearch) -> Response:
     """The same as `GET /api/v1/patient`, with the filters in a JSON body."""
-    return service.list_patients(session=session, query=query)
+    return list_patients(query, session, access)
 
 
 @router.get("/at-risk", response_model=Page[AtRiskPatient], responses=problem_responses(422))
-def list_at_risk(query: Annotated[AtRiskFilter, Query()], session: SessionDep) -> Page[AtRiskPatient]:
+def list_at_risk(query: Annotated[AtRiskFilter, Query()], session: SessionDep, access: CanSearch) -> Response:
     """The ward view: patients whose NEWS2 band is at least `min_band`, highest score first."""
-    return service.list_at_risk(session=session, query=query)
+    page = service.list_at_risk(session=session, query=query)
+    access.record(session, 200, _touched(page))
+    return json_response(page)
+
+
+@router.get("/audit", response_model=Page[audit.AuditEventOut], responses=problem_responses(422))
+def read_audit(query: Annotated[audit.AuditFilter, Query()], session: SessionDep, access: CanReadAudit) -> Response:
+    """Who read or changed this patient's record here, newest first (doc/security.md)."""
+    page = audit.page(session, EVENT_TABLES.audit_events, query)
+    access.record(session, 200, [(None, query.patient_id)])
+    return json_response(page)
 
 
 @router.get("/{patient_id}/risk", response_model=RiskAssessmentOut, responses=problem_responses(404, 422))
-def get_risk(patient_id: uuid.UUID, session: SessionDep, settings: SettingsDep) -> RiskAssessmentOut:
+def get_risk(patient_id: uuid.UUID, session: SessionDep, settings: SettingsDep, access: CanRead) -> RiskAssessmentOut:
     """NEWS2, blood-pressure category and variability from the patient's recent readings."""
-    return service.get_risk(session=session, patient_id=patient_id, settings=settings)
+    access.reach(patient_id)
+    risk = service.get_risk(session=session, patient_id=patient_id, settings=settings)
+    access.record(session, 200, [(patient_id, patient_id)])
+    return risk
 
 
 @router.get("/{patient_id}", response_model=PatientOut, responses=problem_responses(404, 422))
-def get_patient(patient_id: uuid.UUID, session: SessionDep) -> Response:
-    return json_response(service.to_out(service.get_patient(session=session, patient_id=patient_id)))
+def get_patient(patient_id: uuid.UUID, session: SessionDep, access: CanRead) -> Response:
+    access.reach(patient_id)
+    patient = service.get_patient(session=session, patient_id=patient_id)
+    access.record(session, 200, [(patient_id, patient_id)])
+    return json_response(service.to_out(patient))
 
 
 @router.patch(
     "/{patient_id}", response_model=PatientOut, dependencies=JsonBody, responses=problem_responses(404, 409, 415, 422)
 )
 def update_patient(
-    patient_id: uuid.UUID, data: PatientUpdate, session: SessionDep, settings: SettingsDep
+    patient_id: uuid.UUID, data: PatientUpdate, session: SessionDep, settings: SettingsDep, access: CanUpdate
 ) -> PatientOut:
     """Change only the fields sent; setting `age` forgets `birth_date` and the other way round."""
+    access.reach(patient_id)
     patient = service.update_patient(session=session, patient_id=patient_id, data=data, settings=settings)
+    access.record(session, 200, [(patient_id, patient_id)])
     return service.to_out(patient)
 
 
 @router.delete("/{patient_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 422))
-def delete_patient(patient_id: uuid.UUID, session: SessionDep) -> None:
+def delete_patient(patient_id: uuid.UUID, session: SessionDep, access: CanDelete) -> None:
+    access.reach(patient_id)
     service.delete_patient(session=session, patient_id=patient_id)
+    access.record(session, 204, [(patient_id, patient_id)])
 
 
 @router.post("/delete/{patient_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 422))
-def delete_patient_by_post(patient_id: uuid.UUID, session: SessionDep) -> None:
+def delete_patient_by_post(patient_id: uuid.UUID, session: SessionDep, access: CanDelete) -> None:
     """The same as `DELETE /api/v1/patient/{patient_id}`, for clients that only POST."""
-    service.delete_patient(session=session, patient_id=patient_id)
+    delete_patient(patient_id, session, access)

@@ -20,7 +20,7 @@ from painkiller_common.problems import FieldError, InvalidInput, field_errors
 from patient_service import events
 from patient_service.models import Patient
 from patient_service.schemas import PatientCreate
-from patient_service.service import to_record
+from patient_service.service import to_ref
 
 COLUMNS = ["patient_id", "first_name", "last_name", "age", "condition"]
 MAX_ROWS = 20_000
@@ -38,7 +38,8 @@ class ImportReport(BaseModel):
     rejected: list[RejectedLine]
 
 
-def import_patients(*, session: Session, body: bytes) -> ImportReport:
+def import_patients(*, session: Session, body: bytes) -> tuple[ImportReport, list[uuid.UUID]]:
+    """The report, and the ids of the patients created or updated (for the audit trail)."""
     rows = _parse(body)
     accepted: dict[str, PatientCreate] = {}
     rejected: list[RejectedLine] = []
@@ -64,17 +65,16 @@ def import_patients(*, session: Session, body: bytes) -> ImportReport:
     updated = [p for mrn, p in existing.items() if _update(p, accepted[mrn], now)]  # type: ignore[index]
     session.flush()
     for patient in created:
-        events.publish(
-            session, PatientCreated(aggregate_id=patient.id, aggregate_version=1, payload=to_record(patient))
-        )
+        events.publish(session, PatientCreated(aggregate_id=patient.id, aggregate_version=1, payload=to_ref(patient)))
     for patient in updated:
         events.publish(
             session,
-            PatientUpdated(aggregate_id=patient.id, aggregate_version=patient.version, payload=to_record(patient)),
+            PatientUpdated(aggregate_id=patient.id, aggregate_version=patient.version, payload=to_ref(patient)),
         )
-    return ImportReport(
+    report = ImportReport(
         created=len(created), updated=len(updated), unchanged=len(existing) - len(updated), rejected=rejected
     )
+    return report, [patient.id for patient in created + updated]
 
 
 def _parse(body: bytes) -> list[tuple[int, dict[str, str]]]:

@@ -38,6 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "outbox": health.outbox_backlog(EVENT_TABLES.outbox),
         },
         health_prefixes=[PREFIX],
+        settings=settings,
+        tables=EVENT_TABLES,
     )
     app.include_router(router)
     return app

@@ -129,3 +129,5 @@ class RiskAssessmentRow(Base):
 
 
 EVENT_TABLES = event_tables(Base.metadata)
+# The role the API, relay and consumer act as (a member of it logs in); the migrations grant it.
+RUNTIME_ROLE = "painkiller_patient_runtime"

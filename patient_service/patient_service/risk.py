@@ -1,7 +1,7 @@
 """Early-warning risk from a patient's readings: NEWS2, blood-pressure category and variability.
 
 Pure functions: readings in, a typed assessment out; nothing here reads or writes a database.
-Every rule follows shared/CLINICAL.md:
+Every rule follows doc/risk.md:
 - NEWS2: Royal College of Physicians, National Early Warning Score 2 (2017), chart 1.
 - Blood-pressure category: ACC/AHA 2017 guideline (Whelton et al.), table 6.
 - Variability: SD, coefficient of variation and average real variability of systolic BP

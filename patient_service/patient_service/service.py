@@ -8,12 +8,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from painkiller_common.contracts import PatientCreated, PatientDeleted, PatientRecord, PatientRef, PatientUpdated
+from painkiller_common.idempotency import erase_answers
 from painkiller_common.pagination import Page, clamp_limit, decode_cursor, decode_int_cursor, page_of
 from painkiller_common.problems import Conflict, InvalidInput, NotFound
 from patient_service import events
 from patient_service.assessment import reassess
 from patient_service.config import Settings
-from patient_service.models import LOCK_PATIENT, Patient, RiskAssessmentRow
+from patient_service.models import EVENT_TABLES, LOCK_PATIENT, Patient, RiskAssessmentRow
 from patient_service.risk import BAND_RANK, assess
 from patient_service.schemas import (
     AtRiskFilter,
@@ -35,9 +36,9 @@ def _fields(patient: Patient) -> dict[str, object]:
     return {**{name: getattr(patient, name) for name in RECORD_FIELDS}, "age": age}
 
 
-def to_record(patient: Patient) -> PatientRecord:
-    """The patient's own fields, as events carry them."""
-    return PatientRecord.model_validate(_fields(patient))
+def to_ref(patient: Patient) -> PatientRef:
+    """The patient as events carry it: the id alone (minimum necessary, doc/security.md)."""
+    return PatientRef(id=patient.id)
 
 
 def to_out(patient: Patient) -> PatientOut:
@@ -61,7 +62,7 @@ def create_patient(*, session: Session, data: PatientCreate) -> Patient:
         patient.age = None
     session.add(patient)
     _flush_unique(session, patient.mrn)
-    events.publish(session, PatientCreated(aggregate_id=patient.id, aggregate_version=1, payload=to_record(patient)))
+    events.publish(session, PatientCreated(aggregate_id=patient.id, aggregate_version=1, payload=to_ref(patient)))
     return patient
 
 
@@ -86,7 +87,7 @@ def update_patient(*, session: Session, patient_id: uuid.UUID, data: PatientUpda
     patient.version += 1
     _flush_unique(session, patient.mrn)
     events.publish(
-        session, PatientUpdated(aggregate_id=patient.id, aggregate_version=patient.version, payload=to_record(patient))
+        session, PatientUpdated(aggregate_id=patient.id, aggregate_version=patient.version, payload=to_ref(patient))
     )
     return patient
 
@@ -116,6 +117,7 @@ def delete_patient(*, session: Session, patient_id: uuid.UUID) -> None:
         ),
     )
     session.delete(patient)
+    erase_answers(session, EVENT_TABLES.idempotency_keys, patient.id)
     session.flush()
 
 

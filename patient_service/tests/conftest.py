@@ -7,26 +7,47 @@ from fastapi.testclient import TestClient
 
 import patient_service
 from painkiller_common.consumer import Consumer
-from painkiller_common.testing import count_rows, migrate_fresh, outbox_events, truncate_all
+from painkiller_common.devauth import mint
+from painkiller_common.testing import TestDatabase, count_rows, dev_auth, outbox_events, truncate_all
 from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS as QUEUE
 from patient_service.config import Settings
 from patient_service.events import HANDLERS, reassess_after
 from patient_service.main import create_app
-from patient_service.models import EVENT_TABLES
+from patient_service.models import EVENT_TABLES, RUNTIME_ROLE
 
 TEST_DB = os.environ.get("PATIENT_TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/patients_test")
+DATABASE = TestDatabase.of(TEST_DB, "patient", RUNTIME_ROLE)
 MIGRATIONS = Path(patient_service.__file__).parent / "migrations"
 
 
 @pytest.fixture(scope="session")
-def settings() -> Settings:
-    migrate_fresh(MIGRATIONS, TEST_DB)
-    return Settings(database_url=TEST_DB)
+def auth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("auth")
+
+
+@pytest.fixture(scope="session")
+def settings(auth_dir: Path) -> Settings:
+    DATABASE.migrate_fresh(MIGRATIONS)
+    # The service connects as its runtime role, as it does in production: a missing grant fails here.
+    return Settings(
+        database_url=DATABASE.runtime_url,
+        migration_database_url=DATABASE.owner_url,
+        auth=dev_auth(auth_dir),
+        amqp_url="amqp://guest:guest@127.0.0.1:5672/%2F",  # readiness only: no relay or consumer runs here
+        event_producer="painkiller_measurement",
+    )
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as client:
+def token(auth_dir: Path) -> Callable[..., str]:
+    """`token(scope=..., patient=..., subject=...)`: a signed token; every scope by default."""
+    return lambda **claims: mint(auth_dir, **claims)
+
+
+@pytest.fixture
+def client(settings: Settings, token: Callable[..., str]) -> Iterator[TestClient]:
+    """The API, called with a clinician's token that has every scope."""
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {token()}"}) as client:
         yield client
     truncate_all(TEST_DB)
 

@@ -1,4 +1,4 @@
-"""Bad input is a 4xx problem naming the field, and nothing is stored (shared/RELIABILITY.md)."""
+"""Bad input is a 4xx problem naming the field, and nothing is stored (doc/api.md)."""
 
 import pytest
 from fastapi.testclient import TestClient

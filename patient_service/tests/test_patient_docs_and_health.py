@@ -46,7 +46,7 @@ def test_readiness_reports_the_outbox_backlog(client: TestClient, make_patient) 
 
 def test_a_broker_outage_is_reported_but_does_not_stop_writes(settings: Settings, client: TestClient) -> None:
     no_broker = settings.model_copy(update={"amqp_url": "amqp://guest:guest@127.0.0.1:1/%2F"})
-    with TestClient(create_app(no_broker)) as isolated:
+    with TestClient(create_app(no_broker), headers=client.headers) as isolated:
         ready = isolated.get("/api/v1/patient/health/ready")
         assert ready.status_code == 200
         assert ready.json()["checks"]["broker"] == "unreachable"
@@ -55,10 +55,12 @@ def test_a_broker_outage_is_reported_but_does_not_stop_writes(settings: Settings
 
 
 @pytest.fixture
-def unreachable_db_client() -> Iterator[TestClient]:
+def unreachable_db_client(settings: Settings, token) -> Iterator[TestClient]:
     """The app pointed at a port where no PostgreSQL listens."""
-    unreachable = Settings(database_url="postgresql+psycopg2://postgres@127.0.0.1:1/patients_test")
-    with TestClient(create_app(unreachable)) as client:
+    unreachable = settings.model_copy(
+        update={"database_url": "postgresql+psycopg2://postgres@127.0.0.1:1/patients_test"}
+    )
+    with TestClient(create_app(unreachable), headers={"Authorization": f"Bearer {token()}"}) as client:
         yield client
 
 

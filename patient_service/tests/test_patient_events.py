@@ -22,10 +22,10 @@ def test_each_change_writes_its_event_with_a_rising_version(client: TestClient, 
     assert [e["aggregate_version"] for e in events] == [1, 2, 3]
     assert {e["aggregate_id"] for e in events} == {patient["id"]}
     assert len({e["event_id"] for e in events}) == 3
-    fed_by_other_services = ("latest_vitals", "risk")
-    assert events[0]["payload"] == {k: v for k, v in patient.items() if k not in fed_by_other_services}
-    assert events[1]["payload"]["last_name"] == updated["last_name"] == "Byron"
-    assert events[2]["payload"] == {"id": patient["id"]}
+    assert updated["last_name"] == "Byron"
+    # Minimum necessary: ids and versions travel, names and MRNs never do.
+    assert [e["payload"] for e in events] == [{"id": patient["id"]}] * 3
+    assert not any("Byron" in str(e) or "E-1" in str(e) for e in events)
 
 
 def test_a_refused_change_writes_no_event(client: TestClient, make_patient, outbox) -> None:

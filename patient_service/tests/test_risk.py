@@ -1,4 +1,4 @@
-"""NEWS2, blood-pressure category and variability against hand-worked cases (shared/CLINICAL.md)."""
+"""NEWS2, blood-pressure category and variability against hand-worked cases (doc/risk.md)."""
 
 import itertools
 from datetime import UTC, datetime, timedelta
