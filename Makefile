@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYPROJECTS := common/pyproject.toml patient_service/pyproject.toml measurement_service/pyproject.toml
 
-.PHONY: venv up down test lint bench clean
+.PHONY: venv up down token test lint bench clean
 
 # One venv for both services and the tests; constraints.txt pins every package, transitive ones too.
 $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
@@ -20,6 +20,10 @@ venv: $(STAMP)
 
 up: venv  ## databases, migrations, both services and NGINX on :8080
 	$(PY) scripts/stack.py up
+
+# A dev token signed by the key `make up` made; SCOPE, PATIENT, SUB and TTL narrow it.
+token: venv
+	@$(PY) -m painkiller_common.devauth .run/auth --scope "$(SCOPE)" --patient "$(PATIENT)" --sub "$(SUB)" --ttl "$(TTL)"
 
 down:
 	@if [ -x $(PY) ]; then $(PY) scripts/stack.py down; fi

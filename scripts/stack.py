@@ -20,6 +20,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from provisioning import BrokerUsers, auth_env, database_env, dev_certificate, load_secrets
+
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_DIR = ROOT / "nginx"
 
@@ -28,18 +30,33 @@ NGINX_DIR = ROOT / "nginx"
 class Stack:
     run_dir: Path
     nginx_port: int = 8080
+    tls_port: int = 8443
     patient_port: int = 8001
     measurement_port: int = 8002
     # Extra environment for every process, e.g. the test databases' URLs.
     env: dict[str, str] = field(default_factory=dict)
     # Extra environment for one process only, by process name (e.g. a worker behind a test proxy).
     process_env_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+    # NGINX's limits (doc/security.md); rate_limit_rps=0 turns the rate limits off.
+    rate_limit_rps: int = field(default_factory=lambda: int(os.environ.get("RATE_LIMIT_RPS", "100")))
+    rate_limit_burst: int = field(default_factory=lambda: int(os.environ.get("RATE_LIMIT_BURST", "200")))
+    rate_limit_connections: int = field(default_factory=lambda: int(os.environ.get("RATE_LIMIT_CONNECTIONS", "200")))
+    allowed_hosts: str = field(default_factory=lambda: os.environ.get("ALLOWED_HOSTS", "localhost 127.0.0.1"))
     # What `up` started, by name, in start order ("nginx" last).
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.nginx_port}"
+
+    @property
+    def tls_url(self) -> str:
+        return f"https://127.0.0.1:{self.tls_port}"
+
+    @property
+    def auth_dir(self) -> Path:
+        """The dev signing key (when no identity provider is configured) and service tokens."""
+        return self.run_dir / "auth"
 
     def process_env(self, name: str = "") -> dict[str, str]:
         return {
@@ -160,9 +177,18 @@ def render_nginx(stack: Stack) -> Path:
     conf_dir = stack.run_dir / "nginx"
     (conf_dir / "tmp").mkdir(parents=True, exist_ok=True)
     (conf_dir / "conf.d").mkdir(exist_ok=True)
+    certificate, key = dev_certificate(stack.run_dir / "tls")
     values = {
         "RUN_DIR": str(conf_dir),
         "LISTEN_PORT": f"127.0.0.1:{stack.nginx_port}",
+        "TLS_LISTEN_PORT": f"127.0.0.1:{stack.tls_port}",
+        "TLS_CERTIFICATE": str(certificate),
+        "TLS_CERTIFICATE_KEY": str(key),
+        "ALLOWED_HOSTS": stack.allowed_hosts,
+        "RATE_LIMIT_RPS": str(stack.rate_limit_rps),
+        "RATE_LIMIT_RATE": str(max(stack.rate_limit_rps, 1)),
+        "RATE_LIMIT_BURST": str(stack.rate_limit_burst),
+        "RATE_LIMIT_CONNECTIONS": str(stack.rate_limit_connections),
         "PATIENT_UPSTREAM": f"127.0.0.1:{stack.patient_port}",
         "MEASUREMENT_UPSTREAM": f"127.0.0.1:{stack.measurement_port}",
         "ACCESS_LOG": str(conf_dir / "access.log"),
@@ -191,6 +217,8 @@ def start_nginx(stack: Stack, *, foreground: bool) -> subprocess.Popen[bytes]:
 def up(stack: Stack, *, foreground_nginx: bool = False) -> None:
     """Migrate, start every process, start NGINX, and wait until all answer through NGINX."""
     stack.run_dir.mkdir(parents=True, exist_ok=True)
+    if "AUTH_ISSUER" not in {**os.environ, **stack.env}:  # no identity provider: trust the dev key
+        stack.env.update(auth_env(stack.auth_dir))
     migrate(stack)
     for name, (_, _, ready_path) in PROCESSES.items():
         process = stack.processes[name] = start_process(stack, name)
@@ -229,6 +257,26 @@ def down(stack: Stack) -> None:
             pid_file.unlink()
 
 
+def dev_env(run_dir: Path) -> dict[str, str]:
+    """Least-privilege roles and broker users for the dev stack, with passwords kept in run_dir;
+    a URL already set in the environment is used as it is."""
+    passwords = load_secrets(run_dir / "credentials.json")
+    admin = os.environ.get("POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+    env = {
+        **database_env("patient", admin, "patients", passwords),
+        **database_env("measurement", admin, "measurements", passwords),
+    }
+    broker = BrokerUsers(
+        vhost="/",
+        names={"patient": "painkiller_patient", "measurement": "painkiller_measurement"},
+        passwords={service: passwords[f"{service}_amqp"] for service in ("patient", "measurement")},
+    )
+    if not any(var in os.environ for var in ("PATIENT_AMQP_URL", "MEASUREMENT_AMQP_URL")):
+        broker.create()
+        env.update(broker.env())
+    return {var: value for var, value in env.items() if var not in os.environ}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["up", "down"])
@@ -236,6 +284,7 @@ def main() -> None:
     stack = Stack(
         run_dir=ROOT / ".run",
         nginx_port=int(os.environ.get("NGINX_PORT", "8080")),
+        tls_port=int(os.environ.get("NGINX_TLS_PORT", "8443")),
         patient_port=int(os.environ.get("PATIENT_PORT", "8001")),
         measurement_port=int(os.environ.get("MEASUREMENT_PORT", "8002")),
     )
@@ -244,8 +293,10 @@ def main() -> None:
         return
     down(stack)  # a second `make up` restarts cleanly instead of failing on busy ports
     time.sleep(0.5)
+    stack.env.update(dev_env(stack.run_dir))
     up(stack)
-    print(f"Painkiller is up at {stack.url}")
+    print(f"Painkiller is up at {stack.url} and {stack.tls_url} (self-signed certificate)")
+    print("  Every route needs a bearer token: `make token` prints one (doc/security.md).")
     print(f"  Swagger UI: {stack.url}/api/v1/patient/docs and {stack.url}/api/v1/measures/docs")
     print(f"  Logs: {stack.run_dir}/*.log; stop with `make down`")
 

@@ -4,16 +4,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from harness import E2E_DATABASES, amqp_url, empty, running_stack, stack_module, vhost
+from harness import E2E_DATABASES, bearer, broker, empty, running_stack, stack_module
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[stack_module.Stack]:
     """The end-to-end stack, shared by the suites that need no faults."""
-    with vhost() as name:
-        url = amqp_url(name)
-        with running_stack(E2E_DATABASES, {"PATIENT_AMQP_URL": url, "MEASUREMENT_AMQP_URL": url}) as started:
-            yield started
+    with broker() as users, running_stack(E2E_DATABASES, users) as started:
+        yield started
 
 
 @pytest.fixture
@@ -25,6 +23,6 @@ def empty_databases() -> Iterator[None]:
 
 @pytest.fixture
 def api(stack: stack_module.Stack, empty_databases: None) -> Iterator[httpx.Client]:
-    """An HTTP client whose every request goes through NGINX."""
-    with httpx.Client(base_url=stack.url, timeout=10) as client:
+    """An HTTP client whose every request goes through NGINX, as a clinician with every scope."""
+    with httpx.Client(base_url=stack.url, timeout=10, headers=bearer(stack)) as client:
         yield client

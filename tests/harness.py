@@ -6,32 +6,41 @@ both consumers and NGINX, against databases of its own.
 
 import contextlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from painkiller_common.devauth import mint
 from painkiller_common.testing import truncate_all
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import stack as stack_module  # noqa: E402
+from provisioning import SERVICES, BrokerUsers, database_env  # noqa: E402
 
-E2E_DATABASES = {
-    "PATIENT_DATABASE_URL": os.environ.get(
-        "E2E_PATIENT_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/patients_e2e"
-    ),
-    "MEASUREMENT_DATABASE_URL": os.environ.get(
-        "E2E_MEASUREMENT_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/measurements_e2e"
-    ),
-}
+# A superuser, to provision the test databases' roles; the stacks connect as those roles.
+POSTGRES_ADMIN = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+def test_databases(suffix: str) -> dict[str, str]:
+    """The environment that points a stack at databases `patients_<suffix>`, `measurements_<suffix>`."""
+    return {
+        **database_env("patient", POSTGRES_ADMIN, f"patients_{suffix}"),
+        **database_env("measurement", POSTGRES_ADMIN, f"measurements_{suffix}"),
+    }
+
+
+E2E_DATABASES = test_databases("e2e")
 T = TypeVar("T")
 RABBITMQ = os.environ.get("E2E_RABBITMQ", "127.0.0.1:5672")
 
@@ -47,42 +56,62 @@ def rabbitmqctl(*args: str) -> None:
 
 
 @contextlib.contextmanager
-def vhost() -> Iterator[str]:
-    """A RabbitMQ virtual host of our own: queues and messages of other runs never leak in."""
+def broker() -> Iterator[BrokerUsers]:
+    """A RabbitMQ virtual host of our own, with a user per service as `make up` makes them:
+    queues and messages of other runs never leak in."""
     name = f"painkiller-test-{uuid.uuid4().hex[:8]}"
     rabbitmqctl("add_vhost", name)
+    # The tests' own connections (watching events, forging them) use the broker's admin user.
     rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    users = BrokerUsers(
+        vhost=name,
+        names={service: f"{name}-{service}" for service in SERVICES},
+        passwords={service: secrets.token_urlsafe(16) for service in SERVICES},
+        address=RABBITMQ,
+    )
+    users.create()
     try:
-        yield name
+        yield users
     finally:
         rabbitmqctl("delete_vhost", name)
+        users.delete()
 
 
-def amqp_url(vhost_name: str, address: str = RABBITMQ) -> str:
+def observer_url(vhost_name: str, address: str = RABBITMQ) -> str:
+    """The test's own broker connection: not one of the stack's processes."""
     return f"amqp://guest:guest@{address}/{vhost_name}"
 
 
+def vhost_of(stack: stack_module.Stack) -> str:
+    return urllib.parse.unquote(stack.env["PATIENT_AMQP_URL"].rsplit("/", 1)[1])
+
+
 def empty(databases: dict[str, str]) -> None:
-    for url in databases.values():
-        truncate_all(url)
+    """Empty every table, as each database's owner."""
+    for var, url in databases.items():
+        if var.endswith("_MIGRATION_DATABASE_URL"):
+            truncate_all(url)
 
 
 @contextlib.contextmanager
 def running_stack(
-    databases: dict[str, str], amqp: dict[str, str], overrides: dict[str, dict[str, str]] | None = None
+    databases: dict[str, str], users: BrokerUsers, overrides: dict[str, dict[str, str]] | None = None
 ) -> Iterator[stack_module.Stack]:
-    """Start the whole stack; `amqp` gives each service's broker URL (PATIENT_AMQP_URL, ...),
-    `overrides` extra environment for single processes."""
+    """Start the whole stack with `users` on the broker; `overrides` is extra environment for
+    single processes. Rate limits are high enough for the fuzzer; tests of them use their own."""
     # Not under pytest's 0700 tmp dir: NGINX workers may run as another user and must read it.
     run_dir = Path(tempfile.mkdtemp(prefix="painkiller-test-"))
     run_dir.chmod(0o755)
     started = stack_module.Stack(
         run_dir=run_dir,
         nginx_port=free_port(),
+        tls_port=free_port(),
         patient_port=free_port(),
         measurement_port=free_port(),
-        env={**databases, **amqp},
+        env={**databases, **users.env()},
         process_env_overrides=overrides or {},
+        rate_limit_rps=2000,
+        rate_limit_burst=4000,
     )
     failed = False
     try:
@@ -109,3 +138,8 @@ def eventually(check: Callable[[], T], *, timeout_s: float = 20, interval_s: flo
             assert result, f"not true within {timeout_s}s: {check.__doc__ or check}"
             return result
         time.sleep(interval_s)
+
+
+def bearer(stack: stack_module.Stack, **claims: Any) -> dict[str, str]:
+    """Authorization for a token minted with the stack's dev key (every scope by default)."""
+    return {"Authorization": f"Bearer {mint(stack.auth_dir, **claims)}"}

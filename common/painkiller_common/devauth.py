@@ -68,26 +68,19 @@ def mint(
 
 
 def main() -> None:
-    """`python -m painkiller_common.devauth DIR [--scope ...] [--patient ID] [--sub S] [--ttl N]`."""
+    """`python -m painkiller_common.devauth DIR [--scope S] [--patient ID] [--sub S] [--ttl N]`."""
     parser = argparse.ArgumentParser(description="Print a dev token; the token alone is the last line.")
     parser.add_argument("directory", type=Path)
-    parser.add_argument("--scope", default="")
-    parser.add_argument("--patient", default="")
-    parser.add_argument("--sub", default="")
-    parser.add_argument("--ttl", type=int, default=0)
+    parser.add_argument("--scope", default="", help=f"default: {ALL_SCOPES}")
+    parser.add_argument("--patient", default="", help="the patient a patient/ scope reaches")
+    parser.add_argument("--sub", default="", help="default: dev-user")
+    parser.add_argument("--ttl", default="", help="seconds, default 12 hours")
     args = parser.parse_args()
     if not (args.directory / PRIVATE_KEY).exists():
         raise SystemExit(f"No dev signing key in {args.directory}: run `make up` first.")
-    scope = args.scope or ALL_SCOPES
-    print(f"# scope={scope!r} sub={args.sub or 'dev-user'} ttl={args.ttl or 12 * 3600}s")
-    token = mint(
-        args.directory,
-        scope=scope,
-        subject=args.sub or "dev-user",
-        patient=args.patient or None,
-        ttl_s=args.ttl or 43200,
-    )
-    print(token)
+    scope, subject, ttl_s = args.scope or ALL_SCOPES, args.sub or "dev-user", int(args.ttl or 12 * 3600)
+    print(f"# scope={scope!r} sub={subject} patient={args.patient or '-'} ttl={ttl_s}s")
+    print(mint(args.directory, scope=scope, subject=subject, patient=args.patient or None, ttl_s=ttl_s))
 
 
 if __name__ == "__main__":

@@ -6,18 +6,27 @@ characters in names are always entry errors. Pydantic's lax mode would read `tru
 """
 
 import re
+import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Bidirectional overrides and isolates (Trojan Source) and invisible characters: a name holding
+# them reads differently on each screen, so two records could look like one patient.
+_HIDDEN = re.compile(
+    "[\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\u3164\ufeff\uffa0]"
+)
 
 
 def _no_control_chars(value: str) -> str:
     if _CONTROL.search(value):
         raise ValueError("must not contain control characters")
-    return value
+    if _HIDDEN.search(value):
+        raise ValueError("must not contain invisible or text-direction characters")
+    # One spelling per name: "José" typed with a combining accent is stored as the composed form.
+    return unicodedata.normalize("NFC", value)
 
 
 def json_number(value: Any) -> Any:

@@ -16,7 +16,7 @@ from painkiller_common.devauth import DEV_AUDIENCE, DEV_ISSUER, ensure_dev_key
 
 
 @dataclass(frozen=True)
-class TestDatabase:
+class DatabaseRoles:
     """One service's test database, reached as each of the three roles `make up` uses."""
 
     admin_url: str  # a superuser: provisions, and empties tables between tests
@@ -25,7 +25,7 @@ class TestDatabase:
     runtime_role: str
 
     @classmethod
-    def of(cls, admin_url: str, service: str, runtime_role: str) -> "TestDatabase":
+    def of(cls, admin_url: str, service: str, runtime_role: str) -> "DatabaseRoles":
         url = make_url(admin_url)
         return cls(
             admin_url=admin_url,

@@ -15,13 +15,13 @@ from measurement_service.models import EVENT_TABLES, RUNTIME_ROLE
 from painkiller_common.consumer import Consumer
 from painkiller_common.devauth import mint
 from painkiller_common.problems import NotFound
-from painkiller_common.testing import TestDatabase, count_rows, dev_auth, outbox_events, truncate_all
+from painkiller_common.testing import DatabaseRoles, count_rows, dev_auth, outbox_events, truncate_all
 from painkiller_common.topology import PATIENT_EVENTS_FOR_MEASUREMENTS as QUEUE
 
 TEST_DB = os.environ.get(
     "MEASUREMENT_TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/measurements_test"
 )
-DATABASE = TestDatabase.of(TEST_DB, "measurement", RUNTIME_ROLE)
+DATABASE = DatabaseRoles.of(TEST_DB, "measurement", RUNTIME_ROLE)
 MIGRATIONS = Path(measurement_service.__file__).parent / "migrations"
 
 

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 import patient_service
 from painkiller_common.consumer import Consumer
 from painkiller_common.devauth import mint
-from painkiller_common.testing import TestDatabase, count_rows, dev_auth, outbox_events, truncate_all
+from painkiller_common.testing import DatabaseRoles, count_rows, dev_auth, outbox_events, truncate_all
 from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS as QUEUE
 from patient_service.config import Settings
 from patient_service.events import HANDLERS, reassess_after
@@ -16,8 +16,14 @@ from patient_service.main import create_app
 from patient_service.models import EVENT_TABLES, RUNTIME_ROLE
 
 TEST_DB = os.environ.get("PATIENT_TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/patients_test")
-DATABASE = TestDatabase.of(TEST_DB, "patient", RUNTIME_ROLE)
+DATABASE = DatabaseRoles.of(TEST_DB, "patient", RUNTIME_ROLE)
 MIGRATIONS = Path(patient_service.__file__).parent / "migrations"
+
+
+@pytest.fixture(scope="session")
+def database() -> DatabaseRoles:
+    """The test database as each of its roles: admin, owner, runtime."""
+    return DATABASE
 
 
 @pytest.fixture(scope="session")

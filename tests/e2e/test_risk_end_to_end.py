@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pika
-from harness import eventually
+from harness import eventually, observer_url, vhost_of
 
 from painkiller_common.contracts import EXCHANGE
 from painkiller_common.topology import declare
@@ -23,7 +23,7 @@ RECOVERED = SERIES[0]
 
 
 def test_a_deteriorating_patient_climbs_to_high_and_back(api: httpx.Client, stack) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(stack.env["PATIENT_AMQP_URL"]))
+    connection = pika.BlockingConnection(pika.URLParameters(observer_url(vhost_of(stack))))
     channel = connection.channel()
     declare(channel)  # the workers may not have declared it yet
     watch = channel.queue_declare("", exclusive=True).method.queue

@@ -1,21 +1,14 @@
 """The Jepsen-style tally of a fault test: what happened to every event a producer committed."""
 
-import os
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from harness import test_databases
 from sqlalchemy import create_engine, text
 
-FAULT_DATABASES = {
-    "PATIENT_DATABASE_URL": os.environ.get(
-        "FAULT_PATIENT_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/patients_faults"
-    ),
-    "MEASUREMENT_DATABASE_URL": os.environ.get(
-        "FAULT_MEASUREMENT_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/measurements_faults"
-    ),
-}
+FAULT_DATABASES = test_databases("faults")
 
 # Which consumer applies which producer's events.
 CONSUMER_OF = {"patient_service": "measurement-consumer", "measurement_service": "patient-consumer"}
