@@ -31,13 +31,21 @@ BENCH = ROOT / "bench"
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import stack as stack_module  # noqa: E402
+from provisioning import SERVICES, BrokerUsers, database_env  # noqa: E402
 
 from painkiller_common.db import ensure_database  # noqa: E402
+from painkiller_common.devauth import mint  # noqa: E402
 from painkiller_common.pagination import encode_cursor  # noqa: E402
 
+ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+# The stack connects as its least-privilege roles; the benchmark's own seeding, as the owners.
+STACK_DATABASES = {
+    **database_env("patient", ADMIN, "patients_bench"),
+    **database_env("measurement", ADMIN, "measurements_bench"),
+}
 DATABASES = {
-    "PATIENT_DATABASE_URL": "postgresql+psycopg2://postgres@127.0.0.1:5432/patients_bench",
-    "MEASUREMENT_DATABASE_URL": "postgresql+psycopg2://postgres@127.0.0.1:5432/measurements_bench",
+    "PATIENT_DATABASE_URL": STACK_DATABASES["PATIENT_MIGRATION_DATABASE_URL"],
+    "MEASUREMENT_DATABASE_URL": STACK_DATABASES["MEASUREMENT_MIGRATION_DATABASE_URL"],
 }
 BASELINE_DB = "postgresql+psycopg2://postgres@127.0.0.1:5432/bench_baseline"
 VHOST = "painkiller-bench"
@@ -79,7 +87,7 @@ def wrk_binary() -> str:
 
 def drop_database(url: str) -> None:
     name = url.rsplit("/", 1)[1]
-    admin = create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
@@ -87,7 +95,7 @@ def drop_database(url: str) -> None:
 
 def fresh_database(url: str) -> None:
     drop_database(url)
-    ensure_database(url)
+    ensure_database(ADMIN.rsplit("/", 1)[0] + "/" + url.rsplit("/", 1)[1])
 
 
 def rabbitmqctl(*args: str) -> None:
@@ -100,27 +108,37 @@ class Bench:
         self.wrk = wrk_binary()
         self.work = Path(tempfile.mkdtemp(prefix="painkiller-bench-"))
         self.work.chmod(0o755)
-        amqp = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
+        self.broker = BrokerUsers(
+            vhost=VHOST,
+            names={service: f"{VHOST}-{service}" for service in SERVICES},
+            passwords={service: f"bench-{service}" for service in SERVICES},
+        )
         self.stack = stack_module.Stack(
             run_dir=self.work,
             nginx_port=free_port(),
+            tls_port=free_port(),
             patient_port=free_port(),
             measurement_port=free_port(),
-            env={**DATABASES, "PATIENT_AMQP_URL": amqp, "MEASUREMENT_AMQP_URL": amqp},
+            env={**STACK_DATABASES, **self.broker.env()},
+            rate_limit_rps=0,  # the benchmark measures the services, not NGINX's limits
         )
         self.baseline_port = free_port()
         self.baseline: subprocess.Popen[bytes] | None = None
         self.client = httpx.Client(base_url=self.stack.url, timeout=30)
+        self.token = ""
         self.patient_ids: list[str] = []
 
     # --- the stack ----------------------------------------------------------------------
     def start(self) -> None:
         rabbitmqctl("delete_vhost", VHOST)
         rabbitmqctl("add_vhost", VHOST)
-        rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
+        self.broker.create()
         for url in [*DATABASES.values(), BASELINE_DB]:
             fresh_database(url)
         stack_module.up(self.stack, foreground_nginx=True)
+        # Every request carries a token, as in production: checking it is part of the cost.
+        self.token = mint(self.stack.auth_dir, subject="bench")
+        self.client.headers["Authorization"] = f"Bearer {self.token}"
         self.start_baseline()
 
     def start_baseline(self) -> None:
@@ -151,6 +169,7 @@ class Bench:
             stack_module.stop([self.baseline])
         stack_module.stop(list(self.stack.processes.values()))
         rabbitmqctl("delete_vhost", VHOST)
+        self.broker.delete()
         shutil.rmtree(self.work, ignore_errors=True)
 
     # --- data ---------------------------------------------------------------------------
@@ -181,7 +200,7 @@ class Bench:
         conns = connections or self.args.connections
         cmd = [self.wrk, "-t", "2", "-c", str(conns), "-d", f"{round(seconds or self.args.seconds)}s", "--latency",
                "-s", str(combined), self.stack.url]  # fmt: skip
-        env = {**os.environ, "BENCH_PATHS": str(paths_file), "BENCH_BODY": str(body_file)}
+        env = {**os.environ, "BENCH_PATHS": str(paths_file), "BENCH_BODY": str(body_file), "BENCH_TOKEN": self.token}
         access_log = self.work / "nginx" / "access.log"
         log_offset = access_log.stat().st_size
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
@@ -214,7 +233,7 @@ class Bench:
                                                  body=self.baseline_post_body())}  # fmt: skip
         body = json.dumps({"heart_rate_bpm": 72, "spo2_percent": 97, "temperature_c": 36.8,
                            "measured_at": MEASURED_AT, "source": "bench-{n}"})  # fmt: skip
-        lag = LagProbe(self.stack.url, self.patient_ids[-1])
+        lag = LagProbe(self.stack.url, self.patient_ids[-1], self.token)
         lag.start()
         results["post"] = self.wrk_run("POST /api/v1/patient/{id}/measurements", "post_json.lua",
                                        self.reading_paths(), body=body)  # fmt: skip
@@ -330,14 +349,14 @@ class Bench:
 class LagProbe(threading.Thread):
     """While the POST scenario runs: post a reading, time until it shows on the patient."""
 
-    def __init__(self, url: str, patient_id: str) -> None:
+    def __init__(self, url: str, patient_id: str, token: str) -> None:
         super().__init__(daemon=True)
-        self.url, self.patient_id = url, patient_id
+        self.url, self.patient_id, self.token = url, patient_id, token
         self.samples: list[float] = []
         self.done = threading.Event()
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=30) as client:
+        with httpx.Client(base_url=self.url, timeout=30, headers={"Authorization": f"Bearer {self.token}"}) as client:
             n = 0
             while not self.done.is_set():
                 n += 1

@@ -14,12 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from painkiller_common.broker_access import EVENTS_EXCHANGE, OTHER, SERVICES, grant
 from painkiller_common.devauth import DEV_AUDIENCE, DEV_ISSUER, ensure_dev_key, mint
 
-SERVICES = ("patient", "measurement")
-OTHER = {"patient": "measurement", "measurement": "patient"}
-# What each service's broker user may touch: the shared exchanges and its own queues.
-SHARED_TOPOLOGY = r"painkiller\.(events|unrouted|dead)"
 # How long the measurement service's own token for the patient service lives in dev.
 SERVICE_TOKEN_TTL_S = 30 * 24 * 3600
 
@@ -89,11 +86,9 @@ class BrokerUsers:
                 rabbitmqctl("change_password", user, self.passwords[service])
             else:
                 rabbitmqctl("add_user", user, self.passwords[service])
-            own = rf"^({SHARED_TOPOLOGY}|{service}_service\..*)$"
-            rabbitmqctl("set_permissions", "-p", self.vhost, user, own, own, own)
-            # Topic permissions: a service publishes only its own event types, reads only the other's.
-            mine, theirs = rf"^{service}\.", rf"^{OTHER[service]}\."
-            rabbitmqctl("set_topic_permissions", "-p", self.vhost, user, "painkiller.events", mine, theirs)
+            rights = grant(service, user)
+            rabbitmqctl("set_permissions", "-p", self.vhost, user, *[rights.resources] * 3)
+            rabbitmqctl("set_topic_permissions", "-p", self.vhost, user, EVENTS_EXCHANGE, rights.publish, rights.bind)
 
     def delete(self) -> None:
         for user in self.names.values():

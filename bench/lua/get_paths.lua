@@ -3,6 +3,7 @@ local paths = {}
 local i = 0
 
 function init(args)
+  wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
   for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
 end
 

@@ -12,6 +12,7 @@ function setup(thread)
 end
 
 function init(args)
+  wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
   for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
   local f = io.open(os.getenv("BENCH_BODY")); template = f:read("*a"); f:close()
   counter = id * 100000000

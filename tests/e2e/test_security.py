@@ -4,6 +4,8 @@ events, logs without patient data, and NGINX's limits, hosts, methods and TLS (d
 
 import base64
 import dataclasses
+import hashlib
+import hmac
 import json
 import ssl
 import subprocess
@@ -75,24 +77,28 @@ def signed(stack: stack_module.Stack, payload: dict[str, object]) -> str:
 
 def tampered(stack: stack_module.Stack) -> str:
     header, _, signature = signed(stack, claims(scope="user/Patient.r")).split(".")
-    payload = base64.urlsafe_b64encode(json.dumps(claims()).encode()).rstrip(b"=").decode()
-    return f"{header}.{payload}.{signature}"
+    return f"{header}.{b64(claims())}.{signature}"
 
 
 def other_key(stack: stack_module.Stack) -> str:
     return jwt.encode(claims(), ec.generate_private_key(ec.SECP256R1()), algorithm="ES256", headers={"kid": kid(stack)})
 
 
+def b64(data: dict[str, object] | bytes) -> str:
+    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
 def alg_none(stack: stack_module.Stack) -> str:
-    header = base64.urlsafe_b64encode(json.dumps({"alg": "none", "kid": kid(stack)}).encode()).rstrip(b"=")
-    payload = base64.urlsafe_b64encode(json.dumps(claims()).encode()).rstrip(b"=")
-    return f"{header.decode()}.{payload.decode()}."
+    return f"{b64({'alg': 'none', 'kid': kid(stack)})}.{b64(claims())}."
 
 
 def hmac_with_public_key(stack: stack_module.Stack) -> str:
-    # The classic confusion attack: the public JWKS used as an HMAC secret.
+    # The classic confusion attack: the public JWKS used as an HMAC secret (signed by hand:
+    # PyJWT itself refuses to do it).
+    signing_input = f"{b64({'alg': 'HS256', 'kid': kid(stack)})}.{b64(claims())}"
     secret = (stack.auth_dir / JWKS).read_bytes()
-    return jwt.encode(claims(), secret, algorithm="HS256", headers={"kid": kid(stack)})
+    return f"{signing_input}.{b64(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())}"
 
 
 BAD_TOKENS: dict[str, Callable[[stack_module.Stack], str]] = {
@@ -136,9 +142,7 @@ def world(api: httpx.Client) -> World:
     return World(patient=ids[0], other=ids[2], measurement=ids[1], other_measurement=ids[3])
 
 
-def send(
-    client: httpx.Client, route: tuple, world: World, headers: dict[str, str], **ids: str
-) -> httpx.Response:
+def send(client: httpx.Client, route: tuple, world: World, headers: dict[str, str], **ids: str) -> httpx.Response:
     method, path, body = route
     url = world.fill(path, **ids)
     if isinstance(body, bytes):
@@ -246,11 +250,18 @@ def test_a_client_cannot_spoof_its_address_in_the_audit_trail(stack, api: httpx.
     assert address == "127.0.0.1"
 
 
+ALTERATIONS = ("UPDATE audit_events SET actor = 'x'", "DELETE FROM audit_events", "TRUNCATE audit_events")
+
+
 def test_audit_rows_cannot_be_altered_by_the_runtime_role(api: httpx.Client, world: World) -> None:
     for var in ("PATIENT_DATABASE_URL", "MEASUREMENT_DATABASE_URL"):
         engine = create_engine(E2E_DATABASES[var])
         try:
-            for statement in ("UPDATE audit_events SET actor = 'x'", "DELETE FROM audit_events", "TRUNCATE audit_events"):
+            for statement in (
+                "UPDATE audit_events SET actor = 'x'",
+                "DELETE FROM audit_events",
+                "TRUNCATE audit_events",
+            ):
                 with pytest.raises(Exception, match="permission denied"), engine.begin() as conn:
                     conn.execute(text(statement))
         finally:
@@ -272,7 +283,7 @@ def test_no_process_connects_as_a_superuser_or_as_guest(stack, api: httpx.Client
     assert {name for name, _ in users} == {"painkiller_patient_app", "painkiller_measurement_app"}
     assert not any(superuser for _, superuser in users)
     listed = subprocess.run(
-        ["rabbitmqctl", "-q", "list_connections", "-p", vhost_of(stack), "user"],
+        ["rabbitmqctl", "-q", "--no-table-headers", "list_connections", "-p", vhost_of(stack), "user"],
         check=True,
         capture_output=True,
         text=True,

@@ -100,3 +100,13 @@ def test_compose_service_settings_are_documented_in_env_example(compose: dict) -
     for name in ("patient-api", "measurement-api", "patient-relay", "measurement-consumer"):
         for var in compose["services"][name]["environment"]:
             assert var in documented, f"{var} ({name}) is missing from .env.example"
+
+
+def test_compose_has_no_default_passwords_and_no_guest(compose: dict) -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    for secret in re.findall(r"\$\{(\w*PASSWORD\w*)([^}]*)\}", text):
+        assert secret[1].startswith(":?"), f"{secret[0]} must be required, with no default"
+    assert "guest" not in text
+    for name in ("patient-api", "measurement-consumer"):
+        env = compose["services"][name]["environment"]
+        assert not any(var.endswith("ADMIN_DATABASE_URL") for var in env), "only migrations know the superuser"
