@@ -282,14 +282,14 @@ def test_no_process_connects_as_a_superuser_or_as_guest(stack, api: httpx.Client
         engine.dispose()
     assert {name for name, _ in users} == {"painkiller_patient_app", "painkiller_measurement_app"}
     assert not any(superuser for _, superuser in users)
-    listed = subprocess.run(
-        ["rabbitmqctl", "-q", "--no-table-headers", "list_connections", "-p", vhost_of(stack), "user"],
+    rows = subprocess.run(
+        ["rabbitmqctl", "-q", "--no-table-headers", "list_connections", "user", "vhost"],
         check=True,
         capture_output=True,
         text=True,
-    ).stdout.split()
-    assert listed and "guest" not in listed
-    assert set(listed) == {f"{vhost_of(stack)}-patient", f"{vhost_of(stack)}-measurement"}
+    ).stdout.splitlines()
+    listed = {user for user, vhost in (row.split("\t") for row in rows) if vhost == vhost_of(stack)}
+    assert listed == {f"{vhost_of(stack)}-patient", f"{vhost_of(stack)}-measurement"}  # and so no guest
 
 
 def publish(url: str, routing_key: str, body: bytes, user_id: str | None = None) -> None:

@@ -188,7 +188,7 @@ def test_consumer_killed_between_commit_and_ack(faulty: Faulty) -> None:
     assert latest["heart_rate_bpm"]["value"] == 79
 
 
-def test_poison_message_is_dead_lettered_while_the_rest_flow(faulty: Faulty) -> None:
+def test_forged_message_is_dead_lettered_while_the_rest_flow(faulty: Faulty) -> None:
     warm_up(faulty)
     before = outbox_event_ids("patient_service")
     poison_id = f"poison-{uuid.uuid4()}"
@@ -214,7 +214,7 @@ def test_poison_message_is_dead_lettered_while_the_rest_flow(faulty: Faulty) -> 
         connection.close()
 
     figures = converged(faulty.stack.run_dir, "patient_service", attempted=5, committed=5, since_ids=before)
-    record_figures("poison message among good ones", figures)
+    record_figures("forged message among good ones", figures)
     assert (figures.lost, figures.applied_twice, figures.applied) == (0, 0, 5)
     # Published by no producer the consumer trusts, and not an event: refused at once, never retried.
     refusals = (faulty.stack.run_dir / "measurement-consumer.log").read_text().count(f"event {poison_id} refused")
