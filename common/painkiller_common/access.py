@@ -56,9 +56,10 @@ class Access:
 
     def row(self, status: int) -> dict[str, object]:
         """The audit columns every row of this request shares."""
+        client_id = self.principal.client_id if self.principal else None
         return {
             "actor": self.actor[:255],
-            "client_id": (self.principal.client_id or "")[:255] or None if self.principal else None,
+            "client_id": client_id[:255] if client_id else None,
             "action": self.action,
             "resource_type": self.resource_type,
             "status": status,

@@ -10,7 +10,7 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Header
 from fastapi.responses import Response
@@ -19,12 +19,9 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from painkiller_common.access import Access
 from painkiller_common.audit import Touched
 from painkiller_common.problems import Conflict, NotFound
-
-if TYPE_CHECKING:
-    from painkiller_common.access import Access
-
 
 IdempotencyKey = Annotated[
     str | None,
@@ -56,7 +53,7 @@ def run_once(
     *,
     session: Session,
     table: Table,
-    access: "Access",
+    access: Access,
     key: str | None,
     scope: str,
     request: BaseModel,
@@ -89,7 +86,7 @@ def run_once(
     return _response(body, outcome.status_code, outcome.location)
 
 
-def _replay(session: Session, table: Table, access: "Access", *, scope: str, key: str, fingerprint: str) -> Response:
+def _replay(session: Session, table: Table, access: Access, *, scope: str, key: str, fingerprint: str) -> Response:
     stored = session.execute(select(table).where(table.c.scope == scope, table.c.key == key)).one()
     if stored.fingerprint != fingerprint:
         raise Conflict("This Idempotency-Key was used with a different request body.")

@@ -34,7 +34,6 @@ class QueueSpec:
 
 PATIENT_EVENTS_FOR_MEASUREMENTS = QueueSpec("measurement_service.patient_events", ("patient.*",))
 MEASUREMENT_EVENTS_FOR_PATIENTS = QueueSpec("patient_service.measurement_events", ("measurement.*",))
-QUEUES = (PATIENT_EVENTS_FOR_MEASUREMENTS, MEASUREMENT_EVENTS_FOR_PATIENTS)
 
 QUORUM = {"x-queue-type": "quorum"}
 
