@@ -38,6 +38,9 @@ class AuthSettings(BaseSettings):
     audience: str | None = None
     jwks_url: str | None = Field(default=None, description="The provider's JWKS; refetched for an unknown kid.")
     jwks_file: str | None = Field(default=None, description="A local JWKS (dev); read again when it changes.")
+    # An unknown kid fetches the JWKS again at most this often: a stream of made-up kids must not
+    # turn into a stream of requests to the provider.
+    jwks_refetch_after_s: float = Field(default=30, ge=0, le=3600)
     leeway_s: int = Field(default=30, ge=0, le=30)
     # Empty: `scope` (space-separated, OAuth 2) or else `scp` (a list, Entra ID and Okta).
     scope_claim: str = ""
@@ -124,10 +127,10 @@ class JwksFile:
 
 
 class JwksUrl:
-    """Keys from the provider's JWKS URL, cached; an unknown kid fetches the set again."""
+    """Keys from the provider's JWKS URL, cached 5 minutes; an unknown kid fetches the set again."""
 
-    def __init__(self, url: str) -> None:
-        self._client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
+    def __init__(self, url: str, refetch_after_s: float) -> None:
+        self._client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5, cooldown_duration=refetch_after_s)
 
     def get(self, kid: str) -> jwt.PyJWK | None:
         try:
@@ -143,7 +146,11 @@ class TokenVerifier:
         if not (settings.issuer and settings.audience and (settings.jwks_url or settings.jwks_file)):
             raise RuntimeError("AUTH_ISSUER, AUTH_AUDIENCE and AUTH_JWKS_URL or AUTH_JWKS_FILE must be set")
         self._settings = settings
-        self._keys = JwksFile(settings.jwks_file) if settings.jwks_file else JwksUrl(settings.jwks_url or "")
+        self._keys: JwksFile | JwksUrl = (
+            JwksFile(settings.jwks_file)
+            if settings.jwks_file
+            else JwksUrl(settings.jwks_url or "", settings.jwks_refetch_after_s)
+        )
         self._cache: dict[str, Principal] = {}
 
     def cached(self, token: str) -> Principal | None:
@@ -195,7 +202,7 @@ class TokenVerifier:
         return Principal(
             subject=str(claims["sub"]),
             client_id=claims.get("azp") or claims.get("client_id"),
-            scopes=parse_scopes(claims.get(name, "")),
+            scopes=parse_scopes(claims.get(name) or ""),
             patient_id=uuid.UUID(str(patient)) if patient else None,
             expires_at=float(claims["exp"]),
         )
