@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import shutil
 import ssl
 import subprocess
 import tempfile
@@ -399,6 +400,7 @@ def strict_nginx(stack) -> Iterator[stack_module.Stack]:
         yield strict
     finally:
         stack_module.stop([process])
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def test_nginx_limits_requests_per_address_with_429_problems(strict_nginx) -> None:
