@@ -104,15 +104,19 @@ def _hand_over(url: URL, owner_role: str) -> None:
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            tables = conn.execute(
-                text(
-                    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                    "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') "
-                    "AND pg_get_userbyid(c.relowner) <> :owner"
-                ),
-                {"owner": owner_role.strip('"')},
-            ).scalars()
-            for table in list(tables):
+            tables: list[str] = (
+                conn.execute(
+                    text(
+                        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') "
+                        "AND pg_get_userbyid(c.relowner) <> :owner"
+                    ),
+                    {"owner": owner_role.strip('"')},
+                )
+                .scalars()
+                .all()
+            )
+            for table in tables:
                 conn.execute(text(f'ALTER TABLE public."{table}" OWNER TO {owner_role}'))
     finally:
         engine.dispose()
