@@ -100,22 +100,18 @@ def provision(*, admin_url: str, owner_url: str, runtime_url: str, runtime_role:
         admin.dispose()
 
 
+_NOT_OWNED = text(
+    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') AND pg_get_userbyid(c.relowner) <> :owner"
+)
+
+
 def _hand_over(url: URL, owner_role: str) -> None:
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            tables: list[str] = (
-                conn.execute(
-                    text(
-                        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') "
-                        "AND pg_get_userbyid(c.relowner) <> :owner"
-                    ),
-                    {"owner": owner_role.strip('"')},
-                )
-                .scalars()
-                .all()
-            )
+            # Read them all first: the loop runs statements of its own on this connection.
+            tables = list(conn.execute(_NOT_OWNED, {"owner": owner_role.strip('"')}).scalars())
             for table in tables:
                 conn.execute(text(f'ALTER TABLE public."{table}" OWNER TO {owner_role}'))
     finally:
