@@ -111,7 +111,7 @@ def _hand_over(url: URL, owner_role: str) -> None:
     try:
         with engine.connect() as conn:
             # Read them all first: the loop runs statements of its own on this connection.
-            tables = list(conn.execute(_NOT_OWNED, {"owner": owner_role.strip('"')}).scalars())
+            tables: list[str] = list(conn.execute(_NOT_OWNED, {"owner": owner_role.strip('"')}).scalars())
             for table in tables:
                 conn.execute(text(f'ALTER TABLE public."{table}" OWNER TO {owner_role}'))
     finally:
