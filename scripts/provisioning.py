@@ -79,13 +79,14 @@ class BrokerUsers:
         return env
 
     def create(self) -> None:
-        """Create (or reset) the users and give each only what its service uses."""
+        """Create (or reset) the users and give each only what its service uses. The `--` keeps a
+        password that starts with "-" from being read as an option."""
         for service in SERVICES:
             user = self.names[service]
             if _user_exists(user):
-                rabbitmqctl("change_password", user, self.passwords[service])
+                rabbitmqctl("change_password", user, "--", self.passwords[service])
             else:
-                rabbitmqctl("add_user", user, self.passwords[service])
+                rabbitmqctl("add_user", user, "--", self.passwords[service])
             rights = grant(service, user)
             rabbitmqctl("set_permissions", "-p", self.vhost, user, *[rights.resources] * 3)
             rabbitmqctl("set_topic_permissions", "-p", self.vhost, user, EVENTS_EXCHANGE, rights.publish, rights.bind)
