@@ -45,6 +45,17 @@ class DatabaseRoles:
         downgrade(migrations_dir, self.owner_url, "base")
         upgrade(migrations_dir, self.owner_url, "head")
 
+    def settings_fields(self, auth_dir: Path) -> dict[str, Any]:
+        """What every service's test settings share: its runtime role (as in production, so a
+        missing grant fails in the tests), tokens from the dev key in `auth_dir`, and a broker
+        for readiness only (no relay or consumer runs in these tests)."""
+        return {
+            "database_url": self.runtime_url,
+            "migration_database_url": self.owner_url,
+            "auth": dev_auth(auth_dir),
+            "amqp_url": "amqp://guest:guest@127.0.0.1:5672/%2F",
+        }
+
 
 def dev_auth(directory: Path) -> AuthSettings:
     """Settings that trust the dev key in `directory` (made if missing); mint tokens with devauth.mint."""

@@ -2,9 +2,11 @@
 patient-scoped /api/v1/patient/{patient_id}/measurements, which NGINX sends here."""
 
 import uuid
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from measurement_service import service
@@ -62,6 +64,14 @@ def _reach_batch(access: Access, batch: BatchIn) -> None:
             raise NotFound(f"Patient {named} does not exist.")
 
 
+def _once(
+    session: Session, access: Access, key: str | None, scope: str, request: BaseModel, write: Callable[[], Outcome]
+) -> Response:
+    """Run `write` once per caller and Idempotency-Key, audited (painkiller_common.idempotency)."""
+    table = EVENT_TABLES.idempotency_keys
+    return run_once(session=session, table=table, access=access, key=key, scope=scope, request=request, write=write)
+
+
 def _record_once(
     session: Session,
     directory: PatientDirectory,
@@ -78,15 +88,7 @@ def _record_once(
         record = service.record_measurement(session=session, directory=directory, patient_id=patient_id, data=data)
         return Outcome(record, location=f"{PREFIX}/{record.id}", touched=[(record.id, patient_id)])
 
-    return run_once(
-        session=session,
-        table=EVENT_TABLES.idempotency_keys,
-        access=access,
-        key=key,
-        scope=scope,
-        request=data,
-        write=create,
-    )
+    return _once(session, access, key, scope, data, create)
 
 
 def _record_batch_once(
@@ -107,15 +109,7 @@ def _record_batch_once(
         result, touched = service.record_batch(session=session, directory=directory, patient_id=patient_id, batch=batch)
         return Outcome(result, status_code=200, touched=touched)
 
-    return run_once(
-        session=session,
-        table=EVENT_TABLES.idempotency_keys,
-        access=access,
-        key=key,
-        scope=scope,
-        request=batch,
-        write=store,
-    )
+    return _once(session, access, key, scope, batch, store)
 
 
 BATCH_DOC = (

@@ -15,7 +15,7 @@ from measurement_service.models import EVENT_TABLES, RUNTIME_ROLE
 from painkiller_common.consumer import Consumer
 from painkiller_common.devauth import mint
 from painkiller_common.problems import NotFound
-from painkiller_common.testing import DatabaseRoles, count_rows, dev_auth, outbox_events, truncate_all
+from painkiller_common.testing import DatabaseRoles, count_rows, outbox_events, truncate_all
 from painkiller_common.topology import PATIENT_EVENTS_FOR_MEASUREMENTS as QUEUE
 
 TEST_DB = os.environ.get(
@@ -46,12 +46,9 @@ def settings(auth_dir: Path) -> Settings:
     DATABASE.migrate_fresh(MIGRATIONS)
     # Nothing listens on port 1: the real patient lookup fails fast where a test uses it.
     return Settings(
-        database_url=DATABASE.runtime_url,
-        migration_database_url=DATABASE.owner_url,
-        patient_service_url="http://127.0.0.1:1",
-        auth=dev_auth(auth_dir),
-        amqp_url="amqp://guest:guest@127.0.0.1:5672/%2F",  # readiness only: no relay or consumer runs here
+        **DATABASE.settings_fields(auth_dir),
         event_producer="painkiller_patient",
+        patient_service_url="http://127.0.0.1:1",
     )
 
 

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 import patient_service
 from painkiller_common.consumer import Consumer
 from painkiller_common.devauth import mint
-from painkiller_common.testing import DatabaseRoles, count_rows, dev_auth, outbox_events, truncate_all
+from painkiller_common.testing import DatabaseRoles, count_rows, outbox_events, truncate_all
 from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS as QUEUE
 from patient_service.config import Settings
 from patient_service.events import HANDLERS, reassess_after
@@ -34,14 +34,7 @@ def auth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def settings(auth_dir: Path) -> Settings:
     DATABASE.migrate_fresh(MIGRATIONS)
-    # The service connects as its runtime role, as it does in production: a missing grant fails here.
-    return Settings(
-        database_url=DATABASE.runtime_url,
-        migration_database_url=DATABASE.owner_url,
-        auth=dev_auth(auth_dir),
-        amqp_url="amqp://guest:guest@127.0.0.1:5672/%2F",  # readiness only: no relay or consumer runs here
-        event_producer="painkiller_measurement",
-    )
+    return Settings(**DATABASE.settings_fields(auth_dir), event_producer="painkiller_measurement")
 
 
 @pytest.fixture
