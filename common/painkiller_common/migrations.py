@@ -23,3 +23,14 @@ NAMING_CONVENTION = {
     "fk": "%(table_name)s_%(column_0_N_name)s_fkey",
     "pk": "%(table_name)s_pkey",
 }
+
+
+# Relays LISTEN on this channel; a statement-level trigger on the outbox NOTIFYs it, and PostgreSQL
+# delivers the notification at commit, once per transaction however many rows it wrote.
+OUTBOX_CHANNEL = "painkiller_outbox"
+OUTBOX_NOTIFY_UP = [
+    "CREATE FUNCTION notify_outbox() RETURNS trigger LANGUAGE plpgsql AS "
+    f"$$ BEGIN PERFORM pg_notify('{OUTBOX_CHANNEL}', ''); RETURN NULL; END $$",
+    "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION notify_outbox()",
+]
+OUTBOX_NOTIFY_DOWN = ["DROP TRIGGER outbox_notify ON outbox", "DROP FUNCTION notify_outbox()"]

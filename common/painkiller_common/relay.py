@@ -5,6 +5,10 @@ One relay process per service. Each batch of pending rows is claimed with
 flight at once, which is what lets a relay keep up with batch ingestion), and marked published in
 the same transaction once every confirm is in. A crash anywhere before that commit leaves the
 rows pending: they are published again, a duplicate that consumers ignore, never a loss.
+
+It is woken by the commit itself: a trigger on the outbox NOTIFYs, and the relay LISTENs on a
+connection of its own inside the broker connection's event loop. A slow poll stays as the safety
+net (a notification missed while the listener reconnected); without a listener it polls fast.
 """
 
 import logging
@@ -15,6 +19,8 @@ from datetime import timedelta
 from typing import Any
 
 import pika
+import psycopg2
+from pika.adapters.select_connection import IOLoop
 from pika.exceptions import AMQPError
 from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.engine import Transaction
@@ -22,6 +28,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from painkiller_common.broker import connection_parameters, run_reconnecting
 from painkiller_common.contracts import EXCHANGE
+from painkiller_common.migrations import OUTBOX_CHANNEL
+from painkiller_common.pg import dsn
 from painkiller_common.tables import EventTables
 from painkiller_common.topology import declare_with
 
@@ -30,6 +38,27 @@ logger = logging.getLogger(__name__)
 OUTBOX_RETENTION = timedelta(days=7)
 PROCESSED_EVENT_RETENTION = timedelta(days=30)  # far longer than any redelivery
 IDEMPOTENCY_KEY_RETENTION = timedelta(hours=24)
+
+
+class _Listener:
+    """A LISTEN connection: its socket turns readable when a transaction that wrote the outbox commits."""
+
+    def __init__(self, url: str) -> None:
+        self.conn = psycopg2.connect(dsn(url), connect_timeout=5, application_name="painkiller-relay-listen")
+        self.conn.autocommit = True
+        with self.conn.cursor() as cur:
+            cur.execute(f"LISTEN {OUTBOX_CHANNEL}")
+
+    def fileno(self) -> int:
+        return self.conn.fileno()
+
+    def drain(self) -> None:
+        """Read what arrived; raises psycopg2.Error if the connection broke."""
+        self.conn.poll()
+        self.conn.notifies.clear()
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 @dataclass
@@ -53,6 +82,7 @@ class Relay:
         amqp_url: str,
         batch_size: int = 500,
         idle_poll_s: float = 0.05,
+        listening_poll_s: float = 1.0,
         prune_every_s: float = 300,
     ) -> None:
         self._engine = engine
@@ -63,6 +93,11 @@ class Relay:
         self._user_id = pika.URLParameters(amqp_url).credentials.username
         self._batch_size = batch_size
         self._idle_poll_s = idle_poll_s
+        self._listening_poll_s = listening_poll_s
+        self._listener: _Listener | None = None
+        self._timer: object | None = None
+        self._woken = False  # a commit was notified while a batch was in flight
+        self._listen_again_at = 0.0
         self._prune_every_s = prune_every_s
         self._last_prune = 0.0
         self._stopping = False
@@ -108,6 +143,7 @@ class Relay:
         if not self._stopping:
             logger.warning("broker connection closed: %s", reason)
         self._abandon_batch()
+        self._stop_listening()
         connection.ioloop.stop()
 
     def _on_channel_open(self, channel: Any) -> None:
@@ -116,16 +152,59 @@ class Relay:
         channel.add_on_return_callback(self._on_return)
         channel.add_on_close_callback(lambda _channel, _reason: self._close())
         channel.confirm_delivery(self._on_confirm, callback=lambda _frame: self._schedule(0))
+        self._listen()
         logger.info("relay connected; publishing to %s", EXCHANGE)
 
     def _schedule(self, delay_s: float) -> None:
-        if self._connection is not None and not self._stopping:
-            self._connection.ioloop.call_later(delay_s, self._tick)
+        """Run `_tick` after `delay_s`, replacing a tick already waiting."""
+        if self._connection is None or self._stopping:
+            return
+        if self._timer is not None:
+            self._connection.ioloop.remove_timeout(self._timer)
+        self._timer = self._connection.ioloop.call_later(delay_s, self._tick)
+
+    def _poll_interval(self) -> float:
+        return self._listening_poll_s if self._listener is not None else self._idle_poll_s
+
+    # --- wake-ups on commit -----------------------------------------------------------------
+    def _listen(self) -> None:
+        assert self._connection is not None
+        self._listen_again_at = time.monotonic() + 5.0
+        try:
+            self._listener = _Listener(str(self._engine.url.render_as_string(hide_password=False)))
+        except psycopg2.Error as exc:
+            logger.warning("cannot LISTEN (%s); polling every %ss", type(exc).__name__, self._idle_poll_s)
+            return
+        self._connection.ioloop.add_handler(self._listener.fileno(), self._on_notify, IOLoop.READ)
+
+    def _stop_listening(self) -> None:
+        if self._listener is None:
+            return
+        if self._connection is not None:
+            self._connection.ioloop.remove_handler(self._listener.fileno())
+        self._listener.close()
+        self._listener = None
+
+    def _on_notify(self, _fd: int, _events: int) -> None:
+        assert self._listener is not None
+        try:
+            self._listener.drain()
+        except psycopg2.Error as exc:
+            logger.warning("LISTEN connection lost (%s); polling until it is back", type(exc).__name__)
+            self._stop_listening()
+            self._schedule(0)
+            return
+        if self._batch is not None:
+            self._woken = True  # run again as soon as this batch is done
+        else:
+            self._schedule(0)
 
     # --- one batch ------------------------------------------------------------------------
     def _tick(self) -> None:
+        self._timer = None
         if self._batch is not None or self._channel is None or not self._channel.is_open:
             return
+        self._woken = False
         try:
             self._prune_if_due()
             batch = self._claim()
@@ -139,7 +218,9 @@ class Relay:
             self._close()
             return
         if batch is None:
-            self._schedule(self._idle_poll_s)
+            if self._listener is None and time.monotonic() >= self._listen_again_at:
+                self._listen()
+            self._schedule(self._poll_interval())
 
     def _claim(self) -> _Batch | None:
         outbox = self._tables.outbox
@@ -224,7 +305,8 @@ class Relay:
             logger.warning("%d events were not confirmed; retrying them", batch.failed)
             self._schedule(1.0)
         else:
-            self._schedule(0 if batch.size >= self._batch_size else self._idle_poll_s)
+            more = self._woken or batch.size >= self._batch_size
+            self._schedule(0 if more else self._poll_interval())
 
     def _abandon_batch(self) -> None:
         batch, self._batch = self._batch, None
