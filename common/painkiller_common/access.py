@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated
 
+from asyncpg import Connection
 from fastapi import FastAPI, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -82,6 +83,12 @@ class Access:
     ) -> None:
         """Audit this request in `session`'s transaction: one row per (record id, patient id)."""
         audit.record(session, self.audit_table, self.row(status), list(touched) or [(None, None)])
+
+    async def record_async(
+        self, conn: Connection, status: int, touched: Iterable[tuple[uuid.UUID | None, uuid.UUID | None]] = ()
+    ) -> None:
+        """`record`, on the asyncpg connection of the request's transaction."""
+        await audit.record_async(conn, self.row(status), list(touched) or [(None, None)])
 
 
 def requires(

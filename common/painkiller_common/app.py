@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 from painkiller_common.access import install_refusal_audit
 from painkiller_common.auth import TokenVerifier
 from painkiller_common.health import Check, health_router
+from painkiller_common.pg import install_pg_handlers
 from painkiller_common.problems import (
     PROBLEM_JSON,
     ProblemDetails,
@@ -55,6 +56,7 @@ def create_service_app(
         responses=problem_responses(500, 503),
     )
     install_problem_handlers(app)
+    install_pg_handlers(app)
     install_refusal_audit(app)
     # Made here, not in the lifespan: an API without a way to check tokens must not start at all.
     app.state.token_verifier = TokenVerifier(settings.auth)

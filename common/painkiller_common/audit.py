@@ -6,6 +6,7 @@ What is recorded and how to read it: doc/security.md.
 import uuid
 from datetime import datetime
 
+from asyncpg import Connection
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
@@ -40,6 +41,35 @@ def record(session: Session, table: Table, columns: dict[str, object], touched: 
     session.execute(
         insert(table), [{**columns, "resource_id": resource, "patient_id": patient} for resource, patient in touched]
     )
+
+
+# The columns every row of one request shares (Access.row), in the order of `insert_from`'s parameters.
+SHARED = ("actor", "client_id", "action", "resource_type", "status", "request_id", "client_address")
+
+
+def insert_from(source: str, first_param: int, *, resource_id: str, patient_id: str) -> str:
+    """SQL inserting one audit row per row of `source` (a CTE, or `unnest(...)`), for the async path
+    where the audit row rides in the request's one statement. The shared columns are the
+    parameters from `$first_param` on, in `SHARED` order; `resource_id` and `patient_id` are SQL
+    over `source`."""
+    casts = [f"${first_param + i}::{'int2' if name == 'status' else 'text'}" for i, name in enumerate(SHARED)]
+    return (
+        f"INSERT INTO audit_events ({', '.join(SHARED)}, resource_id, patient_id) "
+        f"SELECT {', '.join(casts)}, {resource_id}, {patient_id} FROM {source}"
+    )
+
+
+def shared_values(columns: dict[str, object]) -> list[object]:
+    return [columns[name] for name in SHARED]
+
+
+_RECORD = insert_from("unnest($8::uuid[], $9::uuid[]) AS t(r, p)", 1, resource_id="r", patient_id="p")
+
+
+async def record_async(conn: Connection, columns: dict[str, object], touched: Touched) -> None:
+    """`record`, on an asyncpg connection."""
+    resources, patients = [r for r, _ in touched], [p for _, p in touched]
+    await conn.execute(_RECORD, *shared_values(columns), resources, patients)
 
 
 def page(session: Session, table: Table, query: AuditFilter) -> Page[AuditEventOut]:

@@ -8,10 +8,11 @@ A request that fails rolls its claim back, so its key can be used again.
 
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
+from asyncpg import Connection, Pool
 from fastapi import Header
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -64,9 +65,9 @@ def run_once(
     if key is None:
         outcome = write()
         access.record(session, outcome.status_code, outcome.touched)
-        return _response(outcome.body.model_dump_json(), outcome.status_code, outcome.location)
+        return answer(outcome.body.model_dump_json(), outcome.status_code, outcome.location)
     scope = access.idempotency_scope(scope)
-    fingerprint = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+    fingerprint = fingerprint_of(request)
     claimed = session.execute(
         insert(table)
         .values(scope=scope, key=key, fingerprint=fingerprint)
@@ -83,17 +84,73 @@ def run_once(
         .values(status_code=outcome.status_code, body=body, location=outcome.location, patient_ids=outcome.patient_ids)
     )
     access.record(session, outcome.status_code, outcome.touched)
-    return _response(body, outcome.status_code, outcome.location)
+    return answer(body, outcome.status_code, outcome.location)
+
+
+def fingerprint_of(request: BaseModel) -> str:
+    """What tells a retry from another request under the same key: a hash of the parsed body."""
+    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
 
 
 def _replay(session: Session, table: Table, access: Access, *, scope: str, key: str, fingerprint: str) -> Response:
     stored = session.execute(select(table).where(table.c.scope == scope, table.c.key == key)).one()
-    if stored.fingerprint != fingerprint:
-        raise Conflict("This Idempotency-Key was used with a different request body.")
-    if stored.erased_at is not None:
-        raise NotFound("The patient this request was about has since been deleted.")
+    response = replayed(stored._mapping, fingerprint)
     access.record(session, stored.status_code, [(None, patient) for patient in stored.patient_ids])
-    return _response(stored.body, stored.status_code, stored.location, replayed=True)
+    return response
+
+
+def replayed(stored: Mapping[str, Any], fingerprint: str) -> Response:
+    """The first answer again, if this is the same request and its patient was not deleted since."""
+    if stored["fingerprint"] != fingerprint:
+        raise Conflict("This Idempotency-Key was used with a different request body.")
+    if stored["erased_at"] is not None:
+        raise NotFound("The patient this request was about has since been deleted.")
+    return answer(stored["body"], stored["status_code"], stored["location"], replayed=True)
+
+
+# --- the same on an asyncpg connection (the async hot path) ---------------------------------
+STORED = (
+    "SELECT fingerprint, status_code, body, location, erased_at, patient_ids FROM idempotency_keys "
+    "WHERE scope = $1 AND key = $2"
+)
+_CLAIM = (
+    "INSERT INTO idempotency_keys (scope, key, fingerprint) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING key"
+)
+_ANSWER = (
+    "UPDATE idempotency_keys SET status_code = $3, body = $4, location = $5, patient_ids = $6 "
+    "WHERE scope = $1 AND key = $2"
+)
+
+
+async def replay_async(conn: Connection, access: Access, stored: Mapping[str, Any], fingerprint: str) -> Response:
+    response = replayed(stored, fingerprint)
+    await access.record_async(conn, stored["status_code"], [(None, patient) for patient in stored["patient_ids"]])
+    return response
+
+
+async def run_once_async(
+    *,
+    pool: Pool,
+    access: Access,
+    key: str | None,
+    scope: str,
+    request: BaseModel,
+    write: Callable[[Connection], Awaitable[Outcome]],
+) -> Response:
+    """`run_once` on the async path: claim, write, stored answer and audit in one transaction."""
+    async with pool.acquire() as conn, conn.transaction():
+        if key is None:
+            outcome = await write(conn)
+            await access.record_async(conn, outcome.status_code, outcome.touched)
+            return answer(outcome.body.model_dump_json(), outcome.status_code, outcome.location)
+        scope, fingerprint = access.idempotency_scope(scope), fingerprint_of(request)
+        if await conn.fetchval(_CLAIM, scope, key, fingerprint) is None:
+            return await replay_async(conn, access, await conn.fetchrow(STORED, scope, key), fingerprint)
+        outcome = await write(conn)
+        body = outcome.body.model_dump_json()
+        await conn.execute(_ANSWER, scope, key, outcome.status_code, body, outcome.location, outcome.patient_ids)
+        await access.record_async(conn, outcome.status_code, outcome.touched)
+        return answer(body, outcome.status_code, outcome.location)
 
 
 def erase_answers(session: Session, table: Table, patient_id: uuid.UUID) -> None:
@@ -105,7 +162,8 @@ def erase_answers(session: Session, table: Table, patient_id: uuid.UUID) -> None
     )
 
 
-def _response(body: str, status_code: int, location: str | None, *, replayed: bool = False) -> Response:
+def answer(body: str, status_code: int, location: str | None, *, replayed: bool = False) -> Response:
+    """A write's JSON answer; `replayed` marks one given again for a retried key."""
     headers = {"Location": location} if location else {}
     if replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -2,14 +2,17 @@
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Engine, Table, create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from painkiller_common import pg
 from painkiller_common.auth import AuthSettings
 from painkiller_common.db import downgrade, provision, upgrade
 from painkiller_common.devauth import DEV_AUDIENCE, DEV_ISSUER, ensure_dev_key
@@ -95,3 +98,28 @@ def outbox_events(engine: Engine, outbox: Table) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         bodies = conn.execute(select(outbox.c.body).order_by(outbox.c.seq)).scalars()
         return [json.loads(body) for body in bodies]
+
+
+class RoundTrips:
+    """Counts the statements the apps' asyncpg pools send (each one a round trip to PostgreSQL).
+
+    Install it before the app starts: pools opened from then on report every statement here."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def install(self, setattr: Callable[[object, str, object], None]) -> "RoundTrips":
+        original = pg.init_connection
+
+        async def counting(conn: asyncpg.Connection) -> None:
+            await original(conn)
+            conn.add_query_logger(lambda logged: self.statements.append(logged.query))
+
+        setattr(pg, "init_connection", counting)  # monkeypatch.setattr: undone after the test
+        return self
+
+    def during(self, call: Callable[[], Any]) -> int:
+        """How many statements `call` sent."""
+        before = len(self.statements)
+        call()
+        return len(self.statements) - before

@@ -2,11 +2,9 @@
 patient-scoped /api/v1/patient/{patient_id}/measurements, which NGINX sends here."""
 
 import uuid
-from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
-from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from measurement_service import service
@@ -26,8 +24,9 @@ from painkiller_common.access import USER_OR_SYSTEM, Access, requires
 from painkiller_common.app import json_response, require_json
 from painkiller_common.auth import Forbidden
 from painkiller_common.db import get_session
-from painkiller_common.idempotency import IdempotencyKey, Outcome, run_once
+from painkiller_common.idempotency import IdempotencyKey
 from painkiller_common.pagination import Page
+from painkiller_common.pg import Pool, get_pool
 from painkiller_common.problems import NotFound, problem_responses
 
 PREFIX = "/api/v1/measures"
@@ -39,6 +38,7 @@ def get_directory(request: Request) -> PatientDirectory:
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+PoolDep = Annotated[Pool, Depends(get_pool)]
 DirectoryDep = Annotated[PatientDirectory, Depends(get_directory)]
 JsonBody = [Depends(require_json)]
 WRITE_ERRORS = problem_responses(404, 415, 422, 503)
@@ -64,35 +64,8 @@ def _reach_batch(access: Access, batch: BatchIn) -> None:
             raise NotFound(f"Patient {named} does not exist.")
 
 
-def _once(
-    session: Session, access: Access, key: str | None, scope: str, request: BaseModel, write: Callable[[], Outcome]
-) -> Response:
-    """Run `write` once per caller and Idempotency-Key, audited (painkiller_common.idempotency)."""
-    table = EVENT_TABLES.idempotency_keys
-    return run_once(session=session, table=table, access=access, key=key, scope=scope, request=request, write=write)
-
-
-def _record_once(
-    session: Session,
-    directory: PatientDirectory,
-    access: Access,
-    patient_id: uuid.UUID,
-    data: Reading,
-    key: str | None,
-    *,
-    scope: str,
-) -> Response:
-    access.reach(patient_id)
-
-    def create() -> Outcome:
-        record = service.record_measurement(session=session, directory=directory, patient_id=patient_id, data=data)
-        return Outcome(record, location=f"{PREFIX}/{record.id}", touched=[(record.id, patient_id)])
-
-    return _once(session, access, key, scope, data, create)
-
-
-def _record_batch_once(
-    session: Session,
+async def _record_batch(
+    pool: Pool,
     directory: PatientDirectory,
     access: Access,
     patient_id: uuid.UUID | None,
@@ -101,15 +74,10 @@ def _record_batch_once(
     *,
     scope: str,
 ) -> Response:
-    if patient_id is not None:
-        access.reach(patient_id)
     _reach_batch(access, batch)
-
-    def store() -> Outcome:
-        result, touched = service.record_batch(session=session, directory=directory, patient_id=patient_id, batch=batch)
-        return Outcome(result, status_code=200, touched=touched)
-
-    return _once(session, access, key, scope, batch, store)
+    return await service.record_batch(
+        pool=pool, directory=directory, access=access, patient_id=patient_id, batch=batch, key=key, scope=scope
+    )
 
 
 BATCH_DOC = (
@@ -130,48 +98,59 @@ patient_router = APIRouter(prefix="/api/v1/patient/{patient_id}/measurements", t
     dependencies=JsonBody,
     responses=WRITE_ERRORS,
 )
-def record_for_patient(
+async def record_for_patient(
     patient_id: uuid.UUID,
     data: Reading,
-    session: SessionDep,
+    pool: PoolDep,
     directory: DirectoryDep,
     access: CanCreate,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Store a reading for this patient (404 if the patient does not exist)."""
     scope = f"POST /api/v1/patient/{patient_id}/measurements"
-    return _record_once(session, directory, access, patient_id, data, idempotency_key, scope=scope)
+    return await service.record_one(
+        pool=pool,
+        directory=directory,
+        access=access,
+        patient_id=patient_id,
+        data=data,
+        key=idempotency_key,
+        scope=scope,
+        location_prefix=PREFIX,
+    )
 
 
 @patient_router.post(
     "/batch", response_model=BatchOut, dependencies=JsonBody, responses=WRITE_ERRORS, description=BATCH_DOC
 )
-def record_batch_for_patient(
+async def record_batch_for_patient(
     patient_id: uuid.UUID,
     batch: BatchIn,
-    session: SessionDep,
+    pool: PoolDep,
     directory: DirectoryDep,
     access: CanCreate,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Store many readings for this patient."""
+    access.reach(patient_id)
     scope = f"POST /api/v1/patient/{patient_id}/measurements/batch"
-    return _record_batch_once(session, directory, access, patient_id, batch, idempotency_key, scope=scope)
+    return await _record_batch(pool, directory, access, patient_id, batch, idempotency_key, scope=scope)
 
 
 @patient_router.get("", response_model=Page[MeasurementOut], responses=problem_responses(404, 422, 503))
-def list_for_patient(
+async def list_for_patient(
     patient_id: uuid.UUID,
     query: Annotated[PatientMeasurementFilter, Query()],
-    session: SessionDep,
+    pool: PoolDep,
     directory: DirectoryDep,
     access: CanSearch,
 ) -> Response:
     """This patient's readings, newest `measured_at` first."""
     access.reach(patient_id)
-    check_patient(session, directory, patient_id)
-    page = service.list_measurements(session=session, query=query, patient_id=patient_id)
-    access.record(session, 200, _touched_readings(page, patient_id))
+    async with pool.acquire() as conn:
+        await check_patient(conn, directory, patient_id)
+        page = await service.list_measurements(conn=conn, query=query, patient_id=patient_id)
+        await access.record_async(conn, 200, _touched_readings(page, patient_id))
     return json_response(page)
 
 
@@ -194,50 +173,58 @@ def measures_router(prefix: str, *, in_schema: bool) -> APIRouter:
         dependencies=JsonBody,
         responses=WRITE_ERRORS,
     )
-    def record(
+    async def record(
         data: MeasurementCreate,
-        session: SessionDep,
+        pool: PoolDep,
         directory: DirectoryDep,
         access: CanCreate,
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
         """Store a reading for the patient named by `patient_id` in the body."""
-        # One scope for both prefixes: a retry through the alias is still the same request.
-        scope = f"POST {PREFIX}"
-        return _record_once(session, directory, access, data.patient_id, data, idempotency_key, scope=scope)
+        return await service.record_one(
+            pool=pool,
+            directory=directory,
+            access=access,
+            patient_id=data.patient_id,
+            data=data,
+            key=idempotency_key,
+            scope=f"POST {PREFIX}",  # one scope for both prefixes: a retry through the alias is the same request
+            location_prefix=PREFIX,
+        )
 
     @router.post(
         "/batch", response_model=BatchOut, dependencies=JsonBody, responses=WRITE_ERRORS, description=BATCH_DOC
     )
-    def record_batch(
+    async def record_batch(
         batch: BatchIn,
-        session: SessionDep,
+        pool: PoolDep,
         directory: DirectoryDep,
         access: CanCreate,
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
         """Store many readings, each naming its `patient_id`."""
         scope = f"POST {PREFIX}/batch"
-        return _record_batch_once(session, directory, access, None, batch, idempotency_key, scope=scope)
+        return await _record_batch(pool, directory, access, None, batch, idempotency_key, scope=scope)
 
     @router.get("", response_model=Page[MeasurementOut], responses=problem_responses(422))
-    def list_all(query: Annotated[MeasurementFilter, Query()], session: SessionDep, access: CanSearch) -> Response:
+    async def list_all(query: Annotated[MeasurementFilter, Query()], pool: PoolDep, access: CanSearch) -> Response:
         """Readings, newest `measured_at` first, optionally for one patient and a time window.
         Without `patient_id`, for `user/` and `system/` tokens only."""
         if access.only_patient is not None:
             if query.patient_id is None:
                 raise Forbidden("A patient/ token must name its patient_id.", needed="user/Observation.s")
             access.reach(query.patient_id)
-        page = service.list_measurements(session=session, query=query, patient_id=query.patient_id)
-        access.record(session, 200, _touched_readings(page, query.patient_id))
+        async with pool.acquire() as conn:
+            page = await service.list_measurements(conn=conn, query=query, patient_id=query.patient_id)
+            await access.record_async(conn, 200, _touched_readings(page, query.patient_id))
         return json_response(page)
 
     @router.post(
         "/list", response_model=Page[MeasurementOut], dependencies=JsonBody, responses=problem_responses(415, 422)
     )
-    def list_by_body(query: MeasurementFilter, session: SessionDep, access: CanSearch) -> Response:
+    async def list_by_body(query: MeasurementFilter, pool: PoolDep, access: CanSearch) -> Response:
         """The same as `GET`, with the filters in a JSON body."""
-        return list_all(query, session, access)
+        return await list_all(query, pool, access)
 
     @router.get("/audit", response_model=Page[audit.AuditEventOut], responses=problem_responses(422))
     def read_audit(query: Annotated[audit.AuditFilter, Query()], session: SessionDep, access: CanReadAudit) -> Response:

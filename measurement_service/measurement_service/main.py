@@ -9,7 +9,7 @@ from measurement_service.api import ALIAS_PREFIX, PREFIX, measures_router, patie
 from measurement_service.config import Settings, get_settings
 from measurement_service.models import EVENT_TABLES
 from measurement_service.patients import PatientDirectory
-from painkiller_common import health
+from painkiller_common import health, pg
 from painkiller_common.app import create_service_app
 from painkiller_common.db import make_engine, make_session_factory
 from painkiller_common.health import Check
@@ -24,11 +24,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
         )
         app.state.session_factory = make_session_factory(app.state.engine)
+        # The hot routes (record, list) run on asyncpg; the rest on the SQLAlchemy engine above.
+        app.state.pool = await pg.open_pool(settings.database_url, max_size=settings.db_pool_size)
         app.state.patient_directory = PatientDirectory(
             settings.patient_service_url, settings.patient_service_timeout_s, settings.patient_service_token_file
         )
         yield
-        app.state.patient_directory.close()
+        await app.state.patient_directory.close()
+        await app.state.pool.close()
         app.state.engine.dispose()
 
     app = create_service_app(

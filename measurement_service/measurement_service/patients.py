@@ -11,12 +11,9 @@ import logging
 import uuid
 from pathlib import Path
 
+import asyncpg
 import httpx
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
 
-from measurement_service.models import KnownPatient
 from painkiller_common.problems import NotFound, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -26,14 +23,14 @@ class PatientDirectory:
     """The patient service, asked over HTTP whether a patient exists."""
 
     def __init__(self, base_url: str, timeout_s: float, token_file: str | None) -> None:
-        self._client = httpx.Client(base_url=base_url, timeout=timeout_s)
+        self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout_s)
         self._token = TokenFile(token_file)
 
-    def require(self, patient_id: uuid.UUID) -> None:
+    async def require(self, patient_id: uuid.UUID) -> None:
         """Return if the patient exists; 404 if not; 503 if the patient service cannot say."""
         try:
             headers = {"Authorization": f"Bearer {self._token.read()}"}
-            response = self._client.get(f"/api/v1/patient/{patient_id}", headers=headers)
+            response = await self._client.get(f"/api/v1/patient/{patient_id}", headers=headers)
         except (httpx.HTTPError, OSError) as exc:
             logger.warning(
                 "patient service unreachable: %s %s", type(exc).__name__, exc if isinstance(exc, OSError) else ""
@@ -48,8 +45,8 @@ class PatientDirectory:
             logger.warning("patient service answered %s for a lookup", response.status_code)
             raise ServiceUnavailable("The patient service could not answer; retry shortly.")
 
-    def close(self) -> None:
-        self._client.close()
+    async def close(self) -> None:
+        await self._client.aclose()
 
 
 class TokenFile:
@@ -69,29 +66,10 @@ class TokenFile:
         return self._token
 
 
-def _known(session: Session, patient_id: uuid.UUID) -> KnownPatient | None:
-    # FOR SHARE: a `patient.deleted` being applied waits for this transaction, and then erases
-    # whatever it wrote, so no reading can outlive its patient.
-    return session.scalars(
-        select(KnownPatient).where(KnownPatient.patient_id == patient_id).with_for_update(read=True)
-    ).first()
-
-
-def check_patient(session: Session, directory: PatientDirectory, patient_id: uuid.UUID) -> None:
+async def check_patient(conn: asyncpg.Connection, directory: PatientDirectory, patient_id: uuid.UUID) -> None:
     """For reads: 404 unless the patient exists; no lock, nothing written."""
-    deleted = session.scalar(select(KnownPatient.deleted).where(KnownPatient.patient_id == patient_id))
+    deleted = await conn.fetchval("SELECT deleted FROM known_patients WHERE patient_id = $1", patient_id)
     if deleted is None:
-        directory.require(patient_id)
+        await directory.require(patient_id)
     elif deleted:
-        raise NotFound(f"Patient {patient_id} does not exist.")
-
-
-def require_patient(session: Session, directory: PatientDirectory, patient_id: uuid.UUID) -> None:
-    """Return if the patient exists (404 if not, 503 if nobody can say), holding it until commit."""
-    known = _known(session, patient_id)
-    if known is None:
-        directory.require(patient_id)
-        session.execute(insert(KnownPatient).values(patient_id=patient_id, version=0).on_conflict_do_nothing())
-        known = _known(session, patient_id)
-    if known is None or known.deleted:
         raise NotFound(f"Patient {patient_id} does not exist.")

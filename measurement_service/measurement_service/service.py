@@ -1,18 +1,18 @@
-"""Measurement use cases as plain functions; the caller's session owns the transaction."""
+"""Measurement use cases. The hot ones (record, list) are async on asyncpg (doc/performance.md);
+reading one by id and deleting it take the caller's SQLAlchemy session, which owns the transaction."""
 
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
 
+import asyncpg
+from fastapi import Response
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import select, tuple_
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from measurement_service import events
+from measurement_service import events, recording
 from measurement_service.models import Measurement
-from measurement_service.patients import PatientDirectory, require_patient
+from measurement_service.patients import PatientDirectory
 from measurement_service.schemas import (
     BatchIn,
     BatchItem,
@@ -22,13 +22,18 @@ from measurement_service.schemas import (
     PatientMeasurementFilter,
     Reading,
 )
-from painkiller_common.contracts import VITALS, MeasurementRecord, MeasurementRecorded
+from painkiller_common import idempotency
+from painkiller_common.access import Access
+from painkiller_common.contracts import VITALS, MeasurementRecord
+from painkiller_common.idempotency import Outcome
 from painkiller_common.pagination import Page, clamp_limit, decode_cursor, page_of
+from painkiller_common.pg import Pool
 from painkiller_common.problems import Conflict, FieldError, InvalidInput, NotFound, field_errors
 
 Loc = list[str | int]
 READING: TypeAdapter[Reading] = TypeAdapter(Reading)
 MEASUREMENT_CREATE: TypeAdapter[MeasurementCreate] = TypeAdapter(MeasurementCreate)
+READING_FIELDS = {"measured_at", *VITALS, "source"}
 
 
 def reading_errors(data: Reading, at: Loc) -> list[tuple[Loc, str]]:
@@ -45,27 +50,81 @@ def reading_errors(data: Reading, at: Loc) -> list[tuple[Loc, str]]:
     return errors
 
 
-def record_measurement(
-    *, session: Session, directory: PatientDirectory, patient_id: uuid.UUID, data: Reading
-) -> MeasurementRecord:
+async def record_one(
+    *,
+    pool: Pool,
+    directory: PatientDirectory,
+    access: Access,
+    patient_id: uuid.UUID,
+    data: Reading,
+    key: str | None,
+    scope: str,
+    location_prefix: str,
+) -> Response:
+    """Store one reading, its event and audit row, and claim its Idempotency-Key: one statement."""
     if errors := reading_errors(data, ["body"]):
         raise InvalidInput(*errors)
-    require_patient(session, directory, patient_id)
-    stored = _insert(session, [_row(patient_id, data, datetime.now(UTC))])
-    if not stored:
+    access.reach(patient_id)
+    record = recording.new_record(patient_id, data.model_dump(include=READING_FIELDS), datetime.now(UTC))
+    body, location = record.model_dump_json(), f"{location_prefix}/{record.id}"
+    statement, extra = recording.ONE, recording.audit_values(access, 201)
+    if key is not None:
+        scope, fingerprint = access.idempotency_scope(scope), idempotency.fingerprint_of(data)
+        extra |= {"scope": scope, "key": key, "fingerprint": fingerprint, "status": 201, "answer": body}
+        extra["location"] = location
+        statement = recording.ONE_ONCE
+    async with pool.acquire() as conn:
+        try:
+            done = await recording.store(conn, directory, [record], statement=statement, extra=extra)
+        except asyncpg.UniqueViolationError as exc:
+            if key is None or exc.table_name != "idempotency_keys":
+                raise
+            # The same key at the same moment: the other request committed first; answer as it did.
+            stored = await conn.fetchrow(idempotency.STORED, scope, key)
+            return await idempotency.replay_async(conn, access, stored, fingerprint)
+        if done.prior is not None:
+            return await idempotency.replay_async(conn, access, done.prior, fingerprint)
+    if record.id not in done.stored:
         raise Conflict("A reading for this patient at this measured_at from this source is already stored.")
-    return stored[0]
+    return idempotency.answer(body, 201, location)
 
 
-def record_batch(
-    *, session: Session, directory: PatientDirectory, patient_id: uuid.UUID | None, batch: BatchIn
-) -> tuple[BatchOut, list[tuple[uuid.UUID | None, uuid.UUID | None]]]:
-    """Validate each reading alone; store the valid ones in one statement, with their events.
-    Also the (reading id, patient id) of each stored reading, for the audit trail."""
+async def record_batch(
+    *,
+    pool: Pool,
+    directory: PatientDirectory,
+    access: Access,
+    patient_id: uuid.UUID | None,
+    batch: BatchIn,
+    key: str | None,
+    scope: str,
+) -> Response:
+    """Validate each reading alone; store the valid ones in one statement, with their events."""
+    results, records = _validate_batch(patient_id, batch)
+
+    async def write(conn: asyncpg.Connection) -> Outcome:
+        done = await recording.store(conn, directory, list(records.values()), statement=recording.MANY)
+        for item in results:
+            if item.status == "stored" and item.id not in done.stored:
+                item.status, item.id = "duplicate", None
+        counts = Counter(item.status for item in results)
+        out = BatchOut(
+            stored=counts["stored"], duplicates=counts["duplicate"], rejected=counts["rejected"], results=results
+        )
+        touched = [(r.id, r.patient_id) for r in records.values() if r.id in done.stored]
+        return Outcome(out, status_code=200, touched=touched)
+
+    return await idempotency.run_once_async(pool=pool, access=access, key=key, scope=scope, request=batch, write=write)
+
+
+def _validate_batch(
+    patient_id: uuid.UUID | None, batch: BatchIn
+) -> tuple[list[BatchItem], dict[int, MeasurementRecord]]:
+    """Each reading validated alone: the result of each, and the records of the valid ones (422 if none)."""
     adapter = READING if patient_id is not None else MEASUREMENT_CREATE
     now = datetime.now(UTC)
     results: list[BatchItem] = []
-    rows: dict[int, dict[str, Any]] = {}
+    records: dict[int, MeasurementRecord] = {}
     for index, raw in enumerate(batch.readings):
         at: Loc = ["body", "readings", index]
         try:
@@ -76,48 +135,16 @@ def record_batch(
         if errors := reading_errors(reading, at):
             results.append(_rejected(index, InvalidInput(*errors).errors))
             continue
-        rows[index] = _row(patient_id or reading.patient_id, reading, now)  # type: ignore[attr-defined]
-        results.append(BatchItem(index=index, status="stored", id=rows[index]["id"]))
-    if not rows:
+        owner = patient_id or reading.patient_id  # type: ignore[attr-defined]
+        records[index] = recording.new_record(owner, reading.model_dump(include=READING_FIELDS), now)
+        results.append(BatchItem(index=index, status="stored", id=records[index].id))
+    if not records:
         raise InvalidInput(*((e.loc, e.message) for item in results for e in item.errors or []))
-    for pid in sorted({row["patient_id"] for row in rows.values()}):
-        require_patient(session, directory, pid)
-    stored = _insert(session, list(rows.values()))
-    stored_ids = {record.id for record in stored}
-    for item in results:
-        if item.status == "stored" and item.id not in stored_ids:
-            item.status = "duplicate"
-            item.id = None
-    counts = Counter(item.status for item in results)
-    out = BatchOut(
-        stored=counts["stored"], duplicates=counts["duplicate"], rejected=counts["rejected"], results=results
-    )
-    return out, [(record.id, record.patient_id) for record in stored]
+    return results, records
 
 
 def _rejected(index: int, errors: list[FieldError]) -> BatchItem:
     return BatchItem(index=index, status="rejected", errors=errors)
-
-
-def _row(patient_id: uuid.UUID, data: Reading, now: datetime) -> dict[str, Any]:
-    return {
-        "id": uuid.uuid4(),
-        "patient_id": patient_id,
-        "measured_at": data.measured_at or now,
-        "recorded_at": now,
-        **data.model_dump(include={*VITALS, "source"}),
-    }
-
-
-def _insert(session: Session, rows: list[dict[str, Any]]) -> list[MeasurementRecord]:
-    """Insert readings not stored before (by natural key) and publish their events."""
-    inserted = set(session.scalars(insert(Measurement).on_conflict_do_nothing().returning(Measurement.id), rows).all())
-    records = [MeasurementRecord.model_validate(row) for row in rows if row["id"] in inserted]
-    events.publish(
-        session,
-        [MeasurementRecorded(aggregate_id=r.id, aggregate_version=events.RECORDED_VERSION, payload=r) for r in records],
-    )
-    return records
 
 
 def get_measurement(*, session: Session, measurement_id: uuid.UUID) -> Measurement:
@@ -133,22 +160,34 @@ def delete_measurement(*, session: Session, measurement: Measurement) -> None:
     session.flush()
 
 
-def list_measurements(
-    *, session: Session, query: PatientMeasurementFilter, patient_id: uuid.UUID | None
+async def list_measurements(
+    *, conn: asyncpg.Connection, query: PatientMeasurementFilter, patient_id: uuid.UUID | None
 ) -> Page[MeasurementOut]:
     """Newest `measured_at` first; ties broken by id so pages never skip or repeat a row."""
     limit = clamp_limit(query.limit)
-    order = (Measurement.measured_at.desc(), Measurement.id.desc())
-    # Core rows, not ORM objects: a page is read-only, and building objects was most of its cost.
-    stmt = select(Measurement.__table__).order_by(*order).limit(limit + 1)
+    where: list[str] = []
+    args: list[object] = []
+
+    def arg(value: object) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
     if patient_id is not None:
-        stmt = stmt.where(Measurement.patient_id == patient_id)
+        where.append(f"patient_id = {arg(patient_id)}")
     if query.since is not None:
-        stmt = stmt.where(Measurement.measured_at >= query.since)
+        where.append(f"measured_at >= {arg(query.since)}")
     if query.until is not None:
-        stmt = stmt.where(Measurement.measured_at < query.until)
+        where.append(f"measured_at < {arg(query.until)}")
     if query.cursor:
-        before = decode_cursor(query.cursor, loc=["cursor"])
-        stmt = stmt.where(tuple_(Measurement.measured_at, Measurement.id) < before)
-    rows = session.execute(stmt).all()
-    return page_of(rows, limit, key=lambda m: (m.measured_at, m.id), out=MeasurementOut.model_validate)
+        at, row_id = decode_cursor(query.cursor, loc=["cursor"])
+        where.append(f"(measured_at, id) < ({arg(at)}, {arg(row_id)})")
+    sql = f"SELECT {', '.join(recording.COLUMNS)} FROM measurements"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY measured_at DESC, id DESC LIMIT {arg(limit + 1)}"
+    rows = await conn.fetch(sql, *args)
+    return page_of(rows, limit, key=lambda m: (m["measured_at"], m["id"]), out=_out)
+
+
+def _out(row: asyncpg.Record) -> MeasurementOut:
+    return MeasurementOut.model_validate(dict(row))

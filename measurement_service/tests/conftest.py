@@ -15,7 +15,7 @@ from measurement_service.models import EVENT_TABLES, RUNTIME_ROLE
 from painkiller_common.consumer import Consumer
 from painkiller_common.devauth import mint
 from painkiller_common.problems import NotFound
-from painkiller_common.testing import DatabaseRoles, count_rows, outbox_events, truncate_all
+from painkiller_common.testing import DatabaseRoles, RoundTrips, count_rows, outbox_events, truncate_all
 from painkiller_common.topology import PATIENT_EVENTS_FOR_MEASUREMENTS as QUEUE
 
 TEST_DB = os.environ.get(
@@ -31,9 +31,15 @@ class KnownPatients:
     def __init__(self) -> None:
         self.ids: set[uuid.UUID] = set()
 
-    def require(self, patient_id: uuid.UUID) -> None:
+    async def require(self, patient_id: uuid.UUID) -> None:
         if patient_id not in self.ids:
             raise NotFound(f"Patient {patient_id} does not exist.")
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> RoundTrips:
+    """Counts the app's asyncpg statements; ask for it before `client`, which starts the app."""
+    return RoundTrips().install(monkeypatch.setattr)
 
 
 @pytest.fixture(scope="session")

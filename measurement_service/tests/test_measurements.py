@@ -5,6 +5,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from measurement_service.api import get_directory
+from painkiller_common.testing import RoundTrips
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 PREFIXES = ["/api/v1/measures", "/api/v1/measurements"]
@@ -137,3 +138,18 @@ def test_timestamps_with_offsets_postgres_refuses_are_normalised_to_utc(client: 
     page = client.get("/api/v1/measures", params={"since": "2025-12-31T23:00:00-17:58"})
     assert page.status_code == 200
     assert [m["id"] for m in page.json()["items"]] == [stored["id"]]
+
+
+def test_a_reading_is_one_round_trip_with_or_without_a_key(
+    round_trips: RoundTrips, client: TestClient, patient_id: uuid.UUID
+) -> None:
+    """The reading, its event, its audit row and its key's claim: one statement, its own commit."""
+    url = f"/api/v1/patient/{patient_id}/measurements"
+    client.post(url, json={"heart_rate_bpm": 70}).raise_for_status()  # learns the patient, prepares
+    plain = round_trips.during(lambda: client.post(url, json={"heart_rate_bpm": 71}).raise_for_status())
+    keyed = round_trips.during(
+        lambda: client.post(url, json={"heart_rate_bpm": 72}, headers={"Idempotency-Key": "k1"}).raise_for_status()
+    )
+    page = round_trips.during(lambda: client.get(url).raise_for_status())
+    assert (plain, keyed) == (1, 1)
+    assert page == 3  # the replica check, the page, its audit rows

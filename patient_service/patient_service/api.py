@@ -12,6 +12,7 @@ from painkiller_common.app import json_response, require_csv, require_json
 from painkiller_common.db import get_session
 from painkiller_common.idempotency import IdempotencyKey, Outcome, run_once
 from painkiller_common.pagination import Page
+from painkiller_common.pg import Pool, get_pool
 from painkiller_common.problems import problem_responses
 from patient_service import imports, service
 from patient_service.config import Settings
@@ -38,6 +39,7 @@ def get_app_settings(request: Request) -> Settings:
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+PoolDep = Annotated[Pool, Depends(get_pool)]
 JsonBody = [Depends(require_json)]
 # Which scope each route needs (doc/security.md); a patient/ token reaches its own patient only.
 CanCreate = Annotated[Access, Depends(requires("Patient", "c", contexts=USER_OR_SYSTEM))]
@@ -136,11 +138,9 @@ def get_risk(patient_id: uuid.UUID, session: SessionDep, settings: SettingsDep, 
 
 
 @router.get("/{patient_id}", response_model=PatientOut, responses=problem_responses(404, 422))
-def get_patient(patient_id: uuid.UUID, session: SessionDep, access: CanRead) -> Response:
+async def get_patient(patient_id: uuid.UUID, pool: PoolDep, access: CanRead) -> Response:
     access.reach(patient_id)
-    patient = service.get_patient(session=session, patient_id=patient_id)
-    access.record(session, 200, [(patient_id, patient_id)])
-    return json_response(service.to_out(patient))
+    return json_response(await service.read_patient(pool=pool, access=access, patient_id=patient_id))
 
 
 @router.patch(

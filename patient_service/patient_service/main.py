@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from painkiller_common import health
+from painkiller_common import health, pg
 from painkiller_common.app import create_service_app
 from painkiller_common.db import make_engine, make_session_factory
 from painkiller_common.health import Check
@@ -24,7 +24,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.session_factory = make_session_factory(app.state.engine)
         app.state.settings = settings
+        # Reading a patient, the hot read, runs on asyncpg; the rest on the SQLAlchemy engine above.
+        app.state.pool = await pg.open_pool(settings.database_url, max_size=settings.db_pool_size)
         yield
+        await app.state.pool.close()
         app.state.engine.dispose()
 
     app = create_service_app(

@@ -1,15 +1,21 @@
-"""Patient use cases as plain functions; the caller's session owns the transaction."""
+"""Patient use cases as plain functions; the caller's session owns the transaction. Reading one
+patient, the hot read, is async on asyncpg (doc/performance.md)."""
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from painkiller_common import audit
+from painkiller_common.access import Access
 from painkiller_common.contracts import PatientCreated, PatientDeleted, PatientRecord, PatientRef, PatientUpdated
 from painkiller_common.idempotency import erase_answers
 from painkiller_common.pagination import Page, clamp_limit, decode_cursor, decode_int_cursor, page_of
+from painkiller_common.pg import Pool
 from painkiller_common.problems import Conflict, InvalidInput, NotFound
 from patient_service import events
 from patient_service.assessment import reassess
@@ -31,9 +37,12 @@ from patient_service.schemas import (
 RECORD_FIELDS = [name for name in PatientRecord.model_fields if name != "age"]
 
 
-def _fields(patient: Patient) -> dict[str, object]:
-    age = years_between(patient.birth_date, today()) if patient.birth_date else patient.age
-    return {**{name: getattr(patient, name) for name in RECORD_FIELDS}, "age": age}
+def _out(fields: Mapping[str, Any], latest_vitals: dict[str, Any], risk: dict[str, Any] | None) -> PatientOut:
+    """The API's form of a patient, from its columns (an ORM object's or a row's)."""
+    born = fields["birth_date"]
+    age = years_between(born, today()) if born else fields["age"]
+    record = {name: fields[name] for name in RECORD_FIELDS}
+    return PatientOut.model_validate({**record, "age": age, "latest_vitals": latest_vitals, "risk": risk})
 
 
 def to_ref(patient: Patient) -> PatientRef:
@@ -49,7 +58,8 @@ def to_out(patient: Patient) -> PatientOut:
         if risk
         else None
     )
-    return PatientOut.model_validate({**_fields(patient), "latest_vitals": patient.latest_vitals, "risk": summary})
+    fields = {name: getattr(patient, name) for name in [*RECORD_FIELDS, "age"]}
+    return _out(fields, patient.latest_vitals, summary)
 
 
 def create_patient(*, session: Session, data: PatientCreate) -> Patient:
@@ -64,6 +74,25 @@ def create_patient(*, session: Session, data: PatientCreate) -> Patient:
     _flush_unique(session, patient.mrn)
     events.publish(session, PatientCreated(aggregate_id=patient.id, aggregate_version=1, payload=to_ref(patient)))
     return patient
+
+
+_READ = (
+    "WITH found AS ("
+    f"SELECT {', '.join('p.' + name for name in RECORD_FIELDS)}, p.age, p.latest_vitals,"
+    " r.news2_total, r.band, r.bp_category, r.based_on, r.patient_id IS NOT NULL AS assessed"
+    " FROM patients p LEFT JOIN risk_assessments r ON r.patient_id = p.id WHERE p.id = $1"
+    f"), audited AS ({audit.insert_from('found', 2, resource_id='found.id', patient_id='found.id')})"
+    " SELECT * FROM found"
+)
+
+
+async def read_patient(*, pool: Pool, access: Access, patient_id: uuid.UUID) -> PatientOut:
+    """The patient, read and audited in one statement (one round trip: doc/performance.md)."""
+    row = await pool.fetchrow(_READ, patient_id, *audit.shared_values(access.row(200)))
+    if row is None:
+        raise NotFound(f"Patient {patient_id} does not exist.")
+    risk = {name: row[name] for name in ("news2_total", "band", "bp_category", "based_on")}
+    return _out(row, row["latest_vitals"], risk if row["assessed"] else None)
 
 
 def get_patient(*, session: Session, patient_id: uuid.UUID, for_update: bool = False) -> Patient:

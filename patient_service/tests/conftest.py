@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 import patient_service
 from painkiller_common.consumer import Consumer
 from painkiller_common.devauth import mint
-from painkiller_common.testing import DatabaseRoles, count_rows, outbox_events, truncate_all
+from painkiller_common.testing import DatabaseRoles, RoundTrips, count_rows, outbox_events, truncate_all
 from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS as QUEUE
 from patient_service.config import Settings
 from patient_service.events import HANDLERS, reassess_after
@@ -24,6 +24,12 @@ MIGRATIONS = Path(patient_service.__file__).parent / "migrations"
 def database() -> DatabaseRoles:
     """The test database as each of its roles: admin, owner, runtime."""
     return DATABASE
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> RoundTrips:
+    """Counts the app's asyncpg statements; ask for it before `client`, which starts the app."""
+    return RoundTrips().install(monkeypatch.setattr)
 
 
 @pytest.fixture(scope="session")

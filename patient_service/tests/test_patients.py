@@ -2,6 +2,7 @@ from datetime import date
 
 from fastapi.testclient import TestClient
 
+from painkiller_common.testing import RoundTrips
 from patient_service.schemas import today, years_between
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
@@ -20,6 +21,17 @@ def test_create_returns_201_with_location_and_trimmed_fields(client: TestClient)
     assert body["conditions"] == ["asthma"]
     assert body["created_at"].endswith("Z") or "+" in body["created_at"]
     assert client.get(response.headers["location"]).json() == body
+
+
+def test_reading_a_patient_is_one_round_trip_audit_included(
+    round_trips: RoundTrips, client: TestClient, make_patient
+) -> None:
+    patient = make_patient()
+    url = f"/api/v1/patient/{patient['id']}"
+    client.get(url).raise_for_status()  # prepares the statement
+    assert round_trips.during(lambda: client.get(url).raise_for_status()) == 1
+    audited = client.get("/api/v1/patient/audit", params={"patient_id": patient["id"]}).json()["items"]
+    assert [(row["action"], row["status"]) for row in audited][:2] == [("read", 200), ("read", 200)]
 
 
 def test_get_unknown_patient_is_404_problem(client: TestClient) -> None:

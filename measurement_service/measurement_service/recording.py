@@ -1,0 +1,183 @@
+"""Storing readings on the async hot path: readings, their events, the audit rows and the
+idempotency claim in one statement (data-modifying CTEs), so a single reading costs one round trip
+including its commit (doc/performance.md).
+
+The statement stores nothing unless every patient it names is known and not deleted, and it takes
+those patients' replica rows `FOR SHARE`: a `patient.deleted` being applied waits for it, then
+erases what it stored, so no reading outlives its patient.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from measurement_service import events
+from measurement_service.models import Measurement
+from measurement_service.patients import PatientDirectory
+from painkiller_common import audit
+from painkiller_common.access import Access
+from painkiller_common.contracts import MeasurementRecord, MeasurementRecorded
+from painkiller_common.pg import column_types
+from painkiller_common.problems import NotFound
+
+TYPES = column_types(Measurement.__table__)  # type: ignore[arg-type]
+COLUMNS = list(TYPES)
+RECORDED = MeasurementRecorded.model_fields["type"].default
+
+
+class _Params:
+    """Numbers the statement's parameters by name, in the order they are first used."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def __call__(self, name: str) -> str:
+        if name not in self.names:
+            self.names.append(name)
+        return f"${self.names.index(name) + 1}"
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    names: list[str]
+
+    def args(self, values: dict[str, Any]) -> list[Any]:
+        return [values[name] for name in self.names]
+
+
+def _statement(*, audited: bool, claim: bool) -> Statement:
+    """The insert, with an audit row per stored reading when `audited` and, with
+    `claim`, the Idempotency-Key claimed (with its answer) only when the reading was stored."""
+    p = _Params()
+    arrays = ", ".join(f"{p(name)}::{TYPES[name]}[]" for name in COLUMNS)
+    columns = ", ".join(COLUMNS)
+    ctes = [
+        f"input AS (SELECT * FROM unnest({arrays}, {p('event_id')}::uuid[], {p('event_body')}::text[])"
+        f" AS t({columns}, event_id, event_body))",
+        f"known AS (SELECT patient_id, deleted FROM known_patients WHERE patient_id = ANY({p('patients')}::uuid[])"
+        " FOR SHARE)",
+        f"ready AS (SELECT count(*) = cardinality({p('patients')}::uuid[]) AS ok FROM known WHERE NOT deleted)",
+    ]
+    store_if = "(SELECT ok FROM ready)"
+    outputs = [
+        "(SELECT coalesce(array_agg(patient_id), '{}') FROM known WHERE NOT deleted) AS alive",
+        "(SELECT coalesce(array_agg(patient_id), '{}') FROM known WHERE deleted) AS deleted",
+        "(SELECT coalesce(array_agg(id), '{}') FROM ins) AS stored",
+    ]
+    if claim:
+        ctes.append(
+            "prior AS (SELECT fingerprint, status_code, body, location, erased_at, patient_ids FROM idempotency_keys"
+            f" WHERE scope = {p('scope')}::text AND key = {p('key')}::text)"
+        )
+        store_if += " AND NOT EXISTS (SELECT 1 FROM prior)"
+        outputs.append("(SELECT row_to_json(prior) FROM prior) AS prior")
+    ctes += [
+        f"ins AS (INSERT INTO measurements ({columns}) SELECT {columns} FROM input WHERE {store_if}"
+        " ON CONFLICT DO NOTHING RETURNING id, patient_id)",
+        "outboxed AS (INSERT INTO outbox (event_id, event_type, aggregate_id, body)"
+        f" SELECT i.event_id, '{RECORDED}', i.id, i.event_body FROM input i JOIN ins USING (id))",
+    ]
+    if audited:
+        first = len(p.names) + 1
+        for name in audit.SHARED:
+            p(f"audit_{name}")
+        audited = audit.insert_from("ins", first, resource_id="ins.id", patient_id="ins.patient_id")
+        ctes.append(f"audited AS ({audited})")
+    if claim:
+        answer = ", ".join(
+            f"{p(name)}::{cast}"
+            for name, cast in [("scope", "text"), ("key", "text"), ("fingerprint", "text"), ("status", "int2")]
+            + [("answer", "text"), ("location", "text"), ("patients", "uuid[]")]
+        )
+        ctes.append(
+            "claimed AS (INSERT INTO idempotency_keys"
+            " (scope, key, fingerprint, status_code, body, location, patient_ids)"
+            f" SELECT {answer} FROM (SELECT 1 FROM ins LIMIT 1) AS stored)"
+        )
+    return Statement("WITH " + ",\n".join(ctes) + "\nSELECT " + ", ".join(outputs), p.names)
+
+
+ONE = _statement(audited=True, claim=False)
+ONE_ONCE = _statement(audited=True, claim=True)
+# A batch's answer (stored or duplicate, per reading) is known only after it ran: its audit rows
+# and stored answer follow in the same transaction (painkiller_common.idempotency.run_once_async).
+MANY = _statement(audited=False, claim=False)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the statement did: the ids it stored and, with a claim, the answer stored before."""
+
+    stored: set[uuid.UUID]
+    prior: dict[str, Any] | None = None
+
+
+def values_of(records: Sequence[MeasurementRecord]) -> dict[str, Any]:
+    """The statement's input arrays: one element per reading, and its event."""
+    out: dict[str, Any] = {name: [getattr(r, name) for r in records] for name in COLUMNS}
+    recorded = [
+        MeasurementRecorded(aggregate_id=r.id, aggregate_version=events.RECORDED_VERSION, payload=r) for r in records
+    ]
+    out["event_id"] = [event.event_id for event in recorded]
+    out["event_body"] = [event.model_dump_json() for event in recorded]
+    out["patients"] = sorted({r.patient_id for r in records})
+    return out
+
+
+async def store(
+    conn: asyncpg.Connection,
+    directory: PatientDirectory,
+    records: Sequence[MeasurementRecord],
+    *,
+    statement: Statement,
+    extra: dict[str, Any] | None = None,
+) -> Stored:
+    """Run `statement` for `records`; a patient the replica does not know yet is asked of the
+    patient service (404 or 503 from there) and the statement run again. 404 for a deleted one."""
+    values = {**values_of(records), **(extra or {})}
+    for attempt in (1, 2):
+        row = await conn.fetchrow(statement.sql, *statement.args(values))
+        assert row is not None
+        known = {*row["alive"], *row["deleted"]}
+        unknown = [pid for pid in values["patients"] if pid not in known]
+        if row["deleted"]:
+            raise NotFound(f"Patient {sorted(row['deleted'])[0]} does not exist.")
+        if not unknown or attempt == 2:
+            break
+        await learn(conn, directory, unknown)
+    if unknown:  # cannot happen (learn() stored them), but never store for a patient nobody vouched for
+        raise NotFound(f"Patient {unknown[0]} does not exist.")
+    return Stored(stored=set(row["stored"]), prior=row.get("prior"))
+
+
+_LEARN = (
+    "INSERT INTO known_patients (patient_id, version) SELECT unnest($1::uuid[]), 0 ON CONFLICT (patient_id) DO NOTHING"
+)
+
+
+async def learn(conn: asyncpg.Connection, directory: PatientDirectory, patient_ids: list[uuid.UUID]) -> None:
+    """Ask the patient service about patients whose `patient.created` has not arrived yet, and
+    remember those that exist (version 0: their events bring the real version)."""
+    for patient_id in patient_ids:
+        await directory.require(patient_id)
+    await conn.execute(_LEARN, patient_ids)
+
+
+def audit_values(access: Access, status: int) -> dict[str, Any]:
+    values = audit.shared_values(access.row(status))
+    return {f"audit_{name}": value for name, value in zip(audit.SHARED, values, strict=True)}
+
+
+def new_record(patient_id: uuid.UUID, reading: dict[str, Any], now: datetime) -> MeasurementRecord:
+    """The stored form of a validated reading: a new id, `measured_at` defaulting to now."""
+    return MeasurementRecord.model_construct(
+        id=uuid.uuid4(),
+        patient_id=patient_id,
+        recorded_at=now,
+        **{**reading, "measured_at": reading.get("measured_at") or now},
+    )
