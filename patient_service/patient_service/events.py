@@ -15,10 +15,10 @@ from painkiller_common.contracts import (
     MeasurementRecorded,
 )
 from painkiller_common.outbox import emit
-from patient_service.assessment import reassess
+from patient_service.assessment import reassess_many
 from patient_service.config import Settings
 from patient_service.models import EVENT_TABLES, LOCK_PATIENT, Patient, VitalReading
-from patient_service.vitals import merge_reading, recompute
+from patient_service.vitals import recompute
 
 
 def publish(session: Session, event: Event) -> None:
@@ -85,12 +85,9 @@ def reassess_after(settings: Settings) -> AfterBatch:
 
     def after_batch(session: Session) -> None:
         new_readings = store_readings(session, session.info.pop("readings", []))
-        for patient_id in sorted(new_readings.keys() | session.info.pop("reassess", set())):
-            patient = session.get(Patient, patient_id, with_for_update=LOCK_PATIENT)
-            if patient is None:
-                continue
-            for reading in new_readings.get(patient_id, []):
-                patient.latest_vitals = merge_reading(patient.latest_vitals, reading)
-            reassess(session, patient, settings)
+        touched = sorted(new_readings.keys() | session.info.pop("reassess", set()))
+        if touched:
+            session.flush()  # a measurement.deleted's recomputed latest_vitals, before they are read
+            reassess_many(session, touched, new_readings, settings)
 
     return after_batch
