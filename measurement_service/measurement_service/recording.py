@@ -20,13 +20,42 @@ from measurement_service.models import Measurement
 from measurement_service.patients import PatientDirectory
 from painkiller_common import audit
 from painkiller_common.access import Access
-from painkiller_common.contracts import MeasurementRecord, MeasurementRecorded
+from painkiller_common.contracts import MeasurementRecorded
 from painkiller_common.pg import column_types
 from painkiller_common.problems import NotFound
 
+Row = dict[str, Any]  # a measurements row: column name to value
 TYPES = column_types(Measurement.__table__)  # type: ignore[arg-type]
 COLUMNS = list(TYPES)
 RECORDED = MeasurementRecorded.model_fields["type"].default
+
+
+# The `measurement.recorded` event of a stored row, built by PostgreSQL from the row itself: the
+# same JSON the contract's model gives (painkiller_common.contracts.MeasurementRecorded), without
+# a Python object per reading.
+
+
+def _utc(timestamp: str) -> str:
+    """SQL writing a timestamptz as pydantic does: UTC with a Z, microseconds only when not zero."""
+    utc = f"({timestamp}) AT TIME ZONE 'UTC'"
+    return (
+        f"CASE WHEN date_part('microseconds', {utc})::int % 1000000 = 0"
+        f""" THEN to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
+        f""" ELSE to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END"""
+    )
+
+
+PAYLOAD_JSON = (
+    "json_build_object("
+    + ", ".join(
+        f"'{name}', {_utc('i.' + name) if TYPES[name].startswith('TIMESTAMP') else 'i.' + name}" for name in COLUMNS
+    )
+    + ")"
+)
+EVENT_JSON = (
+    f"json_build_object('event_id', i.event_id, 'version', 1, 'occurred_at', {_utc('now()')}, 'aggregate_id', i.id,"
+    f" 'aggregate_version', {events.RECORDED_VERSION}, 'type', '{RECORDED}', 'payload', {PAYLOAD_JSON})::text"
+)
 
 
 class _Params:
@@ -45,20 +74,25 @@ class _Params:
 class Statement:
     sql: str
     names: list[str]
+    many: bool
 
     def args(self, values: dict[str, Any]) -> list[Any]:
         return [values[name] for name in self.names]
 
 
-def _statement(*, audited: bool, claim: bool) -> Statement:
-    """The insert, with an audit row per stored reading when `audited` and, with
-    `claim`, the Idempotency-Key claimed (with its answer) only when the reading was stored."""
+def _statement(*, many: bool, audited: bool, claim: bool) -> Statement:
+    """The insert of one reading (scalar parameters) or `many` (arrays, unnest), with an audit row
+    per stored reading when `audited` and, with `claim`, the Idempotency-Key claimed (with its
+    answer) only when the reading was stored."""
     p = _Params()
-    arrays = ", ".join(f"{p(name)}::{TYPES[name]}[]" for name in COLUMNS)
     columns = ", ".join(COLUMNS)
+    if many:
+        arrays = ", ".join(f"{p(name)}::{TYPES[name]}[]" for name in COLUMNS)
+        given = f"SELECT * FROM unnest({arrays}) AS t({columns})"
+    else:  # encoding a one-element array per column costs asyncpg more than the insert
+        given = "SELECT " + ", ".join(f"{p(name)}::{TYPES[name]} AS {name}" for name in COLUMNS)
     ctes = [
-        f"input AS (SELECT * FROM unnest({arrays}, {p('event_id')}::uuid[], {p('event_body')}::text[])"
-        f" AS t({columns}, event_id, event_body))",
+        f"input AS ({given})",
         f"known AS (SELECT patient_id, deleted FROM known_patients WHERE patient_id = ANY({p('patients')}::uuid[])"
         " FOR SHARE)",
         f"ready AS (SELECT count(*) = cardinality({p('patients')}::uuid[]) AS ok FROM known WHERE NOT deleted)",
@@ -80,7 +114,8 @@ def _statement(*, audited: bool, claim: bool) -> Statement:
         f"ins AS (INSERT INTO measurements ({columns}) SELECT {columns} FROM input WHERE {store_if}"
         " ON CONFLICT DO NOTHING RETURNING id, patient_id)",
         "outboxed AS (INSERT INTO outbox (event_id, event_type, aggregate_id, body)"
-        f" SELECT i.event_id, '{RECORDED}', i.id, i.event_body FROM input i JOIN ins USING (id))",
+        f" SELECT i.event_id, '{RECORDED}', i.id, {EVENT_JSON}"
+        " FROM (SELECT gen_random_uuid() AS event_id, input.* FROM input JOIN ins USING (id)) AS i)",
     ]
     if audited:
         first = len(p.names) + 1
@@ -99,14 +134,14 @@ def _statement(*, audited: bool, claim: bool) -> Statement:
             " (scope, key, fingerprint, status_code, body, location, patient_ids)"
             f" SELECT {answer} FROM (SELECT 1 FROM ins LIMIT 1) AS stored)"
         )
-    return Statement("WITH " + ",\n".join(ctes) + "\nSELECT " + ", ".join(outputs), p.names)
+    return Statement("WITH " + ",\n".join(ctes) + "\nSELECT " + ", ".join(outputs), p.names, many)
 
 
-ONE = _statement(audited=True, claim=False)
-ONE_ONCE = _statement(audited=True, claim=True)
+ONE = _statement(many=False, audited=True, claim=False)
+ONE_ONCE = _statement(many=False, audited=True, claim=True)
 # A batch's answer (stored or duplicate, per reading) is known only after it ran: its audit rows
 # and stored answer follow in the same transaction (painkiller_common.idempotency.run_once_async).
-MANY = _statement(audited=False, claim=False)
+MANY = _statement(many=True, audited=False, claim=False)
 
 
 @dataclass(frozen=True)
@@ -117,29 +152,24 @@ class Stored:
     prior: dict[str, Any] | None = None
 
 
-def values_of(records: Sequence[MeasurementRecord]) -> dict[str, Any]:
-    """The statement's input arrays: one element per reading, and its event."""
-    out: dict[str, Any] = {name: [getattr(r, name) for r in records] for name in COLUMNS}
-    recorded = [
-        MeasurementRecorded(aggregate_id=r.id, aggregate_version=events.RECORDED_VERSION, payload=r) for r in records
-    ]
-    out["event_id"] = [event.event_id for event in recorded]
-    out["event_body"] = [event.model_dump_json() for event in recorded]
-    out["patients"] = sorted({r.patient_id for r in records})
+def values_of(rows: Sequence[Row], *, many: bool) -> dict[str, Any]:
+    """The statement's input: the one row's values, or an array per column."""
+    out: dict[str, Any] = {name: [row[name] for row in rows] for name in COLUMNS} if many else dict(rows[0])
+    out["patients"] = sorted({row["patient_id"] for row in rows})
     return out
 
 
 async def store(
     conn: asyncpg.Connection,
     directory: PatientDirectory,
-    records: Sequence[MeasurementRecord],
+    records: Sequence[Row],
     *,
     statement: Statement,
     extra: dict[str, Any] | None = None,
 ) -> Stored:
     """Run `statement` for `records`; a patient the replica does not know yet is asked of the
     patient service (404 or 503 from there) and the statement run again. 404 for a deleted one."""
-    values = {**values_of(records), **(extra or {})}
+    values = {**values_of(records, many=statement.many), **(extra or {})}
     for attempt in (1, 2):
         row = await conn.fetchrow(statement.sql, *statement.args(values))
         assert row is not None
@@ -173,11 +203,12 @@ def audit_values(access: Access, status: int) -> dict[str, Any]:
     return {f"audit_{name}": value for name, value in zip(audit.SHARED, values, strict=True)}
 
 
-def new_record(patient_id: uuid.UUID, reading: dict[str, Any], now: datetime) -> MeasurementRecord:
+def new_row(patient_id: uuid.UUID, reading: dict[str, Any], now: datetime) -> Row:
     """The stored form of a validated reading: a new id, `measured_at` defaulting to now."""
-    return MeasurementRecord.model_construct(
-        id=uuid.uuid4(),
-        patient_id=patient_id,
-        recorded_at=now,
-        **{**reading, "measured_at": reading.get("measured_at") or now},
-    )
+    return {
+        **reading,
+        "id": uuid.uuid4(),
+        "patient_id": patient_id,
+        "recorded_at": now,
+        "measured_at": reading.get("measured_at") or now,
+    }

@@ -24,7 +24,7 @@ from measurement_service.schemas import (
 )
 from painkiller_common import idempotency
 from painkiller_common.access import Access
-from painkiller_common.contracts import VITALS, MeasurementRecord
+from painkiller_common.contracts import VITALS
 from painkiller_common.idempotency import Outcome
 from painkiller_common.pagination import Page, clamp_limit, decode_cursor, page_of
 from painkiller_common.pg import Pool
@@ -65,8 +65,8 @@ async def record_one(
     if errors := reading_errors(data, ["body"]):
         raise InvalidInput(*errors)
     access.reach(patient_id)
-    record = recording.new_record(patient_id, data.model_dump(include=READING_FIELDS), datetime.now(UTC))
-    body, location = record.model_dump_json(), f"{location_prefix}/{record.id}"
+    record = recording.new_row(patient_id, data.model_dump(include=READING_FIELDS), datetime.now(UTC))
+    body, location = MeasurementOut.model_construct(**record).model_dump_json(), f"{location_prefix}/{record['id']}"
     statement, extra = recording.ONE, recording.audit_values(access, 201)
     if key is not None:
         scope, fingerprint = access.idempotency_scope(scope), idempotency.fingerprint_of(data)
@@ -84,7 +84,7 @@ async def record_one(
             return await idempotency.replay_async(conn, access, stored, fingerprint)
         if done.prior is not None:
             return await idempotency.replay_async(conn, access, done.prior, fingerprint)
-    if record.id not in done.stored:
+    if record["id"] not in done.stored:
         raise Conflict("A reading for this patient at this measured_at from this source is already stored.")
     return idempotency.answer(body, 201, location)
 
@@ -111,20 +111,18 @@ async def record_batch(
         out = BatchOut(
             stored=counts["stored"], duplicates=counts["duplicate"], rejected=counts["rejected"], results=results
         )
-        touched = [(r.id, r.patient_id) for r in records.values() if r.id in done.stored]
+        touched = [(r["id"], r["patient_id"]) for r in records.values() if r["id"] in done.stored]
         return Outcome(out, status_code=200, touched=touched)
 
     return await idempotency.run_once_async(pool=pool, access=access, key=key, scope=scope, request=batch, write=write)
 
 
-def _validate_batch(
-    patient_id: uuid.UUID | None, batch: BatchIn
-) -> tuple[list[BatchItem], dict[int, MeasurementRecord]]:
+def _validate_batch(patient_id: uuid.UUID | None, batch: BatchIn) -> tuple[list[BatchItem], dict[int, recording.Row]]:
     """Each reading validated alone: the result of each, and the records of the valid ones (422 if none)."""
     adapter = READING if patient_id is not None else MEASUREMENT_CREATE
     now = datetime.now(UTC)
     results: list[BatchItem] = []
-    records: dict[int, MeasurementRecord] = {}
+    records: dict[int, recording.Row] = {}
     for index, raw in enumerate(batch.readings):
         at: Loc = ["body", "readings", index]
         try:
@@ -136,8 +134,8 @@ def _validate_batch(
             results.append(_rejected(index, InvalidInput(*errors).errors))
             continue
         owner = patient_id or reading.patient_id  # type: ignore[attr-defined]
-        records[index] = recording.new_record(owner, reading.model_dump(include=READING_FIELDS), now)
-        results.append(BatchItem(index=index, status="stored", id=records[index].id))
+        records[index] = recording.new_row(owner, reading.model_dump(include=READING_FIELDS), now)
+        results.append(BatchItem(index=index, status="stored", id=records[index]["id"]))
     if not records:
         raise InvalidInput(*((e.loc, e.message) for item in results for e in item.errors or []))
     return results, records
