@@ -78,14 +78,14 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     """Dependency for routes with a JSON body: anything else is a 415, not a confusing 422."""
     media_type = _media_type(request)
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType("Send the body as application/json.")
 
 
-def require_csv(request: Request) -> None:
+async def require_csv(request: Request) -> None:
     if _media_type(request) != "text/csv":
         raise UnsupportedMediaType("Send the file as text/csv.")
 

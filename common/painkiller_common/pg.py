@@ -68,7 +68,7 @@ async def open_pool(url: str, *, max_size: int) -> asyncpg.Pool:
     return pool
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
+async def get_pool(request: Request) -> asyncpg.Pool:
     pool: asyncpg.Pool = request.app.state.pool
     return pool
 

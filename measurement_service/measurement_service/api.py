@@ -33,7 +33,7 @@ PREFIX = "/api/v1/measures"
 ALIAS_PREFIX = "/api/v1/measurements"
 
 
-def get_directory(request: Request) -> PatientDirectory:
+async def get_directory(request: Request) -> PatientDirectory:
     return request.app.state.patient_directory
 
 

@@ -33,7 +33,7 @@ PREFIX = "/api/v1/patient"
 router = APIRouter(prefix=PREFIX, tags=["patients"])
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
