@@ -63,6 +63,9 @@ class Result:
     non_2xx: int
     socket_errors: int
     unit_factor: int = 1  # readings per request, for the batch
+    requests: int = 0
+    cpu_ms: float = float("nan")  # CPU of the serving process (and its workers) per request
+    commits: float = float("nan")  # transactions committed in its database per request (all clients)
 
     @property
     def per_s(self) -> float:
@@ -190,7 +193,10 @@ class Bench:
 
     # --- wrk --------------------------------------------------------------------------------
     def wrk_run(self, name: str, script: str, paths: list[str], *, body: str = "", connections: int | None = None,
-                seconds: float | None = None, unit_factor: int = 1) -> Result:  # fmt: skip
+                seconds: float | None = None, unit_factor: int = 1, server: str | None = None,
+                database: str | None = None) -> Result:  # fmt: skip
+        """One wrk run; `server` (a stack process name, or "baseline") is the process whose CPU is
+        counted, `database` the one whose commits are."""
         paths_file = self.work / "paths.txt"
         paths_file.write_text("\n".join(paths) + "\n")
         body_file = self.work / "body.json"
@@ -203,7 +209,10 @@ class Bench:
         env = {**os.environ, "BENCH_PATHS": str(paths_file), "BENCH_BODY": str(body_file), "BENCH_TOKEN": self.token}
         access_log = self.work / "nginx" / "access.log"
         log_offset = access_log.stat().st_size
+        pids = self.server_pids(server)
+        cpu_before, commits_before = cpu_seconds(pids), commits(database)
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+        cpu_used, committed = cpu_seconds(pids) - cpu_before, commits(database) - commits_before
         line = next(line for line in out.splitlines() if line.startswith("BENCH "))
         figures = json.loads(line[len("BENCH ") :])
         result = Result(
@@ -214,15 +223,27 @@ class Bench:
             non_2xx=figures["non_2xx"],
             socket_errors=figures["socket_errors"],
             unit_factor=unit_factor,
+            requests=figures["requests"],
         )
+        if result.requests:
+            result.cpu_ms = cpu_used * 1000 / result.requests if pids else float("nan")
+            result.commits = committed / result.requests if database else float("nan")
         if result.non_2xx:  # say which: the table only counts them
             with access_log.open() as log:
                 log.seek(log_offset)
                 statuses = Counter(line.split('" ')[1].split()[0] for line in log if '" ' in line)
             print(f"  statuses: {dict(statuses)}", flush=True)
         print(f"  {name:<48} {result.per_s:>10.0f}/s  p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms  "
-              f"non-2xx {result.non_2xx}  errors {result.socket_errors}", flush=True)  # fmt: skip
+              f"non-2xx {result.non_2xx}  errors {result.socket_errors}  CPU {result.cpu_ms:.2f} ms/req  "
+              f"commits {result.commits:.2f}/req", flush=True)  # fmt: skip
         return result
+
+    def server_pids(self, server: str | None) -> list[int]:
+        if server is None:
+            return []
+        process = self.baseline if server == "baseline" else self.stack.processes[server]
+        assert process is not None
+        return [process.pid, *children(process.pid)]
 
     def reading_paths(self) -> list[str]:
         return [f"/api/v1/patient/{pid}/measurements" for pid in self.patient_ids]
@@ -230,21 +251,26 @@ class Bench:
     # --- scenarios --------------------------------------------------------------------------
     def writes(self) -> dict[str, Result]:
         results = {"baseline_post": self.wrk_run("baseline: POST insert", "post_json.lua", ["/baseline/readings"],
-                                                 body=self.baseline_post_body())}  # fmt: skip
+                                                 body=self.baseline_post_body(), server="baseline",
+                                                 database=BASELINE_DB)}  # fmt: skip
         body = json.dumps({"heart_rate_bpm": 72, "spo2_percent": 97, "temperature_c": 36.8,
                            "measured_at": MEASURED_AT, "source": "bench-{n}"})  # fmt: skip
         lag = LagProbe(self.stack.url, self.patient_ids[-1], self.token)
         lag.start()
+        window = db_now()
         results["post"] = self.wrk_run("POST /api/v1/patient/{id}/measurements", "post_json.lua",
-                                       self.reading_paths(), body=body)  # fmt: skip
+                                       self.reading_paths(), body=body, server="measurement-api",
+                                       database=DATABASES["MEASUREMENT_DATABASE_URL"])  # fmt: skip
         self.lag = lag.stop()
+        post_window = (window, db_now())
         readings = [{"heart_rate_bpm": 60 + k % 40, "measured_at": MEASURED_AT, "source": f"b{{n}}-{k}"}
                     for k in range(1000)]  # fmt: skip
         batch_paths = [f"{path}/batch" for path in self.reading_paths()]
         results["batch"] = self.wrk_run("POST .../measurements/batch (1,000 readings)", "post_json.lua",
                                         batch_paths, body=json.dumps({"readings": readings}),
-                                        connections=4, unit_factor=1000)  # fmt: skip
+                                        connections=4, unit_factor=1000, server="measurement-api")  # fmt: skip
         self.drain_events()
+        self.hops = event_hops(*post_window)
         return results
 
     def drain_events(self) -> None:
@@ -262,9 +288,26 @@ class Bench:
         patient_paths = [f"/api/v1/patient/{pid}" for pid in self.patient_ids]
         return {
             "baseline_get": self.wrk_run(
-                "baseline: GET by key", "get_paths.lua", [f"/baseline/readings/{self.baseline_id}"]
+                "baseline: GET by key",
+                "get_paths.lua",
+                [f"/baseline/readings/{self.baseline_id}"],
+                server="baseline",
+                database=BASELINE_DB,
             ),  # fmt: skip
-            "get_patient": self.wrk_run("GET /api/v1/patient/{id}", "get_paths.lua", patient_paths),
+            "get_patient": self.wrk_run(
+                "GET /api/v1/patient/{id}",
+                "get_paths.lua",
+                patient_paths,
+                server="patient-api",
+                database=DATABASES["PATIENT_DATABASE_URL"],
+            ),
+            "first_page": self.wrk_run(
+                "GET /api/v1/patient/{id}/measurements (first page)",
+                "get_paths.lua",
+                self.reading_paths(),
+                server="measurement-api",
+                database=DATABASES["MEASUREMENT_DATABASE_URL"],
+            ),
         }
 
     # --- data size ------------------------------------------------------------------------
@@ -380,6 +423,79 @@ class LagProbe(threading.Thread):
         return self.samples
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU the processes have used so far (/proc/PID/stat, fields 14 and 15)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def commits(database: str | None) -> int:
+    """Transactions committed in `database` so far (pg_stat_database, read as the superuser)."""
+    if database is None:
+        return 0
+    name = database.rsplit("/", 1)[1]
+    engine = create_engine(ADMIN)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+        value = conn.execute(text("SELECT xact_commit FROM pg_stat_database WHERE datname = :n"), {"n": name}).scalar()
+    engine.dispose()
+    return int(value or 0)
+
+
+def db_now() -> datetime:
+    engine = create_engine(ADMIN)
+    with engine.connect() as conn:
+        value = conn.execute(text("SELECT now()")).scalar_one()
+    engine.dispose()
+    return value
+
+
+@dataclass
+class Hops:
+    """Per reading committed in a window: commit to published, published to applied (seconds)."""
+
+    published: list[float]
+    applied: list[float]
+    total: list[float]
+
+
+def event_hops(start: datetime, end: datetime) -> Hops:
+    """Every `measurement.recorded` of the window, timed from the outbox (created_at, published_at)
+    and the patient service's processed_events (processed_at): one PostgreSQL clock for all three."""
+    engine = create_engine(DATABASES["MEASUREMENT_DATABASE_URL"])
+    with engine.connect() as conn:
+        sent = conn.execute(text("SELECT event_id, created_at, published_at FROM outbox WHERE event_type = "
+                                 "'measurement.recorded' AND created_at BETWEEN :a AND :b"), {"a": start, "b": end}
+                            ).all()  # fmt: skip
+    engine.dispose()
+    engine = create_engine(DATABASES["PATIENT_DATABASE_URL"])
+    with engine.connect() as conn:
+        applied = dict(conn.execute(text("SELECT event_id, processed_at FROM processed_events "
+                                         "WHERE event_id = ANY(:ids)"), {"ids": [row.event_id for row in sent]}
+                                    ).all())  # fmt: skip
+    engine.dispose()
+    hops = Hops([], [], [])
+    for event_id, created, published in sent:
+        if published is None or event_id not in applied:
+            continue  # counted below as not yet through
+        hops.published.append((published - created).total_seconds())
+        hops.applied.append((applied[event_id] - published).total_seconds())
+        hops.total.append((applied[event_id] - created).total_seconds())
+    hops_missing = len(sent) - len(hops.total)
+    if hops_missing:
+        print(f"  ({hops_missing} of {len(sent)} events not yet applied when timed)", flush=True)
+    return hops
+
+
 def rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -431,24 +547,39 @@ def report(bench: Bench, writes: dict[str, Result], reads: dict[str, Result], sm
         f"workers per API: patient {os.environ.get('PATIENT_WORKERS', '1')}, "
         f"measurement {os.environ.get('MEASUREMENT_WORKERS', '1')}.",
         "",
-        "| scenario | per s | p50 ms | p99 ms | non-2xx | socket errors | ratio to baseline |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "API CPU: user and system time of the serving process per request (/proc), and its ratio to the "
+        "baseline's. Commits: transactions committed in the serving database per request, by every client of "
+        "it (the relay and consumer too); the API's own round trips are counted by the test suite.",
+        "",
+        "| scenario | per s | p50 ms | p99 ms | non-2xx | socket errors | ratio to baseline | API CPU ms/req "
+        "| CPU ratio | commits/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
-    def row(result: Result, ratio: str = "") -> None:
+    def row(result: Result, base: Result | None = None, unit: str = "") -> None:
+        ratio = f"{result.per_s / base.rps:.2f}x{unit}" if base else ""
+        cpu_ratio = f"{result.cpu_ms / base.cpu_ms:.2f}" if base and result.unit_factor == 1 else ""
         lines.append(f"| {result.name} | {result.per_s:,.0f} | {result.p50_ms:.1f} | {result.p99_ms:.1f} | "
-                     f"{result.non_2xx} | {result.socket_errors} | {ratio} |")  # fmt: skip
+                     f"{result.non_2xx} | {result.socket_errors} | {ratio} | {result.cpu_ms:.2f} | {cpu_ratio} | "
+                     f"{result.commits:.2f} |")  # fmt: skip
 
     row(writes["baseline_post"])
-    row(writes["post"], f"{writes['post'].rps / writes['baseline_post'].rps:.2f}x")
-    row(writes["batch"], f"{writes['batch'].per_s / writes['baseline_post'].rps:.1f}x (readings/s)")
+    row(writes["post"], writes["baseline_post"])
+    row(writes["batch"], writes["baseline_post"], " (readings/s)")
     row(reads["baseline_get"])
-    row(reads["get_patient"], f"{reads['get_patient'].rps / reads['baseline_get'].rps:.2f}x")
-    lag = bench.lag
+    row(reads["get_patient"], reads["baseline_get"])
+    row(reads["first_page"], reads["baseline_get"])
+    lag, hops = bench.lag, bench.hops
+
+    def spread(samples: list[float]) -> str:
+        return f"p50 {percentile(samples, 0.5) * 1000:.0f} ms, p99 {percentile(samples, 0.99) * 1000:.0f} ms"
+
     lines += [
         "",
-        f"Event lag, commit of a reading to its `latest_vitals` on the patient, during the POST scenario: "
-        f"p50 {percentile(lag, 0.5) * 1000:.0f} ms, p99 {percentile(lag, 0.99) * 1000:.0f} ms ({len(lag)} samples).",
+        f"Event lag during the POST scenario, for every reading it stored ({len(hops.total)} events): "
+        f"commit to published {spread(hops.published)}; published to applied {spread(hops.applied)}; "
+        f"commit to applied {spread(hops.total)}. Seen by a client (a reading posted, then its `latest_vitals` "
+        f"polled on the patient): {spread(lag)} ({len(lag)} samples).",
         "",
         f"## Data size: {sizes[0]:,} vs {sizes[1]:,} rows (patients and measurements)",
         "",

@@ -292,7 +292,8 @@ class Relay:
         try:
             if batch.confirmed:
                 batch.db.execute(
-                    update(outbox).where(outbox.c.seq.in_(batch.confirmed)).values(published_at=func.now())
+                    # When the confirms came, not when the batch began: the lag figures read it.
+                    update(outbox).where(outbox.c.seq.in_(batch.confirmed)).values(published_at=func.clock_timestamp())
                 )
             batch.tx.commit()
             logger.debug("published %d events", len(batch.confirmed))
