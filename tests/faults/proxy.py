@@ -1,7 +1,9 @@
-"""A TCP proxy a test puts between one process and RabbitMQ, to freeze or cut that link at will.
+"""A TCP proxy a test puts between one process and RabbitMQ (or PostgreSQL), to freeze, cut or
+take down that link at will.
 
 Freezing one direction holds its bytes in the proxy: freeze broker->client and a publisher's
-confirms never arrive; freeze client->broker and a consumer's acks never leave.
+confirms never arrive; freeze client->broker and a consumer's acks never leave. Down drops every
+connection and refuses new ones, as a server that stopped would, until `up`.
 """
 
 import contextlib
@@ -18,6 +20,8 @@ class Proxy:
         self._to_client = threading.Event()
         self._to_broker.set()
         self._to_client.set()
+        self._serving = threading.Event()
+        self._serving.set()
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -39,6 +43,13 @@ class Proxy:
         self._to_broker.set()
         self._to_client.set()
 
+    def down(self) -> None:
+        self._serving.clear()
+        self.cut()
+
+    def up(self) -> None:
+        self._serving.set()
+
     def close(self) -> None:
         self.cut()
         self._server.close()
@@ -49,6 +60,9 @@ class Proxy:
                 client, _ = self._server.accept()
             except OSError:  # closed
                 return
+            if not self._serving.is_set():
+                client.close()
+                continue
             try:
                 broker = socket.create_connection(self._target)
             except OSError:  # broker down: the client sees a refused handshake, as without us

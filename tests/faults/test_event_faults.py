@@ -9,6 +9,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,16 @@ import pytest
 from harness import RABBITMQ, bearer, broker, eventually, observer_url, rabbitmqctl, running_stack, stack_module
 from proxy import Proxy
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from tally import DATABASE_OF, FAULT_DATABASES, Tally, outbox_event_ids, record_figures, tally
 
 from painkiller_common.contracts import EXCHANGE
-from painkiller_common.topology import PATIENT_EVENTS_FOR_MEASUREMENTS
+from painkiller_common.topology import (
+    MEASUREMENT_EVENTS_FOR_PATIENTS,
+    PATIENT_EVENTS_FOR_MEASUREMENTS,
+    UNROUTED,
+    declare,
+)
 
 BROKER = (RABBITMQ.split(":")[0], int(RABBITMQ.split(":")[1]))
 CONVERGE_S = 90  # workers reconnect with back-off of up to 10 s
@@ -34,24 +41,31 @@ class Faulty:
     amqp_url: str  # the test's own connection, not one of the stack's users
     relay_proxy: Proxy  # between the measurement relay and RabbitMQ
     consumer_proxy: Proxy  # between the patient consumer and RabbitMQ
+    consumer_db_proxy: Proxy  # between the patient consumer and PostgreSQL
     client: httpx.Client
 
 
 @pytest.fixture
 def faulty() -> Iterator[Faulty]:
     relay_proxy, consumer_proxy = Proxy(BROKER), Proxy(BROKER)
+    consumer_db = make_url(FAULT_DATABASES["PATIENT_DATABASE_URL"])
+    consumer_db_proxy = Proxy((consumer_db.host or "127.0.0.1", consumer_db.port or 5432))
+    proxied_db = consumer_db.set(host="127.0.0.1", port=consumer_db_proxy.port).render_as_string(hide_password=False)
     with broker() as users:
         overrides = {
             "measurement-relay": {"MEASUREMENT_AMQP_URL": users.url("measurement", f"127.0.0.1:{relay_proxy.port}")},
-            "patient-consumer": {"PATIENT_AMQP_URL": users.url("patient", f"127.0.0.1:{consumer_proxy.port}")},
+            "patient-consumer": {
+                "PATIENT_AMQP_URL": users.url("patient", f"127.0.0.1:{consumer_proxy.port}"),
+                "PATIENT_DATABASE_URL": proxied_db,
+            },
         }
         with (
             running_stack(FAULT_DATABASES, users, overrides) as stack,
             httpx.Client(base_url=stack.url, timeout=10, headers=bearer(stack)) as client,
         ):
-            yield Faulty(stack, observer_url(users.vhost), relay_proxy, consumer_proxy, client)
-    relay_proxy.close()
-    consumer_proxy.close()
+            yield Faulty(stack, observer_url(users.vhost), relay_proxy, consumer_proxy, consumer_db_proxy, client)
+    for proxy in (relay_proxy, consumer_proxy, consumer_db_proxy):
+        proxy.close()
 
 
 def create_patients(client: httpx.Client, count: int) -> list[str]:
@@ -224,3 +238,195 @@ def test_forged_message_is_dead_lettered_while_the_rest_flow(faulty: Faulty) -> 
             faulty.client.post(f"/api/v1/patient/{patient_id}/measurements", json={"spo2_percent": 97}).status_code
             == 201
         )
+
+
+# --- the relay and the consumer facing a refusing broker or a failing database --------------
+# "Applied once" is read from the state: the patient service's replica rows and processed events.
+
+
+def post_for_ids(client: httpx.Client, patient_id: str, heart_rates: list[int]) -> list[str]:
+    """Post one reading per heart rate; the stored readings' ids."""
+    ids = []
+    for rate in heart_rates:
+        response = client.post(f"/api/v1/patient/{patient_id}/measurements", json={"heart_rate_bpm": rate})
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return ids
+
+
+def run_sql(database: str, *statements: str) -> None:
+    """As the database's owner (the migrations' role), who may add and drop triggers."""
+    engine = create_engine(FAULT_DATABASES[f"{database}_MIGRATION_DATABASE_URL"])
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def replica_count(measurement_ids: list[str]) -> int:
+    """How many of these readings the patient service holds (its primary key: at most once each)."""
+    engine = create_engine(FAULT_DATABASES["PATIENT_DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            return conn.execute(
+                text("SELECT count(*) FROM vital_readings WHERE measurement_id = ANY(CAST(:ids AS uuid[]))"),
+                {"ids": measurement_ids},
+            ).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def recorded_event_ids(measurement_ids: list[str]) -> dict[str, str]:
+    """measurement id -> the event id of its `measurement.recorded` in the outbox."""
+    engine = create_engine(FAULT_DATABASES["MEASUREMENT_DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT aggregate_id, event_id FROM outbox WHERE event_type = 'measurement.recorded'"
+                    " AND aggregate_id = ANY(CAST(:ids AS uuid[]))"
+                ),
+                {"ids": measurement_ids},
+            ).all()
+    finally:
+        engine.dispose()
+    return {str(aggregate): str(event) for aggregate, event in rows}
+
+
+def applied_events(event_ids: list[str]) -> int:
+    engine = create_engine(FAULT_DATABASES["PATIENT_DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            return conn.execute(
+                text("SELECT count(*) FROM processed_events WHERE event_id = ANY(CAST(:ids AS uuid[]))"),
+                {"ids": event_ids},
+            ).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def assert_applied_once(client: httpx.Client, patient_id: str, measurement_ids: list[str]) -> None:
+    """Each reading in the replica and its event processed, and the patient shows the last one."""
+    eventually(lambda: replica_count(measurement_ids) == len(measurement_ids), timeout_s=CONVERGE_S)
+    assert applied_events(list(recorded_event_ids(measurement_ids).values())) == len(measurement_ids)
+    latest = client.get(f"/api/v1/patient/{patient_id}").json()["latest_vitals"]["heart_rate_bpm"]
+    assert latest["measurement_id"] == measurement_ids[-1]
+
+
+def queue_depth(channel: Any, queue: str) -> int:
+    return channel.queue_declare(queue, passive=True).method.message_count
+
+
+@contextmanager
+def observer(f: Faulty) -> Iterator[Any]:
+    connection = pika.BlockingConnection(pika.URLParameters(f.amqp_url))
+    try:
+        yield connection.channel()
+    finally:
+        connection.close()
+
+
+def test_relay_keeps_events_the_broker_nacks_and_sends_them_later(faulty: Faulty) -> None:
+    """A queue that refuses every message (full, reject-publish) makes the broker nack each publish:
+    the relay must not mark those rows published, and must send them again once it accepts."""
+    (patient_id,) = warm_up(faulty)
+    with observer(faulty) as channel:
+        refusing = {"x-max-length": 0, "x-overflow": "reject-publish"}
+        channel.queue_declare("refuses-everything", arguments=refusing)
+        channel.queue_bind("refuses-everything", EXCHANGE, routing_key="measurement.*")
+        ids = post_for_ids(faulty.client, patient_id, list(range(90, 100)))
+        # The patient queue took them (a nack says one queue refused); the rows stay pending.
+        eventually(lambda: replica_count(ids) == len(ids), timeout_s=CONVERGE_S)
+        assert pending("measurement_service") == len(ids), "the relay marked events the broker nacked"
+        channel.queue_delete("refuses-everything")
+    eventually(lambda: pending("measurement_service") == 0, timeout_s=CONVERGE_S)
+    assert_applied_once(faulty.client, patient_id, ids)
+
+
+def test_relay_keeps_events_returned_unroutable(faulty: Faulty) -> None:
+    """With no queue to take them (not even the alternate exchange's), events come back: the relay
+    keeps them pending, and delivers them when the queues are back."""
+    (patient_id,) = warm_up(faulty)
+    queue = MEASUREMENT_EVENTS_FOR_PATIENTS
+    with observer(faulty) as channel:
+        for key in queue.bindings:
+            channel.queue_unbind(queue.name, EXCHANGE, routing_key=key)
+        channel.queue_delete(UNROUTED)
+        ids = post_for_ids(faulty.client, patient_id, [101, 102, 103])
+        log = faulty.stack.run_dir / "measurement-relay.log"
+        eventually(lambda: log.read_text().count("returned unroutable") >= len(ids), timeout_s=CONVERGE_S)
+        assert pending("measurement_service") == len(ids)
+        assert replica_count(ids) == 0
+        declare(channel, queue)  # the bindings and the alternate exchange's queue again
+    eventually(lambda: pending("measurement_service") == 0, timeout_s=CONVERGE_S)
+    assert_applied_once(faulty.client, patient_id, ids)
+
+
+def test_relay_whose_mark_fails_after_the_confirms_sends_again(faulty: Faulty) -> None:
+    """Published and confirmed, but marking them fails: they stay pending and go out again; the
+    consumer applies each once."""
+    (patient_id,) = warm_up(faulty)
+    run_sql(
+        "MEASUREMENT",
+        "CREATE FUNCTION refuse_mark() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'injected: the mark fails'; END $$",
+        "CREATE TRIGGER refuse_mark BEFORE UPDATE ON outbox FOR EACH ROW EXECUTE FUNCTION refuse_mark()",
+    )
+    try:
+        ids = post_for_ids(faulty.client, patient_id, list(range(110, 115)))
+        eventually(lambda: replica_count(ids) == len(ids), timeout_s=CONVERGE_S)
+        log = faulty.stack.run_dir / "measurement-relay.log"
+        eventually(lambda: log.read_text().count("could not mark") >= 2, timeout_s=CONVERGE_S)  # sent twice at least
+        assert pending("measurement_service") == len(ids)
+    finally:
+        run_sql("MEASUREMENT", "DROP TRIGGER refuse_mark ON outbox", "DROP FUNCTION refuse_mark()")
+    eventually(lambda: pending("measurement_service") == 0, timeout_s=CONVERGE_S)
+    assert_applied_once(faulty.client, patient_id, ids)
+
+
+def test_an_event_whose_handler_fails_is_dead_lettered_alone(faulty: Faulty) -> None:
+    """A valid event the patient service cannot apply (its insert raises), in a batch with good
+    ones: the good ones are applied, only the bad one ends in the dead-letter queue."""
+    (patient_id,) = warm_up(faulty)
+    run_sql(
+        "PATIENT",
+        "CREATE FUNCTION refuse_213() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN IF NEW.heart_rate_bpm = 213 THEN RAISE EXCEPTION 'injected: cannot apply'; END IF;"
+        " RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_213 BEFORE INSERT ON vital_readings FOR EACH ROW EXECUTE FUNCTION refuse_213()",
+    )
+    try:
+        with observer(faulty) as channel:
+            faulty.consumer_proxy.freeze_to_client()  # hold deliveries, so that all arrive in one batch
+            good = post_for_ids(faulty.client, patient_id, [120, 121])
+            bad = post_for_ids(faulty.client, patient_id, [213])
+            good += post_for_ids(faulty.client, patient_id, [122, 123])
+            eventually(lambda: pending("measurement_service") == 0)
+            faulty.consumer_proxy.cut()  # the held deliveries are requeued and come again together
+            dead_letters = MEASUREMENT_EVENTS_FOR_PATIENTS.dead_letter_queue
+            eventually(lambda: queue_depth(channel, dead_letters) == 1, timeout_s=CONVERGE_S)
+            _, properties, _ = channel.basic_get(dead_letters, auto_ack=True)
+            assert properties.message_id == recorded_event_ids(bad)[bad[0]]
+    finally:
+        run_sql("PATIENT", "DROP TRIGGER refuse_213 ON vital_readings", "DROP FUNCTION refuse_213()")
+    assert replica_count(bad) == 0
+    assert_applied_once(faulty.client, patient_id, good)
+
+
+def test_consumer_waits_out_its_database_and_dead_letters_nothing(faulty: Faulty) -> None:
+    """The consumer's PostgreSQL goes away: nothing is rejected, and once it is back every event
+    is applied once."""
+    (patient_id,) = warm_up(faulty)
+    faulty.consumer_db_proxy.down()
+    try:
+        ids = post_for_ids(faulty.client, patient_id, list(range(130, 140)))
+        eventually(lambda: pending("measurement_service") == 0)  # published: the consumer has them
+        time.sleep(3)  # a stretch with the database down, the consumer retrying
+        assert replica_count(ids) == 0
+    finally:
+        faulty.consumer_db_proxy.up()
+    assert_applied_once(faulty.client, patient_id, ids)
+    with observer(faulty) as channel:
+        assert queue_depth(channel, MEASUREMENT_EVENTS_FOR_PATIENTS.dead_letter_queue) == 0
