@@ -20,7 +20,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(
-            settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+            settings.database_url, pool_size=settings.db_sync_pool_size, max_overflow=settings.db_max_overflow
         )
         app.state.session_factory = make_session_factory(app.state.engine)
         app.state.settings = settings
