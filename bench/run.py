@@ -268,7 +268,8 @@ class Bench:
         batch_paths = [f"{path}/batch" for path in self.reading_paths()]
         results["batch"] = self.wrk_run("POST .../measurements/batch (1,000 readings)", "post_json.lua",
                                         batch_paths, body=json.dumps({"readings": readings}),
-                                        connections=4, unit_factor=1000, server="measurement-api")  # fmt: skip
+                                        connections=4, unit_factor=1000, server="measurement-api",
+                                        database=DATABASES["MEASUREMENT_DATABASE_URL"])  # fmt: skip
         self.drain_events()
         self.hops = event_hops(*post_window)
         return results
