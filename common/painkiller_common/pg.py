@@ -24,11 +24,14 @@ Connection = asyncpg.Connection
 Record = asyncpg.Record
 
 # What a dead or unreachable database looks like to asyncpg.
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
+    # A statement on a connection the server has just closed (its FATAL read, its EOF not yet):
+    # asyncpg refuses it in this state; the pool drops the connection when it is released.
+    asyncpg.InternalClientError,
     ConnectionError,
     OSError,
     TimeoutError,

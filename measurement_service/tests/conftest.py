@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 import measurement_service
 from measurement_service.api import get_directory
@@ -97,6 +99,27 @@ def record(client: TestClient, patient_id: uuid.UUID) -> Callable[..., dict]:
         return response.json()
 
     return post
+
+
+@pytest.fixture
+def drop_app_connections(settings: Settings) -> Callable[[], int]:
+    """Terminate the app's PostgreSQL connections, as a server restart would; how many it had."""
+
+    def drop() -> int:
+        engine = create_engine(TEST_DB)
+        try:
+            with engine.connect() as conn:
+                return conn.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE usename = :role AND datname = current_database()"
+                    ),
+                    {"role": make_url(settings.database_url).username},
+                ).scalar_one()
+        finally:
+            engine.dispose()
+
+    return drop
 
 
 @pytest.fixture

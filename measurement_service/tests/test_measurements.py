@@ -1,10 +1,12 @@
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
 from measurement_service.api import get_directory
+from measurement_service.main import create_app
 from painkiller_common.testing import RoundTrips
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
@@ -153,3 +155,43 @@ def test_a_reading_is_one_round_trip_with_or_without_a_key(
     page = round_trips.during(lambda: client.get(url).raise_for_status())
     assert (plain, keyed) == (1, 1)
     assert page == 3  # the replica check, the page, its audit rows
+
+
+@pytest.fixture
+def unreachable_db_client(settings, patients, token) -> Iterator[TestClient]:
+    """The app pointed at a port where no PostgreSQL listens (it still starts)."""
+    unreachable = settings.model_copy(update={"database_url": settings.database_url.replace(":5432/", ":1/")})
+    app = create_app(unreachable)
+    app.dependency_overrides[get_directory] = lambda: patients
+    with TestClient(app, headers={"Authorization": f"Bearer {token()}"}) as client:
+        yield client
+
+
+def test_the_hot_routes_answer_503_while_the_database_is_unreachable(
+    unreachable_db_client: TestClient, patient_id: uuid.UUID
+) -> None:
+    url = f"/api/v1/patient/{patient_id}/measurements"
+    answers = [
+        unreachable_db_client.post(url, json={"heart_rate_bpm": 70}),
+        unreachable_db_client.post(f"{url}/batch", json={"readings": [{"heart_rate_bpm": 70}]}),
+        unreachable_db_client.get(url),
+        unreachable_db_client.get("/api/v1/measures"),
+    ]
+    for response in answers:
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["retry-after"] == "5"
+
+
+def test_a_pooled_connection_the_server_closed_costs_no_500(
+    client: TestClient, patient_id: uuid.UUID, drop_app_connections, stored
+) -> None:
+    """PostgreSQL restarted under the pool: no ping finds it; the statement does, and the request
+    answers 503 (or succeeds on a fresh connection), never 500; the next one succeeds."""
+    url = f"/api/v1/patient/{patient_id}/measurements"
+    assert client.post(url, json={"heart_rate_bpm": 70}).status_code == 201  # a connection is pooled
+    assert drop_app_connections() >= 1
+    first = client.post(url, json={"heart_rate_bpm": 71})
+    assert first.status_code in (201, 503), first.text
+    assert client.post(url, json={"heart_rate_bpm": 72}).status_code == 201
+    assert stored("measurements") == 2 + (first.status_code == 201)

@@ -1,3 +1,4 @@
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -74,6 +75,13 @@ def test_readiness_is_503_while_the_database_is_unreachable(unreachable_db_clien
 
 def test_writes_while_the_database_is_unreachable_are_503_not_500(unreachable_db_client: TestClient) -> None:
     response = unreachable_db_client.post("/api/v1/patient", json={"first_name": "A", "last_name": "B", "age": 3})
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "5"
+
+
+def test_reading_a_patient_while_the_database_is_unreachable_is_503(unreachable_db_client: TestClient) -> None:
+    response = unreachable_db_client.get(f"/api/v1/patient/{uuid.uuid4()}")  # the asyncpg route
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["retry-after"] == "5"
