@@ -94,7 +94,7 @@ def fingerprint_of(request: BaseModel) -> str:
 
 def _replay(session: Session, table: Table, access: Access, *, scope: str, key: str, fingerprint: str) -> Response:
     stored = session.execute(select(table).where(table.c.scope == scope, table.c.key == key)).one()
-    response = replayed(stored._mapping, fingerprint)
+    response = replayed(stored._asdict(), fingerprint)
     access.record(session, stored.status_code, [(None, patient) for patient in stored.patient_ids])
     return response
 

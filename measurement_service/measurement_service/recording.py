@@ -30,11 +30,6 @@ COLUMNS = list(TYPES)
 RECORDED = MeasurementRecorded.model_fields["type"].default
 
 
-# The `measurement.recorded` event of a stored row, built by PostgreSQL from the row itself: the
-# same JSON the contract's model gives (painkiller_common.contracts.MeasurementRecorded), without
-# a Python object per reading.
-
-
 def _utc(timestamp: str) -> str:
     """SQL writing a timestamptz as pydantic does: UTC with a Z, microseconds only when not zero."""
     utc = f"({timestamp}) AT TIME ZONE 'UTC'"
@@ -45,6 +40,9 @@ def _utc(timestamp: str) -> str:
     )
 
 
+# The `measurement.recorded` event of a stored row, built by PostgreSQL from the row itself: the
+# same JSON the contract's model gives (painkiller_common.contracts.MeasurementRecorded), without
+# a Python object per reading.
 PAYLOAD_JSON = (
     "json_build_object("
     + ", ".join(
@@ -80,60 +78,81 @@ class Statement:
         return [values[name] for name in self.names]
 
 
-def _statement(*, many: bool, audited: bool, claim: bool) -> Statement:
-    """The insert of one reading (scalar parameters) or `many` (arrays, unnest), with an audit row
-    per stored reading when `audited` and, with `claim`, the Idempotency-Key claimed (with its
-    answer) only when the reading was stored."""
-    p = _Params()
-    columns = ", ".join(COLUMNS)
+def _input(p: _Params, *, many: bool) -> str:
+    """The readings to store: one row of scalar parameters, or `unnest` over an array per column."""
     if many:
         arrays = ", ".join(f"{p(name)}::{TYPES[name]}[]" for name in COLUMNS)
-        given = f"SELECT * FROM unnest({arrays}) AS t({columns})"
-    else:  # encoding a one-element array per column costs asyncpg more than the insert
-        given = "SELECT " + ", ".join(f"{p(name)}::{TYPES[name]} AS {name}" for name in COLUMNS)
-    ctes = [
-        f"input AS ({given})",
-        f"known AS (SELECT patient_id, deleted FROM known_patients WHERE patient_id = ANY({p('patients')}::uuid[])"
+        return f"input AS (SELECT * FROM unnest({arrays}) AS t({', '.join(COLUMNS)}))"
+    # Encoding a one-element array per column costs asyncpg more than the insert itself.
+    return "input AS (SELECT " + ", ".join(f"{p(name)}::{TYPES[name]} AS {name}" for name in COLUMNS) + ")"
+
+
+def _patients_ready(p: _Params) -> list[str]:
+    """The patients named, locked `FOR SHARE`, and whether every one is known and not deleted."""
+    patients = p("patients")
+    return [
+        f"known AS (SELECT patient_id, deleted FROM known_patients WHERE patient_id = ANY({patients}::uuid[])"
         " FOR SHARE)",
-        f"ready AS (SELECT count(*) = cardinality({p('patients')}::uuid[]) AS ok FROM known WHERE NOT deleted)",
+        f"ready AS (SELECT count(*) = cardinality({patients}::uuid[]) AS ok FROM known WHERE NOT deleted)",
     ]
-    store_if = "(SELECT ok FROM ready)"
-    outputs = [
-        "(SELECT coalesce(array_agg(patient_id), '{}') FROM known WHERE NOT deleted) AS alive",
-        "(SELECT coalesce(array_agg(patient_id), '{}') FROM known WHERE deleted) AS deleted",
-        "(SELECT coalesce(array_agg(id), '{}') FROM ins) AS stored",
-    ]
-    if claim:
-        ctes.append(
-            "prior AS (SELECT fingerprint, status_code, body, location, erased_at, patient_ids FROM idempotency_keys"
-            f" WHERE scope = {p('scope')}::text AND key = {p('key')}::text)"
-        )
-        store_if += " AND NOT EXISTS (SELECT 1 FROM prior)"
-        outputs.append("(SELECT row_to_json(prior) FROM prior) AS prior")
-    ctes += [
+
+
+def _insert(store_if: str) -> list[str]:
+    """The readings not stored before (natural key), and an event per reading stored."""
+    columns = ", ".join(COLUMNS)
+    return [
         f"ins AS (INSERT INTO measurements ({columns}) SELECT {columns} FROM input WHERE {store_if}"
         " ON CONFLICT DO NOTHING RETURNING id, patient_id)",
         "outboxed AS (INSERT INTO outbox (event_id, event_type, aggregate_id, body)"
         f" SELECT i.event_id, '{RECORDED}', i.id, {EVENT_JSON}"
         " FROM (SELECT gen_random_uuid() AS event_id, input.* FROM input JOIN ins USING (id)) AS i)",
     ]
-    if audited:
-        first = len(p.names) + 1
-        for name in audit.SHARED:
-            p(f"audit_{name}")
-        audited = audit.insert_from("ins", first, resource_id="ins.id", patient_id="ins.patient_id")
-        ctes.append(f"audited AS ({audited})")
+
+
+def _audit_rows(p: _Params) -> str:
+    first = len(p.names) + 1
+    for name in audit.SHARED:
+        p(f"audit_{name}")
+    return f"audited AS ({audit.insert_from('ins', first, resource_id='ins.id', patient_id='ins.patient_id')})"
+
+
+def _prior_answer(p: _Params) -> str:
+    return (
+        "prior AS (SELECT fingerprint, status_code, body, location, erased_at, patient_ids FROM idempotency_keys"
+        f" WHERE scope = {p('scope')}::text AND key = {p('key')}::text)"
+    )
+
+
+def _claim(p: _Params) -> str:
+    """The key and the answer to replay, stored only if the reading was."""
+    typed = [("scope", "text"), ("key", "text"), ("fingerprint", "text"), ("status", "int2")]
+    typed += [("answer", "text"), ("location", "text"), ("patients", "uuid[]")]
+    return (
+        "claimed AS (INSERT INTO idempotency_keys (scope, key, fingerprint, status_code, body, location, patient_ids)"
+        f" SELECT {', '.join(f'{p(name)}::{cast}' for name, cast in typed)} FROM (SELECT 1 FROM ins LIMIT 1) AS one)"
+    )
+
+
+def _statement(*, many: bool, audited: bool, claim: bool) -> Statement:
+    """The insert of one reading or `many`, with an audit row per stored reading when `audited`
+    and, with `claim`, the Idempotency-Key claimed with its answer when the reading was stored."""
+    p = _Params()
+    ctes = [_input(p, many=many), *_patients_ready(p)]
+    outputs = [
+        "(SELECT coalesce(array_agg(patient_id), '{}') FROM known WHERE NOT deleted) AS alive",
+        "(SELECT coalesce(array_agg(patient_id), '{}') FROM known WHERE deleted) AS deleted",
+        "(SELECT coalesce(array_agg(id), '{}') FROM ins) AS stored",
+    ]
+    store_if = "(SELECT ok FROM ready)"
     if claim:
-        answer = ", ".join(
-            f"{p(name)}::{cast}"
-            for name, cast in [("scope", "text"), ("key", "text"), ("fingerprint", "text"), ("status", "int2")]
-            + [("answer", "text"), ("location", "text"), ("patients", "uuid[]")]
-        )
-        ctes.append(
-            "claimed AS (INSERT INTO idempotency_keys"
-            " (scope, key, fingerprint, status_code, body, location, patient_ids)"
-            f" SELECT {answer} FROM (SELECT 1 FROM ins LIMIT 1) AS stored)"
-        )
+        ctes.append(_prior_answer(p))
+        store_if += " AND NOT EXISTS (SELECT 1 FROM prior)"
+        outputs.append("(SELECT row_to_json(prior) FROM prior) AS prior")
+    ctes += _insert(store_if)
+    if audited:
+        ctes.append(_audit_rows(p))
+    if claim:
+        ctes.append(_claim(p))
     return Statement("WITH " + ",\n".join(ctes) + "\nSELECT " + ", ".join(outputs), p.names, many)
 
 
