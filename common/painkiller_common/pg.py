@@ -6,18 +6,14 @@ the pool, and the request answers 503 with Retry-After, never a 500 (`install_pg
 """
 
 import json
-import logging
 
 import asyncpg
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
-from painkiller_common.problems import problem_response
-
-logger = logging.getLogger(__name__)
+from painkiller_common.problems import on_database_down, on_unstorable_value
 
 Pool = asyncpg.Pool
 Connection = asyncpg.Connection
@@ -82,24 +78,9 @@ def column_types(table: Table) -> dict[str, str]:
     return {column.name: column.type.compile(dialect=dialect) for column in table.columns}
 
 
-async def _on_database_down(request: Request, exc: Exception) -> JSONResponse:
-    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-    return problem_response(
-        request,
-        status=503,
-        detail="The database is not reachable; nothing was stored. Retry shortly.",
-        headers={"Retry-After": "5"},
-    )
-
-
-async def _on_unstorable_value(request: Request, exc: Exception) -> JSONResponse:
-    # As for psycopg2's DataError (painkiller_common.problems): the client's input, nothing stored.
-    logger.warning("database refused a value on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-    return problem_response(request, status=400, detail="A value in this request cannot be stored; nothing was stored.")
-
-
 def install_pg_handlers(app: FastAPI) -> None:
+    """asyncpg's errors answered as psycopg2's are (painkiller_common.problems): 503 or 400."""
     for error in CONNECTION_ERRORS:
-        app.add_exception_handler(error, _on_database_down)
+        app.add_exception_handler(error, on_database_down)
     for refused in (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
-        app.add_exception_handler(refused, _on_unstorable_value)
+        app.add_exception_handler(refused, on_unstorable_value)

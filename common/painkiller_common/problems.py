@@ -184,9 +184,14 @@ async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONRespons
     return problem_response(request, status=exc.status_code, detail=detail, headers=getattr(exc, "headers", None))
 
 
-async def _on_database_down(request: Request, exc: OperationalError) -> JSONResponse:
+def _driver_error(exc: Exception) -> str:
+    """The driver's own error class: SQLAlchemy wraps psycopg2's in `orig`; asyncpg's come bare."""
+    return type(getattr(exc, "orig", None) or exc).__name__
+
+
+async def on_database_down(request: Request, exc: Exception) -> JSONResponse:
     # PostgreSQL unreachable or restarting: the client may retry, so say so instead of a 500.
-    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__)
+    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, _driver_error(exc))
     return problem_response(
         request,
         status=503,
@@ -195,10 +200,10 @@ async def _on_database_down(request: Request, exc: OperationalError) -> JSONResp
     )
 
 
-async def _on_unstorable_value(request: Request, exc: DataError) -> JSONResponse:
+async def on_unstorable_value(request: Request, exc: Exception) -> JSONResponse:
     # A value validation let through but PostgreSQL refused: a gap in validation to close,
     # yet still the client's input and still nothing stored, so a 400 rather than a 500.
-    logger.warning("database refused a value on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__)
+    logger.warning("database refused a value on %s %s: %s", request.method, request.url.path, _driver_error(exc))
     return problem_response(request, status=400, detail="A value in this request cannot be stored; nothing was stored.")
 
 
@@ -217,8 +222,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, on_problem)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
-    app.add_exception_handler(OperationalError, _on_database_down)  # type: ignore[arg-type]
-    app.add_exception_handler(DataError, _on_unstorable_value)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, on_database_down)
+    app.add_exception_handler(DataError, on_unstorable_value)
     app.add_exception_handler(Exception, _on_unexpected)
 
 
