@@ -54,32 +54,6 @@ def _touched_readings(page: Page[MeasurementOut], patient_id: uuid.UUID | None) 
     return [(m.id, m.patient_id) for m in page.items] or [(None, patient_id)]
 
 
-def _reach_batch(access: Access, batch: BatchIn) -> None:
-    """A patient/ token's batch is refused whole if any reading names another patient."""
-    if access.only_patient is None:
-        return
-    for raw in batch.readings:
-        named = raw.get("patient_id")
-        if named is not None and str(named) != str(access.only_patient):
-            raise NotFound(f"Patient {named} does not exist.")
-
-
-async def _record_batch(
-    pool: Pool,
-    directory: PatientDirectory,
-    access: Access,
-    patient_id: uuid.UUID | None,
-    batch: BatchIn,
-    key: str | None,
-    *,
-    scope: str,
-) -> Response:
-    _reach_batch(access, batch)
-    return await service.record_batch(
-        pool=pool, directory=directory, access=access, patient_id=patient_id, batch=batch, key=key, scope=scope
-    )
-
-
 BATCH_DOC = (
     "Up to 1,000 readings in one transaction. Each is validated on its own: the valid ones are "
     "stored (with their events), the invalid ones are listed by `index` with their errors, and one "
@@ -132,9 +106,16 @@ async def record_batch_for_patient(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Store many readings for this patient."""
-    access.reach(patient_id)
     scope = f"POST /api/v1/patient/{patient_id}/measurements/batch"
-    return await _record_batch(pool, directory, access, patient_id, batch, idempotency_key, scope=scope)
+    return await service.record_batch(
+        pool=pool,
+        directory=directory,
+        access=access,
+        patient_id=patient_id,
+        batch=batch,
+        key=idempotency_key,
+        scope=scope,
+    )
 
 
 @patient_router.get("", response_model=Page[MeasurementOut], responses=problem_responses(404, 422, 503))
@@ -204,7 +185,15 @@ def measures_router(prefix: str, *, in_schema: bool) -> APIRouter:
     ) -> Response:
         """Store many readings, each naming its `patient_id`."""
         scope = f"POST {PREFIX}/batch"
-        return await _record_batch(pool, directory, access, None, batch, idempotency_key, scope=scope)
+        return await service.record_batch(
+            pool=pool,
+            directory=directory,
+            access=access,
+            patient_id=None,
+            batch=batch,
+            key=idempotency_key,
+            scope=scope,
+        )
 
     @router.get("", response_model=Page[MeasurementOut], responses=problem_responses(422))
     async def list_all(query: Annotated[MeasurementFilter, Query()], pool: PoolDep, access: CanSearch) -> Response:

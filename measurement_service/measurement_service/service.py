@@ -100,6 +100,7 @@ async def record_batch(
     scope: str,
 ) -> Response:
     """Validate each reading alone; store the valid ones in one statement, with their events."""
+    _reach_batch(access, patient_id, batch)
     results, records = _validate_batch(patient_id, batch)
 
     async def write(conn: asyncpg.Connection) -> Outcome:
@@ -115,6 +116,16 @@ async def record_batch(
         return Outcome(out, status_code=200, touched=touched)
 
     return await idempotency.run_once_async(pool=pool, access=access, key=key, scope=scope, request=batch, write=write)
+
+
+def _reach_batch(access: Access, patient_id: uuid.UUID | None, batch: BatchIn) -> None:
+    """A patient/ token's batch is refused whole if it is for, or any reading names, another patient."""
+    if patient_id is not None:
+        access.reach(patient_id)
+    for raw in batch.readings if access.only_patient is not None else []:
+        named = raw.get("patient_id")
+        if named is not None and str(named) != str(access.only_patient):
+            raise NotFound(f"Patient {named} does not exist.")
 
 
 def _validate_batch(patient_id: uuid.UUID | None, batch: BatchIn) -> tuple[list[BatchItem], dict[int, recording.Row]]:
