@@ -265,17 +265,20 @@ def run_sql(database: str, *statements: str) -> None:
         engine.dispose()
 
 
-def replica_count(measurement_ids: list[str]) -> int:
-    """How many of these readings the patient service holds (its primary key: at most once each)."""
-    engine = create_engine(FAULT_DATABASES["PATIENT_DATABASE_URL"])
+def count_of(database: str, table: str, column: str, ids: list[str]) -> int:
+    """How many rows of `table` have `column` in `ids`, in the patient or measurement database."""
+    engine = create_engine(FAULT_DATABASES[f"{database}_DATABASE_URL"])
     try:
         with engine.connect() as conn:
-            return conn.execute(
-                text("SELECT count(*) FROM vital_readings WHERE measurement_id = ANY(CAST(:ids AS uuid[]))"),
-                {"ids": measurement_ids},
-            ).scalar_one()
+            sql = text(f"SELECT count(*) FROM {table} WHERE {column} = ANY(CAST(:ids AS uuid[]))")
+            return conn.execute(sql, {"ids": ids}).scalar_one()
     finally:
         engine.dispose()
+
+
+def replica_count(measurement_ids: list[str]) -> int:
+    """How many of these readings the patient service holds (its primary key: at most once each)."""
+    return count_of("PATIENT", "vital_readings", "measurement_id", measurement_ids)
 
 
 def recorded_event_ids(measurement_ids: list[str]) -> dict[str, str]:
@@ -296,15 +299,7 @@ def recorded_event_ids(measurement_ids: list[str]) -> dict[str, str]:
 
 
 def applied_events(event_ids: list[str]) -> int:
-    engine = create_engine(FAULT_DATABASES["PATIENT_DATABASE_URL"])
-    try:
-        with engine.connect() as conn:
-            return conn.execute(
-                text("SELECT count(*) FROM processed_events WHERE event_id = ANY(CAST(:ids AS uuid[]))"),
-                {"ids": event_ids},
-            ).scalar_one()
-    finally:
-        engine.dispose()
+    return count_of("PATIENT", "processed_events", "event_id", event_ids)
 
 
 def assert_applied_once(client: httpx.Client, patient_id: str, measurement_ids: list[str]) -> None:
