@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
-from measurement_service import service
+from measurement_service import pages, service
 from measurement_service.models import EVENT_TABLES, Measurement
-from measurement_service.patients import PatientDirectory, check_patient
+from measurement_service.patients import PatientDirectory
 from measurement_service.schemas import (
     BatchIn,
     BatchOut,
@@ -48,10 +48,6 @@ CanRead = Annotated[Access, Depends(requires("Observation", "r"))]
 CanSearch = Annotated[Access, Depends(requires("Observation", "s"))]
 CanDelete = Annotated[Access, Depends(requires("Observation", "d"))]
 CanReadAudit = Annotated[Access, Depends(requires("AuditEvent", "s", contexts=USER_OR_SYSTEM))]
-
-
-def _touched_readings(page: Page[MeasurementOut], patient_id: uuid.UUID | None) -> audit.Touched:
-    return [(m.id, m.patient_id) for m in page.items] or [(None, patient_id)]
 
 
 BATCH_DOC = (
@@ -129,10 +125,8 @@ async def list_for_patient(
     """This patient's readings, newest `measured_at` first."""
     access.reach(patient_id)
     async with pool.acquire() as conn:
-        await check_patient(conn, directory, patient_id)
-        page = await service.list_measurements(conn=conn, query=query, patient_id=patient_id)
-        await access.record_async(conn, 200, _touched_readings(page, patient_id))
-    return json_response(page)
+        body = await pages.page_json(conn, access, query, patient_id, check_with=directory)
+    return Response(body, media_type="application/json")
 
 
 def _reachable(session: Session, access: Access, measurement_id: uuid.UUID) -> Measurement:
@@ -204,9 +198,8 @@ def measures_router(prefix: str, *, in_schema: bool) -> APIRouter:
                 raise Forbidden("A patient/ token must name its patient_id.", needed="user/Observation.s")
             access.reach(query.patient_id)
         async with pool.acquire() as conn:
-            page = await service.list_measurements(conn=conn, query=query, patient_id=query.patient_id)
-            await access.record_async(conn, 200, _touched_readings(page, query.patient_id))
-        return json_response(page)
+            body = await pages.page_json(conn, access, query, query.patient_id)
+        return Response(body, media_type="application/json")
 
     @router.post(
         "/list", response_model=Page[MeasurementOut], dependencies=JsonBody, responses=problem_responses(415, 422)

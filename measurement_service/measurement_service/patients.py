@@ -11,7 +11,6 @@ import logging
 import uuid
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 from painkiller_common.problems import NotFound, ServiceUnavailable
@@ -64,12 +63,3 @@ class TokenFile:
         if mtime != self._mtime:
             self._token, self._mtime = self._path.read_text().strip(), mtime
         return self._token
-
-
-async def check_patient(conn: asyncpg.Connection, directory: PatientDirectory, patient_id: uuid.UUID) -> None:
-    """For reads: 404 unless the patient exists; no lock, nothing written."""
-    deleted = await conn.fetchval("SELECT deleted FROM known_patients WHERE patient_id = $1", patient_id)
-    if deleted is None:
-        await directory.require(patient_id)
-    elif deleted:
-        raise NotFound(f"Patient {patient_id} does not exist.")

@@ -43,13 +43,16 @@ def _utc(timestamp: str) -> str:
 # The `measurement.recorded` event of a stored row, built by PostgreSQL from the row itself: the
 # same JSON the contract's model gives (painkiller_common.contracts.MeasurementRecorded), without
 # a Python object per reading.
-PAYLOAD_JSON = (
-    "json_build_object("
-    + ", ".join(
-        f"'{name}', {_utc('i.' + name) if TYPES[name].startswith('TIMESTAMP') else 'i.' + name}" for name in COLUMNS
+def row_json(alias: str) -> str:
+    """SQL for the JSON of a measurements row under `alias`, as MeasurementOut serialises it."""
+    fields = (
+        f"'{name}', {_utc(f'{alias}.{name}') if TYPES[name].startswith('TIMESTAMP') else f'{alias}.{name}'}"
+        for name in COLUMNS
     )
-    + ")"
-)
+    return f"json_build_object({', '.join(fields)})"
+
+
+PAYLOAD_JSON = row_json("i")
 EVENT_JSON = (
     f"json_build_object('event_id', i.event_id, 'version', 1, 'occurred_at', {_utc('now()')}, 'aggregate_id', i.id,"
     f" 'aggregate_version', {events.RECORDED_VERSION}, 'type', '{RECORDED}', 'payload', {PAYLOAD_JSON})::text"

@@ -19,14 +19,12 @@ from measurement_service.schemas import (
     BatchOut,
     MeasurementCreate,
     MeasurementOut,
-    PatientMeasurementFilter,
     Reading,
 )
 from painkiller_common import idempotency
 from painkiller_common.access import Access
 from painkiller_common.contracts import VITALS
 from painkiller_common.idempotency import Outcome
-from painkiller_common.pagination import Page, clamp_limit, decode_cursor, page_of
 from painkiller_common.pg import Pool
 from painkiller_common.problems import Conflict, FieldError, InvalidInput, NotFound, field_errors
 
@@ -167,36 +165,3 @@ def delete_measurement(*, session: Session, measurement: Measurement) -> None:
     events.publish(session, [events.deleted(measurement.id, measurement.patient_id)])
     session.delete(measurement)
     session.flush()
-
-
-async def list_measurements(
-    *, conn: asyncpg.Connection, query: PatientMeasurementFilter, patient_id: uuid.UUID | None
-) -> Page[MeasurementOut]:
-    """Newest `measured_at` first; ties broken by id so pages never skip or repeat a row."""
-    limit = clamp_limit(query.limit)
-    where: list[str] = []
-    args: list[object] = []
-
-    def arg(value: object) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
-    if patient_id is not None:
-        where.append(f"patient_id = {arg(patient_id)}")
-    if query.since is not None:
-        where.append(f"measured_at >= {arg(query.since)}")
-    if query.until is not None:
-        where.append(f"measured_at < {arg(query.until)}")
-    if query.cursor:
-        at, row_id = decode_cursor(query.cursor, loc=["cursor"])
-        where.append(f"(measured_at, id) < ({arg(at)}, {arg(row_id)})")
-    sql = f"SELECT {', '.join(recording.COLUMNS)} FROM measurements"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY measured_at DESC, id DESC LIMIT {arg(limit + 1)}"
-    rows = await conn.fetch(sql, *args)
-    return page_of(rows, limit, key=lambda m: (m["measured_at"], m["id"]), out=_out)
-
-
-def _out(row: asyncpg.Record) -> MeasurementOut:
-    return MeasurementOut.model_validate(dict(row))
