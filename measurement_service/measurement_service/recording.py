@@ -192,19 +192,19 @@ async def store(
     """Run `statement` for `records`; a patient the replica does not know yet is asked of the
     patient service (404 or 503 from there) and the statement run again. 404 for a deleted one."""
     values = {**values_of(records, many=statement.many), **(extra or {})}
-    for attempt in (1, 2):
-        row = await conn.fetchrow(statement.sql, *statement.args(values))
-        assert row is not None
-        known = {*row["alive"], *row["deleted"]}
-        unknown = [pid for pid in values["patients"] if pid not in known]
-        if row["deleted"]:
-            raise NotFound(f"Patient {sorted(row['deleted'])[0]} does not exist.")
-        if not unknown or attempt == 2:
-            break
+    row = await conn.fetchrow(statement.sql, *statement.args(values))
+    if not row["deleted"] and (unknown := _unknown(row, values["patients"])):
         await learn(conn, directory, unknown)
-    if unknown:  # cannot happen (learn() stored them), but never store for a patient nobody vouched for
-        raise NotFound(f"Patient {unknown[0]} does not exist.")
+        row = await conn.fetchrow(statement.sql, *statement.args(values))
+    if missing := sorted(row["deleted"]) or _unknown(row, values["patients"]):
+        raise NotFound(f"Patient {missing[0]} does not exist.")
     return Stored(stored=set(row["stored"]), prior=row.get("prior"))
+
+
+def _unknown(row: asyncpg.Record, patients: list[uuid.UUID]) -> list[uuid.UUID]:
+    """The patients the replica has no row for, alive or deleted."""
+    known = {*row["alive"], *row["deleted"]}
+    return [patient for patient in patients if patient not in known]
 
 
 _LEARN = (

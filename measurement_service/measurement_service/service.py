@@ -68,9 +68,8 @@ async def record_one(
     statement, extra = recording.ONE, recording.audit_values(access, 201)
     if key is not None:
         scope, fingerprint = access.idempotency_scope(scope), idempotency.fingerprint_of(data)
-        extra |= {"scope": scope, "key": key, "fingerprint": fingerprint, "status": 201, "answer": body}
-        extra["location"] = location
-        statement = recording.ONE_ONCE
+        claim = {"scope": scope, "key": key, "fingerprint": fingerprint, "status": 201, "answer": body}
+        statement, extra = recording.ONE_ONCE, {**extra, **claim, "location": location}
     async with pool.acquire() as conn:
         try:
             done = await recording.store(conn, directory, [record], statement=statement, extra=extra)
