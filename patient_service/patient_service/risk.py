@@ -35,7 +35,7 @@ PARAMETERS: tuple[Parameter, ...] = (
     "temperature",
 )
 
-# Below this many systolic readings, variability is noise (CLINICAL.md): no judgement is made.
+# Below this many systolic readings, variability is noise (doc/risk.md): no judgement is made.
 MIN_VARIABILITY_READINGS = 5
 # High visit-to-visit variability: systolic SD at or above this (mmHg). Diaz et al. report stroke
 # risk rising per 5 mmHg of SD; 15 mmHg is a conventional "high" cut-off. A setting, not a law.
