@@ -71,4 +71,15 @@ def to_utc(value: datetime) -> datetime:
     return utc
 
 
-Timestamp = Annotated[AwareDatetime, AfterValidator(to_utc)]
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def rfc3339_only(value: Any) -> Any:
+    """pydantic reads a number (or a string of one) as a Unix time; the documents say date-time,
+    so `until=0.5` is refused rather than read as 1970-01-01T00:00:00.5Z."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("must be an RFC 3339 date-time with an offset, not a number")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(rfc3339_only), AfterValidator(to_utc)]

@@ -22,6 +22,7 @@ BAD_READINGS = {
     "naive measured_at": ({"heart_rate_bpm": 70, "measured_at": "2026-01-01T10:00:00"}, "measured_at"),
     "measured_at an hour ahead": ({"heart_rate_bpm": 70, "measured_at": IN_AN_HOUR}, "measured_at"),
     "measured_at in 1800": ({"heart_rate_bpm": 70, "measured_at": "1800-01-01T00:00:00Z"}, "measured_at"),
+    "measured_at as a Unix time": ({"heart_rate_bpm": 70, "measured_at": 1764000000}, "measured_at"),
     "int beyond int64": ({"heart_rate_bpm": 2**63}, "heart_rate_bpm"),
     "boolean heart rate": ({"heart_rate_bpm": True}, "heart_rate_bpm"),
     "string temperature": ({"temperature_c": "37"}, "temperature_c"),
@@ -85,7 +86,15 @@ def test_ids_that_are_not_uuids_are_422(client: TestClient, path: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "params", [{"since": "2026-01-01T00:00:00"}, {"limit": 0}, {"cursor": "eyJ4IjoxfQ=="}, {"patient_id": "x"}]
+    "params",
+    [
+        {"since": "2026-01-01T00:00:00"},
+        {"until": "0.5"},  # a number is not a date-time, though pydantic would read it as a Unix time
+        {"since": "1700000000"},
+        {"limit": 0},
+        {"cursor": "eyJ4IjoxfQ=="},
+        {"patient_id": "x"},
+    ],
 )
 def test_bad_list_parameters_are_422(client: TestClient, params: dict) -> None:
     response = client.get("/api/v1/measures", params=params)
