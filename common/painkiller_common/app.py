@@ -29,6 +29,7 @@ logger = logging.getLogger("painkiller.access")
 
 def create_service_app(
     *,
+    service: str,
     title: str,
     description: str,
     docs_prefix: str,
@@ -54,6 +55,8 @@ def create_service_app(
         lifespan=lifespan,
         # Any route can meet a database that is down (503) or a bug (500); both are problem+json.
         responses=problem_responses(500, 503),
+        # `patient_create`, `measurement_list`: names a generated client can use as method names.
+        generate_unique_id_function=lambda route: f"{service}_{route.name}",
     )
     install_problem_handlers(app)
     install_pg_handlers(app)

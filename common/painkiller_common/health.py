@@ -36,12 +36,12 @@ class Readiness(BaseModel):
 def health_router(readiness: dict[str, Check]) -> APIRouter:
     router = APIRouter(prefix="/health", tags=["health"])
 
-    @router.get("/live", response_model=Liveness)
+    @router.get("/live", name="health_live", response_model=Liveness)
     def live() -> Liveness:
         """The process is up and serving requests."""
         return Liveness(status="ok")
 
-    @router.get("/ready", response_model=Readiness, responses=problem_responses(503))
+    @router.get("/ready", name="health_ready", response_model=Readiness, responses=problem_responses(503))
     def ready(request: Request) -> Readiness:
         """Ready when the database answers; the broker and the outbox backlog are reported too.
 

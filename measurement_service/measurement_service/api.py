@@ -63,6 +63,7 @@ patient_router = APIRouter(prefix="/api/v1/patient/{patient_id}/measurements", t
 
 @patient_router.post(
     "",
+    name="create_for_patient",
     status_code=status.HTTP_201_CREATED,
     response_model=MeasurementOut,
     dependencies=JsonBody,
@@ -91,7 +92,12 @@ async def record_for_patient(
 
 
 @patient_router.post(
-    "/batch", response_model=BatchOut, dependencies=JsonBody, responses=WRITE_ERRORS, description=BATCH_DOC
+    "/batch",
+    name="batch_for_patient",
+    response_model=BatchOut,
+    dependencies=JsonBody,
+    responses=WRITE_ERRORS,
+    description=BATCH_DOC,
 )
 async def record_batch_for_patient(
     patient_id: uuid.UUID,
@@ -114,7 +120,9 @@ async def record_batch_for_patient(
     )
 
 
-@patient_router.get("", response_model=Page[MeasurementOut], responses=problem_responses(404, 422, 503))
+@patient_router.get(
+    "", name="list_for_patient", response_model=Page[MeasurementOut], responses=problem_responses(404, 422, 503)
+)
 async def list_for_patient(
     patient_id: uuid.UUID,
     query: Annotated[PatientMeasurementFilter, Query()],
@@ -143,6 +151,7 @@ def measures_router(prefix: str, *, in_schema: bool) -> APIRouter:
 
     @router.post(
         "",
+        name="create",
         status_code=status.HTTP_201_CREATED,
         response_model=MeasurementOut,
         dependencies=JsonBody,
@@ -168,7 +177,12 @@ def measures_router(prefix: str, *, in_schema: bool) -> APIRouter:
         )
 
     @router.post(
-        "/batch", response_model=BatchOut, dependencies=JsonBody, responses=WRITE_ERRORS, description=BATCH_DOC
+        "/batch",
+        name="batch",
+        response_model=BatchOut,
+        dependencies=JsonBody,
+        responses=WRITE_ERRORS,
+        description=BATCH_DOC,
     )
     async def record_batch(
         batch: BatchIn,
@@ -189,7 +203,7 @@ def measures_router(prefix: str, *, in_schema: bool) -> APIRouter:
             scope=scope,
         )
 
-    @router.get("", response_model=Page[MeasurementOut], responses=problem_responses(422))
+    @router.get("", name="list", response_model=Page[MeasurementOut], responses=problem_responses(422))
     async def list_all(query: Annotated[MeasurementFilter, Query()], pool: PoolDep, access: CanSearch) -> Response:
         """Readings, newest `measured_at` first, optionally for one patient and a time window.
         Without `patient_id`, for `user/` and `system/` tokens only."""
@@ -202,33 +216,45 @@ def measures_router(prefix: str, *, in_schema: bool) -> APIRouter:
         return Response(body, media_type="application/json")
 
     @router.post(
-        "/list", response_model=Page[MeasurementOut], dependencies=JsonBody, responses=problem_responses(415, 422)
+        "/list",
+        name="list_by_body",
+        response_model=Page[MeasurementOut],
+        dependencies=JsonBody,
+        responses=problem_responses(415, 422),
     )
     async def list_by_body(query: MeasurementFilter, pool: PoolDep, access: CanSearch) -> Response:
         """The same as `GET`, with the filters in a JSON body."""
         return await list_all(query, pool, access)
 
-    @router.get("/audit", response_model=Page[audit.AuditEventOut], responses=problem_responses(422))
+    @router.get("/audit", name="audit", response_model=Page[audit.AuditEventOut], responses=problem_responses(422))
     def read_audit(query: Annotated[audit.AuditFilter, Query()], session: SessionDep, access: CanReadAudit) -> Response:
         """Who read or changed this patient's readings here, newest first (doc/security.md)."""
         page = audit.page(session, EVENT_TABLES.audit_events, query)
         access.record(session, 200, [(None, query.patient_id)])
         return json_response(page)
 
-    @router.get("/{measurement_id}", response_model=MeasurementOut, responses=problem_responses(404, 422))
+    @router.get("/{measurement_id}", name="read", response_model=MeasurementOut, responses=problem_responses(404, 422))
     def get_one(measurement_id: uuid.UUID, session: SessionDep, access: CanRead) -> MeasurementOut:
         measurement = _reachable(session, access, measurement_id)
         access.record(session, 200, [(measurement.id, measurement.patient_id)])
         return MeasurementOut.model_validate(measurement)
 
-    @router.delete("/{measurement_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 422))
+    @router.delete(
+        "/{measurement_id}",
+        name="delete",
+        status_code=status.HTTP_204_NO_CONTENT,
+        responses=problem_responses(404, 422),
+    )
     def delete(measurement_id: uuid.UUID, session: SessionDep, access: CanDelete) -> None:
         measurement = _reachable(session, access, measurement_id)
         service.delete_measurement(session=session, measurement=measurement)
         access.record(session, 204, [(measurement.id, measurement.patient_id)])
 
     @router.post(
-        "/delete/{measurement_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 422)
+        "/delete/{measurement_id}",
+        name="delete_by_post",
+        status_code=status.HTTP_204_NO_CONTENT,
+        responses=problem_responses(404, 422),
     )
     def delete_by_post(measurement_id: uuid.UUID, session: SessionDep, access: CanDelete) -> None:
         """The same as `DELETE`, for clients that only POST."""

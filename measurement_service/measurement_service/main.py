@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine.dispose()
 
     app = create_service_app(
+        service="measurement",
         title="Painkiller measurement service",
         description=(
             "Vital-sign readings. Every `/api/v1/measures` route is also served under "

@@ -57,6 +57,7 @@ def _touched(patients: Page[PatientOut] | Page[AtRiskPatient]) -> list[tuple[uui
 
 @router.post(
     "",
+    name="create",
     status_code=status.HTTP_201_CREATED,
     response_model=PatientOut,
     dependencies=JsonBody,
@@ -84,6 +85,7 @@ def create_patient(
 
 @router.post(
     "/import",
+    name="import",
     response_model=ImportReport,
     dependencies=[Depends(require_csv)],
     responses=problem_responses(415, 422),
@@ -98,7 +100,7 @@ def import_patients(
     return report
 
 
-@router.get("", response_model=Page[PatientOut], responses=problem_responses(422))
+@router.get("", name="list", response_model=Page[PatientOut], responses=problem_responses(422))
 def list_patients(query: Annotated[PatientFilter, Query()], session: SessionDep, access: CanSearch) -> Response:
     """A page of patients in registration order, optionally filtered by name or MRN."""
     page = service.list_patients(session=session, query=query)
@@ -106,13 +108,19 @@ def list_patients(query: Annotated[PatientFilter, Query()], session: SessionDep,
     return json_response(page)
 
 
-@router.post("/list", response_model=Page[PatientOut], dependencies=JsonBody, responses=problem_responses(415, 422))
+@router.post(
+    "/list",
+    name="list_by_body",
+    response_model=Page[PatientOut],
+    dependencies=JsonBody,
+    responses=problem_responses(415, 422),
+)
 def list_patients_by_body(query: PatientFilter, session: SessionDep, access: CanSearch) -> Response:
     """The same as `GET /api/v1/patient`, with the filters in a JSON body."""
     return list_patients(query, session, access)
 
 
-@router.get("/at-risk", response_model=Page[AtRiskPatient], responses=problem_responses(422))
+@router.get("/at-risk", name="list_at_risk", response_model=Page[AtRiskPatient], responses=problem_responses(422))
 def list_at_risk(query: Annotated[AtRiskFilter, Query()], session: SessionDep, access: CanSearch) -> Response:
     """The ward view: patients whose NEWS2 band is at least `min_band`, highest score first."""
     page = service.list_at_risk(session=session, query=query)
@@ -120,7 +128,7 @@ def list_at_risk(query: Annotated[AtRiskFilter, Query()], session: SessionDep, a
     return json_response(page)
 
 
-@router.get("/audit", response_model=Page[audit.AuditEventOut], responses=problem_responses(422))
+@router.get("/audit", name="audit", response_model=Page[audit.AuditEventOut], responses=problem_responses(422))
 def read_audit(query: Annotated[audit.AuditFilter, Query()], session: SessionDep, access: CanReadAudit) -> Response:
     """Who read or changed this patient's record here, newest first (doc/security.md)."""
     page = audit.page(session, EVENT_TABLES.audit_events, query)
@@ -128,7 +136,7 @@ def read_audit(query: Annotated[audit.AuditFilter, Query()], session: SessionDep
     return json_response(page)
 
 
-@router.get("/{patient_id}/risk", response_model=RiskAssessmentOut, responses=problem_responses(404, 422))
+@router.get("/{patient_id}/risk", name="risk", response_model=RiskAssessmentOut, responses=problem_responses(404, 422))
 def get_risk(patient_id: uuid.UUID, session: SessionDep, settings: SettingsDep, access: CanRead) -> RiskAssessmentOut:
     """NEWS2, blood-pressure category and variability from the patient's recent readings."""
     access.reach(patient_id)
@@ -137,14 +145,18 @@ def get_risk(patient_id: uuid.UUID, session: SessionDep, settings: SettingsDep, 
     return risk
 
 
-@router.get("/{patient_id}", response_model=PatientOut, responses=problem_responses(404, 422))
+@router.get("/{patient_id}", name="read", response_model=PatientOut, responses=problem_responses(404, 422))
 async def get_patient(patient_id: uuid.UUID, pool: PoolDep, access: CanRead) -> Response:
     access.reach(patient_id)
     return json_response(await service.read_patient(pool=pool, access=access, patient_id=patient_id))
 
 
 @router.patch(
-    "/{patient_id}", response_model=PatientOut, dependencies=JsonBody, responses=problem_responses(404, 409, 415, 422)
+    "/{patient_id}",
+    name="update",
+    response_model=PatientOut,
+    dependencies=JsonBody,
+    responses=problem_responses(404, 409, 415, 422),
 )
 def update_patient(
     patient_id: uuid.UUID, data: PatientUpdate, session: SessionDep, settings: SettingsDep, access: CanUpdate
@@ -156,14 +168,21 @@ def update_patient(
     return service.to_out(patient)
 
 
-@router.delete("/{patient_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 422))
+@router.delete(
+    "/{patient_id}", name="delete", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 422)
+)
 def delete_patient(patient_id: uuid.UUID, session: SessionDep, access: CanDelete) -> None:
     access.reach(patient_id)
     service.delete_patient(session=session, patient_id=patient_id)
     access.record(session, 204, [(patient_id, patient_id)])
 
 
-@router.post("/delete/{patient_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 422))
+@router.post(
+    "/delete/{patient_id}",
+    name="delete_by_post",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(404, 422),
+)
 def delete_patient_by_post(patient_id: uuid.UUID, session: SessionDep, access: CanDelete) -> None:
     """The same as `DELETE /api/v1/patient/{patient_id}`, for clients that only POST."""
     delete_patient(patient_id, session, access)

@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine.dispose()
 
     app = create_service_app(
+        service="patient",
         title="Painkiller patient service",
         description="Patients of the ward. Errors are RFC 9457 `application/problem+json`.",
         docs_prefix=PREFIX,
