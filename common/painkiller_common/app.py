@@ -2,6 +2,7 @@
 
 import logging
 import time
+from importlib import metadata
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -47,7 +48,7 @@ def create_service_app(
     app = FastAPIOffline(
         title=title,
         description=description,
-        version="1.0.0",
+        version=metadata.version(f"painkiller-{service}-service"),  # one version: the package's
         docs_url=f"{docs_prefix}/docs",
         redoc_url=None,
         openapi_url=f"{docs_prefix}/openapi.json",

@@ -1,6 +1,7 @@
 """Every public route, through the real NGINX, to the real services and databases."""
 
 import uuid
+from importlib import metadata
 
 import httpx
 import pytest
@@ -123,6 +124,15 @@ def test_operation_ids_are_short_names_a_generated_client_can_use(api: httpx.Cli
     spec = api.get(path).json()
     ids = [operation["operationId"] for methods in spec["paths"].values() for operation in methods.values()]
     assert sorted(ids) == sorted(OPERATIONS[path])  # each once: unique in its document
+
+
+@pytest.mark.parametrize(
+    ("path", "package"),
+    [("/api/v1/patient/openapi.json", "painkiller-patient-service"),
+     ("/api/v1/measures/openapi.json", "painkiller-measurement-service")],
+)  # fmt: skip
+def test_each_document_states_its_package_version(api: httpx.Client, path: str, package: str) -> None:
+    assert api.get(path).json()["info"]["version"] == metadata.version(package)
 
 
 def test_responses_carry_request_id_and_safety_headers(api: httpx.Client, stack) -> None:
