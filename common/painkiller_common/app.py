@@ -149,11 +149,35 @@ def problem_openapi(app: FastAPI) -> dict[str, Any]:
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
             _document_security(operation)
+            _document_headers(operation)
             for status, response in operation.get("responses", {}).items():
                 if str(status)[0] in "45":
                     response["content"] = problem
     app.openapi_schema = schema
     return schema
+
+
+HEADERS = {
+    "Location": {"description": "The new resource's URL.", "schema": {"type": "string"}},
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored answer to an earlier request with the same Idempotency-Key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}},
+}
+
+
+def _document_headers(operation: dict[str, Any]) -> None:
+    """The response headers the service sends: Location on a create, Idempotent-Replayed on a
+    write that takes an Idempotency-Key, Retry-After on a 503."""
+    responses = operation.get("responses", {})
+    keyed = any(p.get("in") == "header" and p.get("name") == "Idempotency-Key" for p in operation.get("parameters", []))
+    for status, response in responses.items():
+        names = ["Location"] if status == "201" else []
+        names += ["Idempotent-Replayed"] if keyed and str(status).startswith("2") else []
+        names += ["Retry-After"] if status == "503" else []
+        if names:
+            response.setdefault("headers", {}).update({name: HEADERS[name] for name in names})
 
 
 def _document_security(operation: dict[str, Any]) -> None:

@@ -126,6 +126,20 @@ def test_operation_ids_are_short_names_a_generated_client_can_use(api: httpx.Cli
     assert sorted(ids) == sorted(OPERATIONS[path])  # each once: unique in its document
 
 
+@pytest.mark.parametrize("path", OPERATIONS)
+def test_documents_declare_the_headers_the_services_send(api: httpx.Client, path: str) -> None:
+    for methods in api.get(path).json()["paths"].values():
+        for operation in methods.values():
+            responses = operation["responses"]
+            assert "Retry-After" in responses["503"]["headers"], operation["operationId"]
+            if "201" in responses:
+                assert "Location" in responses["201"]["headers"], operation["operationId"]
+            headers = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+            if "Idempotency-Key" in headers:
+                success = next(status for status in responses if status.startswith("2"))
+                assert "Idempotent-Replayed" in responses[success]["headers"], operation["operationId"]
+
+
 @pytest.mark.parametrize(
     ("path", "package"),
     [("/api/v1/patient/openapi.json", "painkiller-patient-service"),
