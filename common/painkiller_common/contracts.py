@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
-from painkiller_common.fields import Timestamp, integer, number, text
+from painkiller_common.fields import Integer, Number, Text, Timestamp
 
 Sex = Literal["male", "female", "other", "unknown"]
 Consciousness = Literal["alert", "confusion", "voice", "pain", "unresponsive"]
@@ -37,16 +37,16 @@ VITALS = (
 # Plausibility limits (MIMIC-IV vital-sign cleaning, doc/api.md): outside them a value is a device or entry error (98.6
 # sent as `temperature_c`). The API refuses such a reading and a consumer dead-letters an event
 # carrying one, so a forged or broken event can never put it on a patient.
-Temperature = number(10, 50, "Body temperature, Cel (LOINC 8310-5).")
-HeartRate = integer(0, 300, "Heart rate, /min (LOINC 8867-4).")
-RespiratoryRate = integer(0, 70, "Respiratory rate, /min (LOINC 9279-1).")
-SpO2 = integer(0, 100, "Oxygen saturation, % (LOINC 2708-6).")
-Systolic = integer(0, 400, "Systolic BP, mm[Hg] (LOINC 8480-6); with diastolic.")
-Diastolic = integer(0, 300, "Diastolic BP, mm[Hg] (LOINC 8462-4); below systolic.")
-Weight = number(0.2, 700, "Body weight, kg (LOINC 29463-7).")
-Height = number(20, 300, "Body height, cm (LOINC 8302-2).")
-Glucose = number(1, 3000, "Blood glucose, mg/dL (LOINC 2339-0).")
-Source = text(100)
+Temperature = Annotated[float, Number(10, 50), Field(description="Body temperature, Cel (LOINC 8310-5).")]
+HeartRate = Annotated[int, Integer(0, 300), Field(description="Heart rate, /min (LOINC 8867-4).")]
+RespiratoryRate = Annotated[int, Integer(0, 70), Field(description="Respiratory rate, /min (LOINC 9279-1).")]
+SpO2 = Annotated[int, Integer(0, 100), Field(description="Oxygen saturation, % (LOINC 2708-6).")]
+Systolic = Annotated[int, Integer(0, 400), Field(description="Systolic BP, mm[Hg] (LOINC 8480-6); with diastolic.")]
+Diastolic = Annotated[int, Integer(0, 300), Field(description="Diastolic BP, mm[Hg] (LOINC 8462-4); below systolic.")]
+Weight = Annotated[float, Number(0.2, 700), Field(description="Body weight, kg (LOINC 29463-7).")]
+Height = Annotated[float, Number(20, 300), Field(description="Body height, cm (LOINC 8302-2).")]
+Glucose = Annotated[float, Number(1, 3000), Field(description="Blood glucose, mg/dL (LOINC 2339-0).")]
+Source = Annotated[str, Text(100)]
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -89,18 +89,18 @@ class MeasurementRecord(BaseModel):
     patient_id: uuid.UUID
     measured_at: MeasuredAt
     recorded_at: Timestamp = Field(description="When the service stored the reading.")
-    temperature_c: Temperature | None  # type: ignore[valid-type]
-    heart_rate_bpm: HeartRate | None  # type: ignore[valid-type]
-    respiratory_rate_bpm: RespiratoryRate | None  # type: ignore[valid-type]
-    spo2_percent: SpO2 | None  # type: ignore[valid-type]
-    systolic_mmhg: Systolic | None  # type: ignore[valid-type]
-    diastolic_mmhg: Diastolic | None  # type: ignore[valid-type]
-    weight_kg: Weight | None  # type: ignore[valid-type]
-    height_cm: Height | None  # type: ignore[valid-type]
-    glucose_mg_dl: Glucose | None  # type: ignore[valid-type]
+    temperature_c: Temperature | None
+    heart_rate_bpm: HeartRate | None
+    respiratory_rate_bpm: RespiratoryRate | None
+    spo2_percent: SpO2 | None
+    systolic_mmhg: Systolic | None
+    diastolic_mmhg: Diastolic | None
+    weight_kg: Weight | None
+    height_cm: Height | None
+    glucose_mg_dl: Glucose | None
     on_oxygen: bool | None
     consciousness: Consciousness | None
-    source: Source | None  # type: ignore[valid-type]
+    source: Source | None
 
 
 class PatientRef(BaseModel):

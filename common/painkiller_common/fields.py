@@ -7,10 +7,13 @@ characters in names are always entry errors. Pydantic's lax mode would read `tru
 
 import re
 import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
+from annotated_types import Ge, GroupedMetadata, Le
+from pydantic import AfterValidator, AllowInfNan, AwareDatetime, BeforeValidator, StringConstraints
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Bidirectional overrides and isolates (Trojan Source) and invisible characters: a name holding
@@ -35,25 +38,45 @@ def json_number(value: Any) -> Any:
     return value
 
 
-def text(max_length: int, min_length: int = 1) -> Any:
-    """A trimmed string of `min_length`..`max_length` characters with no control characters."""
-    return Annotated[
-        str,
-        StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length),
-        AfterValidator(_no_control_chars),
-    ]
+@dataclass(frozen=True)
+class Text(GroupedMetadata):
+    """`Annotated[str, Text(100)]`: trimmed, 1..100 characters, no control or hidden characters.
+
+    Metadata rather than a function returning a type, so that the type checker sees a `str`."""
+
+    max_length: int
+    min_length: int = 1
+
+    def __iter__(self) -> Iterator[object]:
+        yield StringConstraints(strip_whitespace=True, min_length=self.min_length, max_length=self.max_length)
+        yield AfterValidator(_no_control_chars)
 
 
-def integer(ge: int, le: int, description: str | None = None) -> Any:
-    """A JSON number with no fractional part, within [ge, le]."""
-    return Annotated[int, BeforeValidator(json_number), Field(ge=ge, le=le, description=description)]
+@dataclass(frozen=True)
+class Integer(GroupedMetadata):
+    """`Annotated[int, Integer(0, 150)]`: a JSON number with no fractional part, within [ge, le]."""
+
+    ge: int
+    le: int
+
+    def __iter__(self) -> Iterator[object]:
+        yield BeforeValidator(json_number)
+        yield Ge(self.ge)
+        yield Le(self.le)
 
 
-def number(ge: float, le: float, description: str | None = None) -> Any:
-    """A finite JSON number within [ge, le] (NaN and Infinity are refused)."""
-    return Annotated[
-        float, BeforeValidator(json_number), Field(ge=ge, le=le, allow_inf_nan=False, description=description)
-    ]
+@dataclass(frozen=True)
+class Number(GroupedMetadata):
+    """`Annotated[float, Number(10, 50)]`: a finite JSON number within [ge, le] (no NaN, no Infinity)."""
+
+    ge: float
+    le: float
+
+    def __iter__(self) -> Iterator[object]:
+        yield BeforeValidator(json_number)
+        yield Ge(self.ge)
+        yield Le(self.le)
+        yield AllowInfNan(False)
 
 
 def to_utc(value: datetime) -> datetime:

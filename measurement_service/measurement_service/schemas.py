@@ -38,18 +38,18 @@ class Reading(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     measured_at: MeasuredAt | None = Field(default=None, description="RFC 3339 with offset; default: time received.")
-    temperature_c: Temperature | None = None  # type: ignore[valid-type]
-    heart_rate_bpm: HeartRate | None = None  # type: ignore[valid-type]
-    respiratory_rate_bpm: RespiratoryRate | None = None  # type: ignore[valid-type]
-    spo2_percent: SpO2 | None = None  # type: ignore[valid-type]
-    systolic_mmhg: Systolic | None = None  # type: ignore[valid-type]
-    diastolic_mmhg: Diastolic | None = None  # type: ignore[valid-type]
-    weight_kg: Weight | None = None  # type: ignore[valid-type]
-    height_cm: Height | None = None  # type: ignore[valid-type]
-    glucose_mg_dl: Glucose | None = None  # type: ignore[valid-type]
+    temperature_c: Temperature | None = None
+    heart_rate_bpm: HeartRate | None = None
+    respiratory_rate_bpm: RespiratoryRate | None = None
+    spo2_percent: SpO2 | None = None
+    systolic_mmhg: Systolic | None = None
+    diastolic_mmhg: Diastolic | None = None
+    weight_kg: Weight | None = None
+    height_cm: Height | None = None
+    glucose_mg_dl: Glucose | None = None
     on_oxygen: bool | None = Field(default=None, description="Supplemental oxygen (NEWS2 'air or oxygen').")
     consciousness: Consciousness | None = Field(default=None, description="ACVPU level.")
-    source: Source | None = Field(default=None, description="Device id, or `manual`.")  # type: ignore[valid-type]
+    source: Source | None = Field(default=None, description="Device id, or `manual`.")
 
 
 class MeasurementCreate(Reading):

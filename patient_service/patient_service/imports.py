@@ -134,7 +134,7 @@ def _create(session: Session, data: PatientCreate, now: datetime) -> Patient:
 def _update(patient: Patient, data: PatientCreate, now: datetime) -> bool:
     """Apply the line to a known patient; False if it changes nothing."""
     conditions = patient.conditions + [c for c in data.conditions if c not in patient.conditions]
-    changes = {"first_name": data.first_name, "last_name": data.last_name, "conditions": conditions}
+    changes: dict[str, object] = {"first_name": data.first_name, "last_name": data.last_name, "conditions": conditions}
     if patient.birth_date is None:
         changes["age"] = data.age
     if all(getattr(patient, field) == value for field, value in changes.items()):

@@ -7,14 +7,16 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from painkiller_common.contracts import PatientRecord, Sex
-from painkiller_common.fields import integer, json_number, text
+from painkiller_common.fields import Integer, Text, json_number
 from painkiller_common.pagination import Cursor, Limit
 from patient_service.risk import Band, BpCategory, RiskAssessment
 
-Name = text(100)
-Mrn = text(64)
-Condition = text(200)
-Age = integer(0, 150, "Age in whole years; derived from birth_date when that is known.")
+Name = Annotated[str, Text(100)]
+Mrn = Annotated[str, Text(64)]
+Condition = Annotated[str, Text(200)]
+Age = Annotated[
+    int, Integer(0, 150), Field(description="Age in whole years; derived from birth_date when that is known.")
+]
 MAX_AGE = 150
 # NEWS2 SpO2 scale; `true` is not 1.
 SpO2Scale = Annotated[Literal[1, 2], BeforeValidator(json_number)]
@@ -55,7 +57,11 @@ class PatientCreate(BaseModel):
 
 
 class PatientUpdate(BaseModel):
-    """Partial update: only the fields sent are changed; required fields cannot be nulled."""
+    """Partial update: only the fields sent are changed; required fields cannot be nulled.
+
+    The `None` defaults below only mean "not sent" (the service reads `exclude_unset`); the types
+    stay non-null so that an explicit `null` is refused, hence the type checker's objection to
+    the defaults is ignored, on purpose, field by field."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -65,7 +71,7 @@ class PatientUpdate(BaseModel):
     age: Age = None  # type: ignore[assignment]
     birth_date: BirthDate | None = None
     sex: Sex = None  # type: ignore[assignment]
-    conditions: list[Condition] = Field(default=None, max_length=50)  # type: ignore[assignment]
+    conditions: list[Condition] = Field(default=None, max_length=50)  # type: ignore[arg-type]
     spo2_scale: SpO2Scale = None  # type: ignore[assignment]
 
 
@@ -114,7 +120,7 @@ class PatientFilter(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: text(100) | None = Field(default=None, description="Case-insensitive part of first or last name.")  # type: ignore[valid-type]
+    name: Name | None = Field(default=None, description="Case-insensitive part of first or last name.")
     mrn: Mrn | None = None
     limit: Limit | None = None
     cursor: Cursor | None = None
