@@ -136,6 +136,7 @@ async def _principal(verifier: TokenVerifier, token: str) -> Principal:
 def install_refusal_audit(app: FastAPI) -> None:
     """Audit every 401 and 403, and a 404 on a data route, then answer problem+json."""
     for refusal in (Unauthorized, Forbidden, NotFound):
+        # Typed for any Exception by Starlette; only called with the class registered here.
         app.add_exception_handler(refusal, _audit_refusal)  # type: ignore[arg-type]
 
 

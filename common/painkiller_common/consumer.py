@@ -166,7 +166,7 @@ class Consumer:
             new = set(
                 session.scalars(
                     insert(self._processed)
-                    .values([{"event_id": e.event_id, "event_type": e.type} for e in events])  # type: ignore[attr-defined]
+                    .values([{"event_id": e.event_id, "event_type": e.type} for e in events])
                     .on_conflict_do_nothing()
                     .returning(self._processed.c.event_id)
                 )
@@ -175,16 +175,16 @@ class Consumer:
             for event in events:
                 first_time = event.event_id in new
                 new.discard(event.event_id)  # the same event twice in one batch: once
-                if first_time and (handler := self._handlers.get(event.type)) is not None:  # type: ignore[attr-defined]
+                if first_time and (handler := self._handlers.get(event.type)) is not None:
                     handler(session, event)
                 applied.append(first_time)
             if self._after_batch is not None:
                 self._after_batch(session)
         for event, first_time in zip(events, applied, strict=True):
             if first_time:
-                logger.info("applied event %s %s", event.type, event.event_id)  # type: ignore[attr-defined]
+                logger.info("applied event %s %s", event.type, event.event_id)
             else:
-                logger.info("duplicate event %s %s ignored", event.type, event.event_id)  # type: ignore[attr-defined]
+                logger.info("duplicate event %s %s ignored", event.type, event.event_id)
         return applied
 
 

@@ -130,6 +130,7 @@ class Event(BaseModel):
     occurred_at: datetime = Field(default_factory=_now)
     aggregate_id: uuid.UUID
     aggregate_version: int = Field(ge=1, description="Orders the events of one aggregate.")
+    type: str  # each event class narrows it to its own name, a Literal
 
 
 # Patient events carry the minimum necessary: the id (the aggregate version orders them). No

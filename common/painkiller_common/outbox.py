@@ -12,7 +12,7 @@ def emit(session: Session, outbox: Table, events: Iterable[Event]) -> None:
     rows = [
         {
             "event_id": event.event_id,
-            "event_type": event.type,  # type: ignore[attr-defined]
+            "event_type": event.type,
             "aggregate_id": event.aggregate_id,
             "body": event.model_dump_json(),
         }

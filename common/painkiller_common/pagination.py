@@ -49,7 +49,9 @@ def decode_cursor(cursor: str, *, loc: list[str | int]) -> tuple[datetime, UUID]
     """The (timestamp, id) a cursor holds; a 422 naming `loc` if it was not one of ours."""
     key, row_id = _decode(cursor, loc)
     try:
-        parsed = datetime.fromisoformat(key)  # type: ignore[arg-type]
+        parsed = datetime.fromisoformat(str(key)) if isinstance(key, str) else None
+        if parsed is None:
+            raise TypeError("not a timestamp")
         if parsed.tzinfo is None:
             raise ValueError("naive timestamp")
         return to_utc(parsed), row_id

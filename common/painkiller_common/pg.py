@@ -74,7 +74,7 @@ async def get_pool(request: Request) -> asyncpg.Pool:
 
 def column_types(table: Table) -> dict[str, str]:
     """Each column's PostgreSQL type, for casting `unnest()` arrays to the table's own types."""
-    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    dialect = postgresql.dialect()
     return {column.name: column.type.compile(dialect=dialect) for column in table.columns}
 
 

@@ -96,7 +96,7 @@ def count_rows(url: str, table: str) -> int:
 def outbox_events(engine: Engine, outbox: Table) -> list[dict[str, Any]]:
     """The events a service has written, oldest first, as consumers would receive them."""
     with engine.connect() as conn:
-        bodies = conn.execute(select(outbox.c.body).order_by(outbox.c.seq)).scalars()
+        bodies: list[str] = list(conn.execute(select(outbox.c.body).order_by(outbox.c.seq)).scalars())
         return [json.loads(body) for body in bodies]
 
 

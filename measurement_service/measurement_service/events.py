@@ -55,6 +55,8 @@ def on_patient_deleted(session: Session, event: PatientDeleted) -> None:
     publish(session, [deleted(measurement_id, event.aggregate_id) for measurement_id in erased])
 
 
+# Each handler takes the event class its key names (the consumer dispatches on that key), a
+# narrower parameter than Handler's `Event`: hence the ignores.
 HANDLERS: dict[str, Handler] = {
     "patient.created": on_patient_known,  # type: ignore[dict-item]
     "patient.updated": on_patient_known,  # type: ignore[dict-item]

@@ -25,7 +25,7 @@ from painkiller_common.pg import column_types
 from painkiller_common.problems import NotFound
 
 Row = dict[str, Any]  # a measurements row: column name to value
-TYPES = column_types(Measurement.__table__)  # type: ignore[arg-type]
+TYPES = column_types(Measurement.metadata.tables[Measurement.__tablename__])
 COLUMNS = list(TYPES)
 RECORDED = MeasurementRecorded.model_fields["type"].default
 

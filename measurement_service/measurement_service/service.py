@@ -141,7 +141,8 @@ def _validate_batch(patient_id: uuid.UUID | None, batch: BatchIn) -> tuple[list[
         if errors := reading_errors(reading, at):
             results.append(_rejected(index, InvalidInput(*errors).errors))
             continue
-        owner = patient_id or reading.patient_id  # type: ignore[attr-defined]
+        owner = reading.patient_id if isinstance(reading, MeasurementCreate) else patient_id
+        assert owner is not None  # a reading without the path's patient names its own
         records[index] = recording.new_row(owner, reading.model_dump(include=READING_FIELDS), now)
         results.append(BatchItem(index=index, status="stored", id=records[index]["id"]))
     if not records:

@@ -15,7 +15,7 @@ from painkiller_common.contracts import PatientRiskChanged, RiskChange
 from painkiller_common.outbox import emit
 from patient_service.config import Settings
 from patient_service.models import EVENT_TABLES, Patient, RiskAssessmentRow, VitalReading
-from patient_service.risk import BAND_RANK, Reading, RiskAssessment, assess
+from patient_service.risk import BAND_RANK, Reading, RiskAssessment, assess, spo2_scale_of
 from patient_service.vitals import merge_reading
 
 # At most this many systolic readings go into the BP category and variability.
@@ -102,7 +102,8 @@ class Windows:
         return cls(timedelta(hours=settings.risk_window_hours), timedelta(days=settings.bp_variability_window_days))
 
     def assess(self, readings: list[Reading], spo2_scale: int) -> RiskAssessment:
-        return assess(readings, spo2_scale=spo2_scale, window=self.news2, variability_window=self.variability)  # type: ignore[arg-type]
+        scale = spo2_scale_of(spo2_scale)
+        return assess(readings, spo2_scale=scale, window=self.news2, variability_window=self.variability)
 
 
 def _columns(result: RiskAssessment, revision: int) -> dict[str, Any]:
@@ -122,14 +123,12 @@ def _changes(
     patient_id: uuid.UUID, previous_band: str | None, revision: int, result: RiskAssessment
 ) -> list[PatientRiskChanged]:
     """`patient.risk_changed` if the band rose, else nothing."""
-    if not _rose(previous_band, result.news2.band):
+    band, total, based_on = result.news2.band, result.news2.total, result.based_on
+    # A band comes with its total and the reading it is based on; without one, nothing rose.
+    if band is None or total is None or based_on is None or not _rose(previous_band, band):
         return []
     change = RiskChange(
-        patient_id=patient_id,
-        previous_band=previous_band,
-        band=result.news2.band,  # type: ignore[arg-type]
-        news2_total=result.news2.total,  # type: ignore[arg-type]
-        based_on=result.based_on,  # type: ignore[arg-type]
+        patient_id=patient_id, previous_band=previous_band, band=band, news2_total=total, based_on=based_on
     )
     return [PatientRiskChanged(aggregate_id=patient_id, aggregate_version=revision, payload=change)]
 

@@ -74,6 +74,8 @@ def store_readings(session: Session, readings: list[MeasurementRecord]) -> dict[
     return by_patient
 
 
+# Each handler takes the event class its key names (the consumer dispatches on that key), a
+# narrower parameter than Handler's `Event`: hence the ignores.
 HANDLERS: dict[str, Handler] = {
     "measurement.recorded": on_measurement_recorded,  # type: ignore[dict-item]
     "measurement.deleted": on_measurement_deleted,  # type: ignore[dict-item]

@@ -56,13 +56,14 @@ def import_patients(*, session: Session, body: bytes) -> tuple[ImportReport, lis
             message = "patient_id appears on an earlier line of this file"
             rejected.append(RejectedLine(line=line, errors=[_error(line, "patient_id", message)]))
             continue
-        accepted[data.mrn] = data  # type: ignore[index]
+        assert data.mrn is not None  # the CSV's patient_id column is required (_patient)
+        accepted[data.mrn] = data
     existing = {
         p.mrn: p for p in session.scalars(select(Patient).where(Patient.mrn.in_(accepted)).with_for_update(of=Patient))
     }
     now = datetime.now(UTC)
     created = [_create(session, data, now) for mrn, data in accepted.items() if mrn not in existing]
-    updated = [p for mrn, p in existing.items() if _update(p, accepted[mrn], now)]  # type: ignore[index]
+    updated = [p for mrn, p in existing.items() if mrn is not None and _update(p, accepted[mrn], now)]
     session.flush()
     for patient in created:
         events.publish(session, PatientCreated(aggregate_id=patient.id, aggregate_version=1, payload=to_ref(patient)))

@@ -13,11 +13,11 @@ their events arrived in.
 """
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -206,30 +206,40 @@ def _latest(readings: Sequence[Reading], field: str) -> Reading | None:
     return next((r for r in reversed(readings) if getattr(r, field) is not None), None)
 
 
+def _newest(readings: Sequence[Reading], field: str) -> Any:
+    """The newest value of `field` among `readings`, or None."""
+    reading = _latest(readings, field)
+    return getattr(reading, field) if reading else None
+
+
+def _score(score: Callable[[Any], int], value: Any) -> int | None:
+    return score(value) if value is not None else None
+
+
+def spo2_scale_of(stored: int) -> Literal[1, 2]:
+    """A patient's stored scale as the type says: the database allows only 1 and 2."""
+    return 2 if stored == 2 else 1
+
+
 def news2(readings: Sequence[Reading], spo2_scale: Literal[1, 2]) -> News2:
     """NEWS2 from the newest value of each parameter among `readings` (oldest first)."""
     spo2 = _latest(readings, "spo2_percent")
-    oxygen = _latest(readings, "on_oxygen")
+    on_oxygen = _newest(readings, "on_oxygen")
     values: dict[Parameter, int | None] = {}
-    rr = _latest(readings, "respiratory_rate_bpm")
-    values["respiration_rate"] = score_respiration(rr.respiratory_rate_bpm) if rr else None  # type: ignore[arg-type]
-    if spo2 is None:
+    values["respiration_rate"] = _score(score_respiration, _newest(readings, "respiratory_rate_bpm"))
+    if spo2 is None or spo2.spo2_percent is None:
         values["spo2"] = None
     elif spo2_scale == 2:
         # The oxygen status at the time of that SpO2 reading, if it was recorded with it.
-        on_o2 = spo2.on_oxygen if spo2.on_oxygen is not None else (oxygen.on_oxygen if oxygen else None)
-        values["spo2"] = score_spo2_scale2(spo2.spo2_percent, on_o2)  # type: ignore[arg-type]
+        on_o2 = spo2.on_oxygen if spo2.on_oxygen is not None else on_oxygen
+        values["spo2"] = score_spo2_scale2(spo2.spo2_percent, on_o2)
     else:
-        values["spo2"] = score_spo2_scale1(spo2.spo2_percent)  # type: ignore[arg-type]
-    values["air_or_oxygen"] = score_air_or_oxygen(oxygen.on_oxygen) if oxygen else None  # type: ignore[arg-type]
-    bp = _latest(readings, "systolic_mmhg")
-    values["systolic_bp"] = score_systolic(bp.systolic_mmhg) if bp else None  # type: ignore[arg-type]
-    pulse = _latest(readings, "heart_rate_bpm")
-    values["pulse"] = score_pulse(pulse.heart_rate_bpm) if pulse else None  # type: ignore[arg-type]
-    acvpu = _latest(readings, "consciousness")
-    values["consciousness"] = score_consciousness(acvpu.consciousness) if acvpu else None  # type: ignore[arg-type]
-    temp = _latest(readings, "temperature_c")
-    values["temperature"] = score_temperature(temp.temperature_c) if temp else None  # type: ignore[arg-type]
+        values["spo2"] = score_spo2_scale1(spo2.spo2_percent)
+    values["air_or_oxygen"] = _score(score_air_or_oxygen, on_oxygen)
+    values["systolic_bp"] = _score(score_systolic, _newest(readings, "systolic_mmhg"))
+    values["pulse"] = _score(score_pulse, _newest(readings, "heart_rate_bpm"))
+    values["consciousness"] = _score(score_consciousness, _newest(readings, "consciousness"))
+    values["temperature"] = _score(score_temperature, _newest(readings, "temperature_c"))
 
     present = [score for score in values.values() if score is not None]
     total = sum(present) if present else None
@@ -264,7 +274,7 @@ def blood_pressure(readings: Sequence[Reading]) -> BloodPressureCategory:
             category=None, readings=0, mean_systolic_mmhg=None, mean_diastolic_mmhg=None, provisional=True
         )
     mean_sys = statistics.fmean(s for s, _ in pairs)
-    mean_dia = statistics.fmean(d for _, d in pairs)  # type: ignore[misc]
+    mean_dia = statistics.fmean(d for _, d in pairs if d is not None)  # a pair always has both (the API's rule)
     return BloodPressureCategory(
         category=bp_category_of(mean_sys, mean_dia),
         readings=len(pairs),

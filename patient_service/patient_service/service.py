@@ -21,7 +21,7 @@ from patient_service import events
 from patient_service.assessment import reassess
 from patient_service.config import Settings
 from patient_service.models import EVENT_TABLES, LOCK_PATIENT, Patient, RiskAssessmentRow
-from patient_service.risk import BAND_RANK, assess
+from patient_service.risk import BAND_RANK, assess, spo2_scale_of
 from patient_service.schemas import (
     AtRiskFilter,
     AtRiskPatient,
@@ -172,7 +172,7 @@ def get_risk(*, session: Session, patient_id: uuid.UUID, settings: Settings) -> 
         return RiskAssessmentOut(patient_id=patient.id, **patient.risk.assessment)
     # No reading yet: every parameter missing, nothing judged.
     window = timedelta(hours=settings.risk_window_hours)
-    empty = assess([], spo2_scale=patient.spo2_scale, window=window, variability_window=window)  # type: ignore[arg-type]
+    empty = assess([], spo2_scale=spo2_scale_of(patient.spo2_scale), window=window, variability_window=window)
     return RiskAssessmentOut(patient_id=patient.id, **empty.model_dump())
 
 
@@ -191,20 +191,29 @@ def list_at_risk(*, session: Session, query: AtRiskFilter) -> Page[AtRiskPatient
         total, after = decode_int_cursor(query.cursor, loc=["cursor"])
         stmt = stmt.where((risk.news2_total < total) | ((risk.news2_total == total) & (risk.patient_id > after)))
     rows = session.execute(stmt).all()
-    return page_of(rows, limit, key=lambda row: (row[1].news2_total, row[1].patient_id), out=_at_risk)
+    return page_of(rows, limit, key=_at_risk_key, out=_at_risk)
+
+
+def _at_risk_key(row: tuple[Patient, RiskAssessmentRow]) -> tuple[int, uuid.UUID]:
+    total = row[1].news2_total
+    assert total is not None  # a row with a band (the filter) always has its score
+    return total, row[1].patient_id
 
 
 def _at_risk(row: tuple[Patient, RiskAssessmentRow]) -> AtRiskPatient:
+    """Validated, not just built: a risk row's columns are nullable where the ward view's are not."""
     patient, risk = row
-    return AtRiskPatient(
-        id=patient.id,
-        mrn=patient.mrn,
-        first_name=patient.first_name,
-        last_name=patient.last_name,
-        news2_total=risk.news2_total,
-        band=risk.band,
-        bp_category=risk.bp_category,
-        based_on=risk.based_on,
+    return AtRiskPatient.model_validate(
+        {
+            "id": patient.id,
+            "mrn": patient.mrn,
+            "first_name": patient.first_name,
+            "last_name": patient.last_name,
+            "news2_total": risk.news2_total,
+            "band": risk.band,
+            "bp_category": risk.bp_category,
+            "based_on": risk.based_on,
+        }
     )
 
 
