@@ -57,13 +57,13 @@ class PatientCreate(BaseModel):
 
 
 class PatientUpdate(BaseModel):
-    """Partial update: only the fields sent are changed; required fields cannot be nulled.
-
-    The `None` defaults below only mean "not sent" (the service reads `exclude_unset`); the types
-    stay non-null so that an explicit `null` is refused, hence the type checker's objection to
-    the defaults is ignored, on purpose, field by field."""
+    """Partial update: only the fields sent are changed; required fields cannot be nulled."""
 
     model_config = ConfigDict(extra="forbid")
+
+    # The `None` defaults below only mean "not sent" (the service reads `exclude_unset`); the
+    # types stay non-null so that an explicit `null` is refused, hence the type checker's
+    # objection to those defaults is ignored, on purpose, field by field.
 
     mrn: Mrn | None = None
     first_name: Name = None  # type: ignore[assignment]
