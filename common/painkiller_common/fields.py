@@ -53,19 +53,6 @@ class Text(GroupedMetadata):
 
 
 @dataclass(frozen=True)
-class Integer(GroupedMetadata):
-    """`Annotated[int, Integer(0, 150)]`: a JSON number with no fractional part, within [ge, le]."""
-
-    ge: int
-    le: int
-
-    def __iter__(self) -> Iterator[object]:
-        yield BeforeValidator(json_number)
-        yield Ge(self.ge)
-        yield Le(self.le)
-
-
-@dataclass(frozen=True)
 class Number(GroupedMetadata):
     """`Annotated[float, Number(10, 50)]`: a finite JSON number within [ge, le] (no NaN, no Infinity)."""
 
@@ -77,6 +64,11 @@ class Number(GroupedMetadata):
         yield Ge(self.ge)
         yield Le(self.le)
         yield AllowInfNan(False)
+
+
+class Integer(Number):
+    """`Annotated[int, Integer(0, 150)]`: a JSON number with no fractional part, within [ge, le]
+    (an int is never NaN: the NaN rule does nothing here)."""
 
 
 def to_utc(value: datetime) -> datetime:
