@@ -151,6 +151,7 @@ def problem_openapi(app: FastAPI) -> dict[str, Any]:
         for operation in operations.values():
             _document_security(operation)
             _document_headers(operation)
+            _document_body_errors(operation)
             for status, response in operation.get("responses", {}).items():
                 if str(status)[0] in "45":
                     response["content"] = problem
@@ -179,6 +180,14 @@ def _document_headers(operation: dict[str, Any]) -> None:
         names += ["Retry-After"] if status == "503" else []
         if names:
             response.setdefault("headers", {}).update({name: HEADERS[name] for name in names})
+    if keyed:
+        responses.setdefault("409", {"description": "The Idempotency-Key was used with a different request"})
+
+
+def _document_body_errors(operation: dict[str, Any]) -> None:
+    """A JSON body that does not parse is a 400 (FastAPI's own rule): say so where a body is taken."""
+    if "application/json" in operation.get("requestBody", {}).get("content", {}):
+        operation["responses"].setdefault("400", {"description": "The body is not valid JSON"})
 
 
 def _document_security(operation: dict[str, Any]) -> None:

@@ -77,7 +77,7 @@ def page(session: Session, table: Table, query: AuditFilter) -> Page[AuditEventO
     limit = clamp_limit(query.limit)
     stmt = select(table).where(table.c.patient_id == query.patient_id).order_by(table.c.id.desc()).limit(limit + 1)
     if query.cursor:
-        before, _ = decode_int_cursor(query.cursor, loc=["cursor"])
+        before, _ = decode_int_cursor(query.cursor)
         stmt = stmt.where(table.c.id < before)
     rows = session.execute(stmt).all()
     return page_of(rows, limit, key=lambda row: (row.id, query.patient_id), out=AuditEventOut.model_validate)

@@ -13,23 +13,47 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from annotated_types import Ge, GroupedMetadata, Le
-from pydantic import AfterValidator, AllowInfNan, AwareDatetime, BeforeValidator, StringConstraints
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# Bidirectional overrides and isolates (Trojan Source) and invisible characters: a name holding
-# them reads differently on each screen, so two records could look like one patient.
-_HIDDEN = re.compile(
-    "[\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\u3164\ufeff\uffa0]"
+from pydantic import (
+    AfterValidator,
+    AllowInfNan,
+    AwareDatetime,
+    BeforeValidator,
+    GetJsonSchemaHandler,
+    StringConstraints,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
+
+# C0 and C1 control characters; then bidirectional overrides and isolates (Trojan Source) and
+# invisible characters: a name holding them reads differently on each screen, so two records
+# could look like one patient. Written as regex escapes, which Python and the documents' ECMA
+# regexes both read.
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+_HIDDEN = r"\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\u3164\ufeff\uffa0"
+# What the documents say of a text field: a visible character, none of those above.
+TEXT_PATTERN = rf"^[^{_CONTROL}{_HIDDEN}]*[^\s{_CONTROL}{_HIDDEN}][^{_CONTROL}{_HIDDEN}]*$"
 
 
-def _no_control_chars(value: str) -> str:
-    if _CONTROL.search(value):
+def _plain_text(value: str) -> str:
+    """The same rule as TEXT_PATTERN, each part with its own message; then trimmed."""
+    if re.search(f"[{_CONTROL}]", value):
         raise ValueError("must not contain control characters")
-    if _HIDDEN.search(value):
+    if re.search(f"[{_HIDDEN}]", value):
         raise ValueError("must not contain invisible or text-direction characters")
+    if not value.strip():
+        raise ValueError("must not be blank")
     # One spelling per name: "José" typed with a combining accent is stored as the composed form.
-    return unicodedata.normalize("NFC", value)
+    return unicodedata.normalize("NFC", value.strip())
+
+
+@dataclass(frozen=True)
+class _Documented:
+    """Adds `pattern` to a field's JSON Schema without pydantic checking it a second time."""
+
+    pattern: str
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {**handler(schema), "pattern": self.pattern}
 
 
 def json_number(value: Any) -> Any:
@@ -40,16 +64,18 @@ def json_number(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Text(GroupedMetadata):
-    """`Annotated[str, Text(100)]`: trimmed, 1..100 characters, no control or hidden characters.
+    """`Annotated[str, Text(100)]`: at most 100 characters as sent, not blank, no control or
+    hidden characters; stored trimmed. The length is checked before trimming, as the document's
+    `maxLength` says.
 
     Metadata rather than a function returning a type, so that the type checker sees a `str`."""
 
     max_length: int
-    min_length: int = 1
 
     def __iter__(self) -> Iterator[object]:
-        yield StringConstraints(strip_whitespace=True, min_length=self.min_length, max_length=self.max_length)
-        yield AfterValidator(_no_control_chars)
+        yield StringConstraints(max_length=self.max_length)
+        yield AfterValidator(_plain_text)
+        yield _Documented(TEXT_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -60,10 +86,13 @@ class Number(GroupedMetadata):
     le: float
 
     def __iter__(self) -> Iterator[object]:
-        yield BeforeValidator(json_number)
+        # The constraints before the validator: it still runs first (a BeforeValidator wraps what
+        # precedes it), and pydantic then documents them as `minimum`/`maximum`; after it, they
+        # reach the JSON Schema as `ge`/`le`, which no JSON Schema tool reads.
         yield Ge(self.ge)
         yield Le(self.le)
         yield AllowInfNan(False)
+        yield BeforeValidator(json_number)
 
 
 class Integer(Number):
@@ -98,3 +127,22 @@ def rfc3339_only(value: Any) -> Any:
 
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(rfc3339_only), AfterValidator(to_utc)]
+
+
+def rule_broken(message: str, *, field: str | None = None) -> PydanticCustomError:
+    """The error of a rule that spans fields (a model validator's), naming the field at fault:
+    `problems.field_errors` adds it to the error's location, which pydantic leaves at the model."""
+    return PydanticCustomError("value_error", message, {"field": field} if field else None)
+
+
+def present(schema: dict[str, Any], *names: str) -> dict[str, Any]:
+    """JSON Schema, for a rule across the fields of `schema`: each of `names` is sent and is not
+    null. Each property's own schema is repeated in it: some generators (schemathesis) take a
+    branch's properties in place of the object's rather than as well."""
+    properties = schema["properties"]
+    return {"required": list(names), "properties": {name: _non_null(properties[name]) for name in names}}
+
+
+def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
+    options = [option for option in schema.get("anyOf", [schema]) if option != {"type": "null"}]
+    return options[0] if len(options) == 1 else {"anyOf": options}

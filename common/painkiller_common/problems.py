@@ -13,10 +13,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
 TYPE_BASE = "https://painkiller.example/problems/"
 
 
@@ -147,6 +149,8 @@ def field_errors(errors: list[Any], *, prefix: tuple[str | int, ...] = ()) -> li
     out = []
     for err in errors:
         loc = [*prefix, *(part if isinstance(part, (str, int)) else str(part) for part in err.get("loc", ()))]
+        if field := (err.get("ctx") or {}).get("field"):  # a rule across fields names its field
+            loc.append(field)
         message = _safe_message(str(err.get("msg", "invalid value")))
         if err.get("type") == "json_invalid":  # pydantic puts the character offset in loc
             message = f"malformed JSON at character {loc[-1]}: {err.get('ctx', {}).get('error', '')}"
@@ -179,9 +183,25 @@ async def _on_validation(request: Request, exc: RequestValidationError) -> JSONR
 
 async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
+    headers = getattr(exc, "headers", None)
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"No route matches {request.method} {request.url.path}"
-    return problem_response(request, status=exc.status_code, detail=detail, headers=getattr(exc, "headers", None))
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        detail, headers = f"{request.url.path} answers {allowed}, not {request.method}.", {"Allow": allowed}
+    return problem_response(request, status=exc.status_code, detail=detail, headers=headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path: Starlette's own 405 names only the first
+    route that matched the path (POST, where GET and POST are two routes)."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    ]
+    return ", ".join(allowed)
 
 
 def _driver_error(exc: Exception) -> str:

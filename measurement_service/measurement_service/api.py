@@ -13,9 +13,11 @@ from measurement_service.patients import PatientDirectory
 from measurement_service.schemas import (
     BatchIn,
     BatchOut,
+    MeasurementBatchIn,
     MeasurementCreate,
     MeasurementFilter,
     MeasurementOut,
+    MeasurementSearch,
     PatientMeasurementFilter,
     Reading,
 )
@@ -41,7 +43,9 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 PoolDep = Annotated[Pool, Depends(get_pool)]
 DirectoryDep = Annotated[PatientDirectory, Depends(get_directory)]
 JsonBody = [Depends(require_json)]
-WRITE_ERRORS = problem_responses(404, 415, 422, 503)
+# 409: the same patient, measured_at and source already stored (a single reading), or an
+# Idempotency-Key sent again with another body.
+WRITE_ERRORS = problem_responses(404, 409, 415, 422, 503)
 # Which scope each route needs (doc/security.md); a patient/ token reaches its own patient only.
 CanCreate = Annotated[Access, Depends(requires("Observation", "c"))]
 CanRead = Annotated[Access, Depends(requires("Observation", "r"))]
@@ -58,7 +62,7 @@ BATCH_DOC = (
 )
 
 
-patient_router = APIRouter(prefix="/api/v1/patient/{patient_id}/measurements", tags=["measurements"])
+patient_router = APIRouter(prefix="/api/v1/patient/{patient_id:uuid}/measurements", tags=["measurements"])
 
 
 @patient_router.post(
@@ -185,7 +189,7 @@ def measures_router(prefix: str, *, in_schema: bool) -> APIRouter:
         description=BATCH_DOC,
     )
     async def record_batch(
-        batch: BatchIn,
+        batch: MeasurementBatchIn,
         pool: PoolDep,
         directory: DirectoryDep,
         access: CanCreate,
@@ -222,7 +226,7 @@ def measures_router(prefix: str, *, in_schema: bool) -> APIRouter:
         dependencies=JsonBody,
         responses=problem_responses(415, 422),
     )
-    async def list_by_body(query: MeasurementFilter, pool: PoolDep, access: CanSearch) -> Response:
+    async def list_by_body(query: MeasurementSearch, pool: PoolDep, access: CanSearch) -> Response:
         """The same as `GET`, with the filters in a JSON body."""
         return await list_all(query, pool, access)
 
@@ -233,28 +237,30 @@ def measures_router(prefix: str, *, in_schema: bool) -> APIRouter:
         access.record(session, 200, [(None, query.patient_id)])
         return json_response(page)
 
-    @router.get("/{measurement_id}", name="read", response_model=MeasurementOut, responses=problem_responses(404, 422))
+    @router.get("/{measurement_id:uuid}", name="read", response_model=MeasurementOut, responses=problem_responses(404))
     def get_one(measurement_id: uuid.UUID, session: SessionDep, access: CanRead) -> MeasurementOut:
         measurement = _reachable(session, access, measurement_id)
         access.record(session, 200, [(measurement.id, measurement.patient_id)])
         return MeasurementOut.model_validate(measurement)
 
     @router.delete(
-        "/{measurement_id}",
+        "/{measurement_id:uuid}",
         name="delete",
         status_code=status.HTTP_204_NO_CONTENT,
-        responses=problem_responses(404, 422),
+        responses=problem_responses(404),
     )
     def delete(measurement_id: uuid.UUID, session: SessionDep, access: CanDelete) -> None:
+        """Delete a reading. Clients that cannot send DELETE may POST to `.../delete/{measurement_id}`."""
         measurement = _reachable(session, access, measurement_id)
         service.delete_measurement(session=session, measurement=measurement)
         access.record(session, 204, [(measurement.id, measurement.patient_id)])
 
     @router.post(
-        "/delete/{measurement_id}",
+        "/delete/{measurement_id:uuid}",
         name="delete_by_post",
         status_code=status.HTTP_204_NO_CONTENT,
-        responses=problem_responses(404, 422),
+        # An alias, described on DELETE; left out of the document as the /measurements prefix is.
+        include_in_schema=False,
     )
     def delete_by_post(measurement_id: uuid.UUID, session: SessionDep, access: CanDelete) -> None:
         """The same as `DELETE`, for clients that only POST."""

@@ -45,7 +45,7 @@ def _statement(
     if query.until is not None:
         where.append(f"measured_at < {arg(query.until)}")
     if query.cursor:
-        at, row_id = decode_cursor(query.cursor, loc=["cursor"])
+        at, row_id = decode_cursor(query.cursor)
         where.append(f"(measured_at, id) < ({arg(at)}, {arg(row_id)})")
     limit = clamp_limit(query.limit)
     filters = f" WHERE {' AND '.join(where)}" if where else ""

@@ -8,11 +8,13 @@ recorded in people, rounded outwards.
 """
 
 import uuid
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, PlainValidator, StrictBool, model_validator
 
 from painkiller_common.contracts import (
+    VITALS,
     Consciousness,
     Diastolic,
     Glucose,
@@ -27,15 +29,47 @@ from painkiller_common.contracts import (
     Temperature,
     Weight,
 )
-from painkiller_common.fields import Timestamp
-from painkiller_common.pagination import Cursor, Limit
+from painkiller_common.fields import Timestamp, present, rule_broken
+from painkiller_common.pagination import Cursor, JsonLimit, Limit
 from painkiller_common.problems import FieldError
+
+READING_EXAMPLE: dict[str, JsonValue] = {
+    "measured_at": "2026-11-26T08:30:00Z",
+    "heart_rate_bpm": 88,
+    "systolic_mmhg": 128,
+    "diastolic_mmhg": 79,
+}
+MEASUREMENT_EXAMPLE: dict[str, JsonValue] = {
+    "patient_id": "0b9f7a8c-2d3e-4f50-8172-8394a5b6c7d8",
+    "heart_rate_bpm": 88,
+    "spo2_percent": 97,
+}
+MAX_BATCH = 1000
+
+
+def reading_rules(*examples: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """The rules across a reading's fields that JSON Schema can state (`Reading` checks them)."""
+
+    def add(schema: dict[str, Any]) -> None:
+        schema["anyOf"] = [present(schema, vital) for vital in VITALS]
+        # Either pressure sent as a number brings the other (null counts as not sent).
+        pressures = ("systolic_mmhg", "diastolic_mmhg")
+        schema["allOf"] = [{"if": present(schema, one), "then": present(schema, *pressures)} for one in pressures]
+        schema["examples"] = list(examples)
+
+    return add
 
 
 class Reading(BaseModel):
-    """One set of vital signs taken at one moment; at least one vital is required."""
+    """One set of vital signs taken at one moment: at least one vital; systolic and diastolic
+    together, diastolic below systolic (a rule JSON Schema cannot state)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=reading_rules(
+            READING_EXAMPLE, {"temperature_c": 38.4, "spo2_percent": 94, "on_oxygen": False}
+        ),
+    )
 
     measured_at: MeasuredAt | None = Field(default=None, description="RFC 3339 with offset; default: time received.")
     temperature_c: Temperature | None = None
@@ -47,13 +81,28 @@ class Reading(BaseModel):
     weight_kg: Weight | None = None
     height_cm: Height | None = None
     glucose_mg_dl: Glucose | None = None
-    on_oxygen: bool | None = Field(default=None, description="Supplemental oxygen (NEWS2 'air or oxygen').")
+    # Strict: pydantic would read 0, 1, "yes" or "off" as a boolean; the document says true or false.
+    on_oxygen: StrictBool | None = Field(default=None, description="Supplemental oxygen (NEWS2 'air or oxygen').")
     consciousness: Consciousness | None = Field(default=None, description="ACVPU level.")
     source: Source | None = Field(default=None, description="Device id, or `manual`.")
+
+    @model_validator(mode="after")
+    def _rules_across_fields(self) -> Self:
+        if all(getattr(self, vital) is None for vital in VITALS):
+            raise rule_broken("at least one vital sign is required: " + ", ".join(VITALS))
+        systolic, diastolic = self.systolic_mmhg, self.diastolic_mmhg
+        if (systolic is None) != (diastolic is None):
+            missing = "diastolic_mmhg" if diastolic is None else "systolic_mmhg"
+            raise rule_broken("systolic_mmhg and diastolic_mmhg must be sent together", field=missing)
+        if systolic is not None and diastolic is not None and diastolic >= systolic:
+            raise rule_broken("must be below systolic_mmhg", field="diastolic_mmhg")
+        return self
 
 
 class MeasurementCreate(Reading):
     """A reading for the patient named in the body (`POST /api/v1/measures`)."""
+
+    model_config = ConfigDict(json_schema_extra=reading_rules(MEASUREMENT_EXAMPLE))
 
     patient_id: uuid.UUID
 
@@ -76,16 +125,43 @@ class MeasurementFilter(PatientMeasurementFilter):
     patient_id: uuid.UUID | None = None
 
 
-MAX_BATCH = 1000
+class MeasurementSearch(MeasurementFilter):
+    """The body of `POST /api/v1/measures/list`: the filters of `GET /api/v1/measures`."""
+
+    limit: JsonLimit | None = None
+
+
+def _an_object(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("must be an object")
+    return value
+
+
+# Batch items are documented as readings but taken as any object, so that each is validated on
+# its own (service._validate_batch) and a bad one is reported by its index, not the whole batch.
+ReadingItem = Annotated[dict[str, Any], PlainValidator(_an_object, json_schema_input_type=Reading)]
+MeasurementItem = Annotated[dict[str, Any], PlainValidator(_an_object, json_schema_input_type=MeasurementCreate)]
+BATCH_LIMITS = Field(
+    min_length=1,
+    max_length=MAX_BATCH,
+    description="Each validated on its own: the valid ones are stored, the others reported by index.",
+)
 
 
 class BatchIn(BaseModel):
-    """Up to 1,000 readings, each validated on its own: the valid ones are stored, the others
-    are reported by index. Each item is a reading as for the single POST."""
+    """Up to 1,000 readings of the patient in the path; 422 when none is valid."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"readings": [READING_EXAMPLE]}]})
 
-    readings: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+    readings: list[ReadingItem] = BATCH_LIMITS
+
+
+class MeasurementBatchIn(BaseModel):
+    """Up to 1,000 readings, each naming its patient; 422 when none is valid."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"readings": [MEASUREMENT_EXAMPLE]}]})
+
+    readings: list[MeasurementItem] = BATCH_LIMITS
 
 
 class BatchItem(BaseModel):

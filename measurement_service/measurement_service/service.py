@@ -17,6 +17,7 @@ from measurement_service.schemas import (
     BatchIn,
     BatchItem,
     BatchOut,
+    MeasurementBatchIn,
     MeasurementCreate,
     MeasurementOut,
     Reading,
@@ -34,20 +35,6 @@ MEASUREMENT_CREATE: TypeAdapter[MeasurementCreate] = TypeAdapter(MeasurementCrea
 READING_FIELDS = {"measured_at", *VITALS, "source"}
 
 
-def reading_errors(data: Reading, at: Loc) -> list[tuple[Loc, str]]:
-    """The rules that span fields (doc/api.md): a vital present, BP as a proper pair."""
-    errors: list[tuple[Loc, str]] = []
-    if all(getattr(data, field) is None for field in VITALS):
-        errors.append((at, "at least one vital sign is required: " + ", ".join(VITALS)))
-    systolic, diastolic = data.systolic_mmhg, data.diastolic_mmhg
-    if (systolic is None) != (diastolic is None):
-        missing = "diastolic_mmhg" if diastolic is None else "systolic_mmhg"
-        errors.append(([*at, missing], "systolic_mmhg and diastolic_mmhg must be sent together"))
-    elif systolic is not None and diastolic is not None and diastolic >= systolic:
-        errors.append(([*at, "diastolic_mmhg"], "must be below systolic_mmhg"))
-    return errors
-
-
 async def record_one(
     *,
     pool: Pool,
@@ -60,8 +47,6 @@ async def record_one(
     location_prefix: str,
 ) -> Response:
     """Store one reading, its event and audit row, and claim its Idempotency-Key: one statement."""
-    if errors := reading_errors(data, ["body"]):
-        raise InvalidInput(*errors)
     access.reach(patient_id)
     record = recording.new_row(patient_id, data.model_dump(include=READING_FIELDS), datetime.now(UTC))
     body, location = MeasurementOut.model_construct(**record).model_dump_json(), f"{location_prefix}/{record['id']}"
@@ -92,7 +77,7 @@ async def record_batch(
     directory: PatientDirectory,
     access: Access,
     patient_id: uuid.UUID | None,
-    batch: BatchIn,
+    batch: BatchIn | MeasurementBatchIn,
     key: str | None,
     scope: str,
 ) -> Response:
@@ -115,7 +100,7 @@ async def record_batch(
     return await idempotency.run_once_async(pool=pool, access=access, key=key, scope=scope, request=batch, write=write)
 
 
-def _reach_batch(access: Access, patient_id: uuid.UUID | None, batch: BatchIn) -> None:
+def _reach_batch(access: Access, patient_id: uuid.UUID | None, batch: BatchIn | MeasurementBatchIn) -> None:
     """A patient/ token's batch is refused whole if it is for, or any reading names, another patient."""
     if patient_id is not None:
         access.reach(patient_id)
@@ -125,7 +110,9 @@ def _reach_batch(access: Access, patient_id: uuid.UUID | None, batch: BatchIn) -
             raise NotFound(f"Patient {named} does not exist.")
 
 
-def _validate_batch(patient_id: uuid.UUID | None, batch: BatchIn) -> tuple[list[BatchItem], dict[int, recording.Row]]:
+def _validate_batch(
+    patient_id: uuid.UUID | None, batch: BatchIn | MeasurementBatchIn
+) -> tuple[list[BatchItem], dict[int, recording.Row]]:
     """Each reading validated alone: the result of each, and the records of the valid ones (422 if none)."""
     adapter = READING if patient_id is not None else MEASUREMENT_CREATE
     now = datetime.now(UTC)
@@ -137,9 +124,6 @@ def _validate_batch(patient_id: uuid.UUID | None, batch: BatchIn) -> tuple[list[
             reading = adapter.validate_python(raw)
         except ValidationError as exc:
             results.append(_rejected(index, field_errors(exc.errors(), prefix=tuple(at))))
-            continue
-        if errors := reading_errors(reading, at):
-            results.append(_rejected(index, InvalidInput(*errors).errors))
             continue
         owner = reading.patient_id if isinstance(reading, MeasurementCreate) else patient_id
         assert owner is not None  # a reading without the path's patient names its own

@@ -81,8 +81,8 @@ def test_wrong_content_type_is_415(client: TestClient, patient_id, stored) -> No
 @pytest.mark.parametrize(
     "path", ["/api/v1/measures/abc", "/api/v1/measurements/abc", "/api/v1/patient/abc/measurements"]
 )
-def test_ids_that_are_not_uuids_are_422(client: TestClient, path: str) -> None:
-    assert client.get(path).status_code == 422
+def test_ids_that_are_not_uuids_are_404(client: TestClient, path: str) -> None:
+    assert client.get(path).status_code == 404
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from patient_service.schemas import (
     PatientCreate,
     PatientFilter,
     PatientOut,
+    PatientSearch,
     PatientUpdate,
     RiskAssessmentOut,
 )
@@ -61,12 +62,13 @@ def _touched(patients: Page[PatientOut] | Page[AtRiskPatient]) -> list[tuple[uui
     status_code=status.HTTP_201_CREATED,
     response_model=PatientOut,
     dependencies=JsonBody,
-    responses=problem_responses(409, 415, 422),
+    responses=problem_responses(404, 409, 415, 422),
 )
 def create_patient(
     data: PatientCreate, session: SessionDep, access: CanCreate, idempotency_key: IdempotencyKey = None
 ) -> Response:
-    """Register a patient; the `Location` header gives the new patient's URL."""
+    """Register a patient; the `Location` header gives the new patient's URL. A request repeated
+    with the same Idempotency-Key gets the first answer again, or 404 once that patient is deleted."""
 
     def create() -> Outcome:
         patient = service.create_patient(session=session, data=data)
@@ -90,6 +92,7 @@ def create_patient(
     dependencies=[Depends(require_csv)],
     responses=problem_responses(415, 422),
     description=imports.__doc__,
+    openapi_extra={"requestBody": {"content": {"text/csv": {"schema": imports.BODY_SCHEMA}}}},
 )
 def import_patients(
     body: Annotated[bytes, Body(media_type="text/csv")], session: SessionDep, access: CanImport
@@ -115,7 +118,7 @@ def list_patients(query: Annotated[PatientFilter, Query()], session: SessionDep,
     dependencies=JsonBody,
     responses=problem_responses(415, 422),
 )
-def list_patients_by_body(query: PatientFilter, session: SessionDep, access: CanSearch) -> Response:
+def list_patients_by_body(query: PatientSearch, session: SessionDep, access: CanSearch) -> Response:
     """The same as `GET /api/v1/patient`, with the filters in a JSON body."""
     return list_patients(query, session, access)
 
@@ -136,7 +139,9 @@ def read_audit(query: Annotated[audit.AuditFilter, Query()], session: SessionDep
     return json_response(page)
 
 
-@router.get("/{patient_id}/risk", name="risk", response_model=RiskAssessmentOut, responses=problem_responses(404, 422))
+@router.get(
+    "/{patient_id:uuid}/risk", name="risk", response_model=RiskAssessmentOut, responses=problem_responses(404, 422)
+)
 def get_risk(patient_id: uuid.UUID, session: SessionDep, settings: SettingsDep, access: CanRead) -> RiskAssessmentOut:
     """NEWS2, blood-pressure category and variability from the patient's recent readings."""
     access.reach(patient_id)
@@ -145,14 +150,14 @@ def get_risk(patient_id: uuid.UUID, session: SessionDep, settings: SettingsDep, 
     return risk
 
 
-@router.get("/{patient_id}", name="read", response_model=PatientOut, responses=problem_responses(404, 422))
+@router.get("/{patient_id:uuid}", name="read", response_model=PatientOut, responses=problem_responses(404))
 async def get_patient(patient_id: uuid.UUID, pool: PoolDep, access: CanRead) -> Response:
     access.reach(patient_id)
     return json_response(await service.read_patient(pool=pool, access=access, patient_id=patient_id))
 
 
 @router.patch(
-    "/{patient_id}",
+    "/{patient_id:uuid}",
     name="update",
     response_model=PatientOut,
     dependencies=JsonBody,
@@ -169,19 +174,23 @@ def update_patient(
 
 
 @router.delete(
-    "/{patient_id}", name="delete", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 422)
+    "/{patient_id:uuid}", name="delete", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404)
 )
 def delete_patient(patient_id: uuid.UUID, session: SessionDep, access: CanDelete) -> None:
+    """Delete a patient; their readings follow. Clients that cannot send DELETE may POST to
+    `/api/v1/patient/delete/{patient_id}`."""
     access.reach(patient_id)
     service.delete_patient(session=session, patient_id=patient_id)
     access.record(session, 204, [(patient_id, patient_id)])
 
 
 @router.post(
-    "/delete/{patient_id}",
+    "/delete/{patient_id:uuid}",
     name="delete_by_post",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(404, 422),
+    # An alias, described on DELETE and left out of the document: a fuzzer, like a reader, would
+    # take it for a second resource rather than the patient's own URL.
+    include_in_schema=False,
 )
 def delete_patient_by_post(patient_id: uuid.UUID, session: SessionDep, access: CanDelete) -> None:
     """The same as `DELETE /api/v1/patient/{patient_id}`, for clients that only POST."""

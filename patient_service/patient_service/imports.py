@@ -8,6 +8,7 @@ rejected line is reported by its line number (the header is line 1); the rest ar
 
 import csv
 import io
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -23,7 +24,12 @@ from patient_service.schemas import PatientCreate
 from patient_service.service import to_ref
 
 COLUMNS = ["patient_id", "first_name", "last_name", "age", "condition"]
+# What a file must start with: checked here on the raw text and stated as the body's `pattern`
+# in the OpenAPI document, so both say the same (an optional byte-order mark, then the header).
+HEADER_PATTERN = r"^\ufeff?" + ",".join(COLUMNS) + r"(\r?\n|$)"
 MAX_ROWS = 20_000
+EXAMPLE = "patient_id,first_name,last_name,age,condition\nMRN-1001,Grace,Hopper,85,hypertension\n"
+BODY_SCHEMA = {"contentMediaType": "text/csv", "pattern": HEADER_PATTERN, "examples": [EXAMPLE]}
 
 
 class RejectedLine(BaseModel):
@@ -80,12 +86,12 @@ def import_patients(*, session: Session, body: bytes) -> tuple[ImportReport, lis
 
 def _parse(body: bytes) -> list[tuple[int, dict[str, str]]]:
     try:
-        text = body.decode("utf-8-sig")
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput((["body"], "the file is not UTF-8 text")) from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if reader.fieldnames is None or [f.strip() for f in reader.fieldnames] != COLUMNS:
+    if not re.match(HEADER_PATTERN, text):
         raise InvalidInput((["body"], "the first line must be the header " + ",".join(COLUMNS)))
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
     rows = []
     try:
         for row in reader:

@@ -2,13 +2,13 @@
 
 import uuid
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from painkiller_common.contracts import PatientRecord, Sex
-from painkiller_common.fields import Integer, Text, json_number
-from painkiller_common.pagination import Cursor, Limit
+from painkiller_common.fields import Integer, Text, json_number, present, rule_broken
+from painkiller_common.pagination import Cursor, JsonLimit, Limit
 from patient_service.risk import Band, BpCategory, RiskAssessment
 
 Name = Annotated[str, Text(100)]
@@ -38,13 +38,33 @@ def _plausible_birth_date(value: date) -> date:
     return value
 
 
-BirthDate = Annotated[date, AfterValidator(_plausible_birth_date)]
+BirthDate = Annotated[
+    date,
+    AfterValidator(_plausible_birth_date),
+    Field(description=f"Not in the future, nor more than {MAX_AGE} years ago."),
+]
+
+
+def one_of_age_and_birth_date(age: int | None, birth_date: date | None) -> None:
+    """Age and birth date describe one fact: a request sets one of them, never both, so that
+    they cannot disagree."""
+    if age is not None and birth_date is not None:
+        raise rule_broken("send one of age or birth_date, not both", field="age")
 
 
 class PatientCreate(BaseModel):
-    """A new patient; one of `age` or `birth_date` is required, and they must agree if both are sent."""
+    """A new patient, with exactly one of `age` or `birth_date`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=lambda schema: schema.update(
+            oneOf=[present(schema, "age"), present(schema, "birth_date")],
+            examples=[
+                {"mrn": "MRN-1001", "first_name": "Grace", "last_name": "Hopper", "birth_date": "1941-12-09"},
+                {"first_name": "Ada", "last_name": "Lovelace", "age": 36, "sex": "female", "conditions": ["asthma"]},
+            ],
+        ),
+    )
 
     mrn: Mrn | None = Field(default=None, description="Hospital medical record number; unique.")
     first_name: Name
@@ -55,11 +75,27 @@ class PatientCreate(BaseModel):
     conditions: list[Condition] = Field(default_factory=list, max_length=50)
     spo2_scale: SpO2Scale = 1
 
+    @model_validator(mode="after")
+    def _age_or_birth_date(self) -> Self:
+        if self.age is None and self.birth_date is None:
+            raise rule_broken("one of age or birth_date is required", field="age")
+        one_of_age_and_birth_date(self.age, self.birth_date)
+        return self
+
 
 class PatientUpdate(BaseModel):
-    """Partial update: only the fields sent are changed; required fields cannot be nulled."""
+    """Partial update: only the fields sent are changed; required fields cannot be nulled. Age and
+    birth date describe one fact: setting one replaces the other, and only one may be sent."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=lambda schema: schema.update(
+            {
+                "not": present(schema, "age", "birth_date"),
+                "examples": [{"last_name": "Hopper-Murray"}, {"spo2_scale": 2}],
+            }
+        ),
+    )
 
     # The `None` defaults below only mean "not sent" (the service reads `exclude_unset`); the
     # types stay non-null so that an explicit `null` is refused, hence the type checker's
@@ -73,6 +109,11 @@ class PatientUpdate(BaseModel):
     sex: Sex = None  # type: ignore[assignment]
     conditions: list[Condition] = Field(default=None, max_length=50)  # type: ignore[arg-type]
     spo2_scale: SpO2Scale = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _age_or_birth_date(self) -> Self:
+        one_of_age_and_birth_date(self.age, self.birth_date)
+        return self
 
 
 class LatestVital(BaseModel):
@@ -116,7 +157,7 @@ class AtRiskPatient(BaseModel):
 
 
 class PatientFilter(BaseModel):
-    """Filters of `POST /api/v1/patient/list`, the same as the query of `GET /api/v1/patient`."""
+    """Filters of `GET /api/v1/patient`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -124,6 +165,12 @@ class PatientFilter(BaseModel):
     mrn: Mrn | None = None
     limit: Limit | None = None
     cursor: Cursor | None = None
+
+
+class PatientSearch(PatientFilter):
+    """The body of `POST /api/v1/patient/list`: the filters of `GET /api/v1/patient`."""
+
+    limit: JsonLimit | None = None
 
 
 class RiskAssessmentOut(RiskAssessment):

@@ -3,7 +3,7 @@ patient, the hot read, is async on asyncpg (doc/performance.md)."""
 
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, tuple_
@@ -16,7 +16,7 @@ from painkiller_common.contracts import PatientCreated, PatientDeleted, PatientR
 from painkiller_common.idempotency import erase_answers
 from painkiller_common.pagination import Page, clamp_limit, decode_cursor, decode_int_cursor, page_of
 from painkiller_common.pg import Pool
-from painkiller_common.problems import Conflict, InvalidInput, NotFound
+from painkiller_common.problems import Conflict, NotFound
 from patient_service import events
 from patient_service.assessment import reassess
 from patient_service.config import Settings
@@ -63,9 +63,6 @@ def to_out(patient: Patient) -> PatientOut:
 
 
 def create_patient(*, session: Session, data: PatientCreate) -> Patient:
-    if data.age is None and data.birth_date is None:
-        raise InvalidInput((["body", "age"], "one of age or birth_date is required"))
-    _check_age_matches(data.age, data.birth_date)
     now = datetime.now(UTC)
     patient = Patient(id=uuid.uuid4(), created_at=now, updated_at=now, version=1, latest_vitals={}, **data.model_dump())
     if patient.birth_date is not None:
@@ -104,7 +101,6 @@ def get_patient(*, session: Session, patient_id: uuid.UUID, for_update: bool = F
 
 def update_patient(*, session: Session, patient_id: uuid.UUID, data: PatientUpdate, settings: Settings) -> Patient:
     patient = get_patient(session=session, patient_id=patient_id, for_update=True)
-    _check_age_matches(data.age, data.birth_date)
     changes = data.model_dump(exclude_unset=True)
     _apply_age_rules(patient, changes)
     rescore = "spo2_scale" in changes and changes["spo2_scale"] != patient.spo2_scale
@@ -119,11 +115,6 @@ def update_patient(*, session: Session, patient_id: uuid.UUID, data: PatientUpda
         session, PatientUpdated(aggregate_id=patient.id, aggregate_version=patient.version, payload=to_ref(patient))
     )
     return patient
-
-
-def _check_age_matches(age: int | None, birth_date: date | None) -> None:
-    if age is not None and birth_date is not None and years_between(birth_date, today()) != age:
-        raise InvalidInput((["body", "age"], "does not match birth_date; send one of them"))
 
 
 def _apply_age_rules(patient: Patient, changes: dict[str, object]) -> None:
@@ -160,7 +151,7 @@ def list_patients(*, session: Session, query: PatientFilter) -> Page[PatientOut]
     if query.mrn:
         stmt = stmt.where(Patient.mrn == query.mrn)
     if query.cursor:
-        after = decode_cursor(query.cursor, loc=["cursor"])
+        after = decode_cursor(query.cursor)
         stmt = stmt.where(tuple_(Patient.created_at, Patient.id) > after)
     rows = session.scalars(stmt).all()
     return page_of(rows, limit, key=lambda p: (p.created_at, p.id), out=to_out)
@@ -188,7 +179,7 @@ def list_at_risk(*, session: Session, query: AtRiskFilter) -> Page[AtRiskPatient
         .limit(limit + 1)
     )
     if query.cursor:
-        total, after = decode_int_cursor(query.cursor, loc=["cursor"])
+        total, after = decode_int_cursor(query.cursor)
         stmt = stmt.where((risk.news2_total < total) | ((risk.news2_total == total) & (risk.patient_id > after)))
     rows = session.execute(stmt).all()
     return page_of(rows, limit, key=_at_risk_key, out=_at_risk)

@@ -73,11 +73,13 @@ def test_patch_with_bad_value_changes_nothing(client: TestClient, make_patient) 
 
 
 @pytest.mark.parametrize("method", ["get", "patch", "delete"])
-def test_id_that_is_not_a_uuid_is_422(client: TestClient, method: str) -> None:
+def test_id_that_is_not_a_uuid_is_404(client: TestClient, method: str) -> None:
+    """No patient can have such an id: the route takes UUIDs only, so that `/list` or `/audit`
+    with a method they lack is a 405, not a patient id that fails validation."""
     kwargs = {"json": {"age": 3}} if method == "patch" else {}
     response = getattr(client, method)("/api/v1/patient/12345", **kwargs)
-    assert response.status_code == 422
-    assert response.json()["errors"][0]["field"] == "patient_id"
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
 
 
 def test_nul_in_query_is_422(client: TestClient) -> None:
@@ -91,3 +93,20 @@ def test_unknown_route_and_method_are_problems(client: TestClient) -> None:
     wrong_method = client.put("/api/v1/patient", json=VALID)
     assert wrong_method.status_code == 405
     assert wrong_method.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "method,path,allow",
+    [
+        ("put", "/api/v1/patient", "GET, POST"),  # two routes, GET and POST: both named
+        ("patch", "/api/v1/patient/list", "POST"),  # not taken for a patient id
+        ("patch", "/api/v1/patient/at-risk", "GET"),
+        ("post", "/api/v1/patient/00000000-0000-4000-8000-000000000000", "DELETE, GET, PATCH"),
+    ],
+)
+def test_a_method_a_path_lacks_is_405_naming_every_method_it_has(
+    client: TestClient, method: str, path: str, allow: str
+) -> None:
+    response = client.request(method.upper(), path, json={})
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow

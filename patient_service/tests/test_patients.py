@@ -1,5 +1,6 @@
 from datetime import date
 
+import pytest
 from fastapi.testclient import TestClient
 
 from painkiller_common.testing import RoundTrips
@@ -57,11 +58,13 @@ def test_age_or_birth_date_is_required_and_named(client: TestClient) -> None:
     assert [e["field"] for e in response.json()["errors"]] == ["age"]
 
 
-def test_age_that_contradicts_birth_date_is_422(client: TestClient, stored) -> None:
+@pytest.mark.parametrize("age", [3, 36])  # 36 agrees with the date in 2026: one fact, sent once
+def test_age_and_birth_date_together_are_422(client: TestClient, stored, age: int) -> None:
     response = client.post(
-        "/api/v1/patient", json={"first_name": "A", "last_name": "B", "age": 3, "birth_date": "1990-01-01"}
+        "/api/v1/patient", json={"first_name": "A", "last_name": "B", "age": age, "birth_date": "1990-01-01"}
     )
     assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["age"]
     assert stored("patients") == 0
 
 
