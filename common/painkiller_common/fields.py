@@ -135,12 +135,22 @@ def rule_broken(message: str, *, field: str | None = None) -> PydanticCustomErro
     return PydanticCustomError("value_error", message, {"field": field} if field else None)
 
 
+# Rules across fields are stated with `not` and `if`/`then`/`else` rather than `anyOf`/`oneOf` at
+# the top of an object: client generators (openapi-python-client) read the latter as a union of
+# partial models and lose the object's own properties, while they leave the former to validators.
+
+
 def present(schema: dict[str, Any], *names: str) -> dict[str, Any]:
     """JSON Schema, for a rule across the fields of `schema`: each of `names` is sent and is not
     null. Each property's own schema is repeated in it: some generators (schemathesis) take a
     branch's properties in place of the object's rather than as well."""
     properties = schema["properties"]
     return {"required": list(names), "properties": {name: _non_null(properties[name]) for name in names}}
+
+
+def absent(*names: str) -> dict[str, Any]:
+    """JSON Schema: none of `names` is sent, or each is null."""
+    return {"properties": {name: {"type": "null"} for name in names}}
 
 
 def _non_null(schema: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from painkiller_common.contracts import (
     Temperature,
     Weight,
 )
-from painkiller_common.fields import Timestamp, present, rule_broken
+from painkiller_common.fields import Timestamp, absent, present, rule_broken
 from painkiller_common.pagination import Cursor, JsonLimit, Limit
 from painkiller_common.problems import FieldError
 
@@ -51,10 +51,11 @@ def reading_rules(*examples: dict[str, Any]) -> Callable[[dict[str, Any]], None]
     """The rules across a reading's fields that JSON Schema can state (`Reading` checks them)."""
 
     def add(schema: dict[str, Any]) -> None:
-        schema["anyOf"] = [present(schema, vital) for vital in VITALS]
-        # Either pressure sent as a number brings the other (null counts as not sent).
-        pressures = ("systolic_mmhg", "diastolic_mmhg")
-        schema["allOf"] = [{"if": present(schema, one), "then": present(schema, *pressures)} for one in pressures]
+        schema["not"] = absent(*VITALS)  # at least one vital, not null
+        # Both pressures or neither (null counts as not sent).
+        schema["if"] = present(schema, "systolic_mmhg")
+        schema["then"] = present(schema, "diastolic_mmhg")
+        schema["else"] = absent("diastolic_mmhg")
         schema["examples"] = list(examples)
 
     return add

@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Self
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from painkiller_common.contracts import PatientRecord, Sex
-from painkiller_common.fields import Integer, Text, json_number, present, rule_broken
+from painkiller_common.fields import Integer, Text, absent, json_number, present, rule_broken
 from painkiller_common.pagination import Cursor, JsonLimit, Limit
 from patient_service.risk import Band, BpCategory, RiskAssessment
 
@@ -57,8 +57,9 @@ class PatientCreate(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        # Exactly one of age and birth_date: without an age, a birth date; with one, none.
         json_schema_extra=lambda schema: schema.update(
-            oneOf=[present(schema, "age"), present(schema, "birth_date")],
+            {"if": absent("age"), "then": present(schema, "birth_date"), "else": absent("birth_date")},
             examples=[
                 {"mrn": "MRN-1001", "first_name": "Grace", "last_name": "Hopper", "birth_date": "1941-12-09"},
                 {"first_name": "Ada", "last_name": "Lovelace", "age": 36, "sex": "female", "conditions": ["asthma"]},
