@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 from painkiller_common.access import install_refusal_audit
 from painkiller_common.auth import TokenVerifier
 from painkiller_common.health import Check, health_router
+from painkiller_common.pagination import CURSOR_EXAMPLE
 from painkiller_common.pg import install_pg_handlers
 from painkiller_common.problems import (
     PROBLEM_JSON,
@@ -146,6 +147,7 @@ def problem_openapi(app: FastAPI) -> dict[str, Any]:
     schemas["ProblemDetails"].pop("$defs", None)
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
+    _page_examples(schemas)
     problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
@@ -157,6 +159,15 @@ def problem_openapi(app: FastAPI) -> dict[str, Any]:
                     response["content"] = problem
     app.openapi_schema = schema
     return schema
+
+
+def _page_examples(schemas: dict[str, Any]) -> None:
+    """A page's example is its item's, with a cursor: `Page[T]` is generic, so each of its
+    schemas (`Page_PatientOut_`) takes the example of its own T."""
+    for name, schema in schemas.items():
+        item = schemas.get(name.removeprefix("Page_").removesuffix("_"), {})
+        if name.startswith("Page_") and item.get("examples"):
+            schema["examples"] = [{"items": item["examples"][:1], "next_cursor": CURSOR_EXAMPLE}]
 
 
 HEADERS = {

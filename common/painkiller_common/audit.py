@@ -25,7 +25,22 @@ class AuditFilter(BaseModel):
 
 
 class AuditEventOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "at": "2026-11-27T08:31:02.118Z",
+                    "actor": "nurse-jones",
+                    "action": "read",
+                    "resource_type": "Patient",
+                    "resource_id": "0b9f7a8c-2d3e-4f50-8172-8394a5b6c7d8",
+                    "status": 200,
+                    "request_id": "5f0c8e5bd1a24d7c9b1f6f1f5b3a7c21",
+                }
+            ]
+        },
+    )
 
     at: datetime
     actor: str = Field(description="The token's `sub`; `anonymous` for a request without a valid token.")

@@ -83,7 +83,20 @@ class PatientRecord(BaseModel):
 class MeasurementRecord(BaseModel):
     """A reading as `GET /api/v1/measures/{id}` returns it."""
 
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "6a1f2e3d-4c5b-4a69-8877-665544332211", "patient_id": "0b9f7a8c-2d3e-4f50-8172-8394a5b6c7d8",
+                    "measured_at": "2026-11-26T08:30:00Z", "recorded_at": "2026-11-26T08:30:01.204Z",
+                    "temperature_c": 38.4, "heart_rate_bpm": 96, "respiratory_rate_bpm": 22, "spo2_percent": 95,
+                    "systolic_mmhg": 128, "diastolic_mmhg": 79, "weight_kg": 61.5, "height_cm": 167.0,
+                    "glucose_mg_dl": 104.0, "on_oxygen": False, "consciousness": "alert", "source": "monitor-7",
+                }
+            ]
+        },
+    )  # fmt: skip
 
     id: uuid.UUID
     patient_id: uuid.UUID

@@ -7,7 +7,7 @@ from typing import Any
 
 import pika
 from fastapi import APIRouter, FastAPI, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Table, func, select, text
 
 from painkiller_common.broker import connection_parameters
@@ -25,10 +25,23 @@ class Check:
 
 
 class Liveness(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
     status: str
 
 
 class Readiness(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ready",
+                    "checks": {"database": "ok", "broker": "ok", "outbox": {"pending": 0, "oldest_pending_s": 0.0}},
+                },
+            ]
+        }
+    )
+
     status: str
     checks: dict[str, Any]
 

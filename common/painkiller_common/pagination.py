@@ -26,13 +26,14 @@ R = TypeVar("R")
 Limit = Annotated[int, Ge(1), Field(description=f"Page size; values above {MAX_LIMIT} are clamped.")]
 # In a JSON body, a number: pydantic would read `true` as 1 and "5" as 5 (a query has only text).
 JsonLimit = Annotated[Limit, BeforeValidator(json_number)]
+CURSOR_EXAMPLE = "1764201600000000.0b9f7a8c2d3e4f5061728394a5b6c7d8"
 CURSOR_PATTERN = r"^-?[0-9]{1,16}\.[0-9a-f]{32}$"
 Cursor = Annotated[
     str,
     Field(
         pattern=CURSOR_PATTERN,
         description="Opaque: pass a page's `next_cursor` back unchanged.",
-        examples=["1764201600000000.0b9f7a8c2d3e4f5061728394a5b6c7d8"],
+        examples=[CURSOR_EXAMPLE],
     ),
 ]
 

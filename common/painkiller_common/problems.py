@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -18,12 +18,29 @@ from starlette.routing import Match
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+VALIDATION_EXAMPLE: dict[str, Any] = {
+    "type": "https://painkiller.example/problems/validation-failed",
+    "title": "Validation failed",
+    "status": 422,
+    "detail": "Invalid request: temperature_c",
+    "instance": "/api/v1/measures",
+    "errors": [
+        {
+            "loc": ["body", "temperature_c"],
+            "field": "temperature_c",
+            "message": "Input should be less than or equal to 50",
+            "type": "less_than_equal",
+        }
+    ],
+}
 METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
 TYPE_BASE = "https://painkiller.example/problems/"
 
 
 class FieldError(BaseModel):
     """One field at fault in a request that failed validation."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [VALIDATION_EXAMPLE["errors"][0]]})
 
     loc: list[str | int]
     field: str
@@ -33,6 +50,8 @@ class FieldError(BaseModel):
 
 class ProblemDetails(BaseModel):
     """RFC 9457 body; `errors` is present on 422 only."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [VALIDATION_EXAMPLE]})
 
     type: str
     title: str

@@ -129,6 +129,12 @@ class MeasurementFilter(PatientMeasurementFilter):
 class MeasurementSearch(MeasurementFilter):
     """The body of `POST /api/v1/measures/list`: the filters of `GET /api/v1/measures`."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"patient_id": MEASUREMENT_EXAMPLE["patient_id"], "since": "2026-11-26T00:00:00Z"}]
+        }
+    )
+
     limit: JsonLimit | None = None
 
 
@@ -165,6 +171,14 @@ class MeasurementBatchIn(BaseModel):
     readings: list[MeasurementItem] = BATCH_LIMITS
 
 
+SPO2_ERROR: dict[str, JsonValue] = {
+    "loc": ["body", "readings", 2, "spo2_percent"],
+    "field": "readings.2.spo2_percent",
+    "message": "Input should be less than or equal to 100",
+    "type": "less_than_equal",
+}
+
+
 class BatchItem(BaseModel):
     index: int
     status: Literal["stored", "duplicate", "rejected"] = Field(
@@ -175,6 +189,23 @@ class BatchItem(BaseModel):
 
 
 class BatchOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "stored": 1,
+                    "duplicates": 1,
+                    "rejected": 1,
+                    "results": [
+                        {"index": 0, "status": "stored", "id": "6a1f2e3d-4c5b-4a69-8877-665544332211"},
+                        {"index": 1, "status": "duplicate"},
+                        {"index": 2, "status": "rejected", "errors": [SPO2_ERROR]},
+                    ],
+                }
+            ]
+        }
+    )
+
     stored: int
     duplicates: int
     rejected: int

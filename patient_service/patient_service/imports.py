@@ -12,7 +12,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,6 +38,31 @@ class RejectedLine(BaseModel):
 
 
 class ImportReport(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "created": 1,
+                    "updated": 0,
+                    "unchanged": 0,
+                    "rejected": [
+                        {
+                            "line": 3,
+                            "errors": [
+                                {
+                                    "loc": ["line", 3, "age"],
+                                    "field": "3.age",
+                                    "message": "Input should be less than or equal to 150",
+                                    "type": "value_error",
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     created: int
     updated: int
     unchanged: int

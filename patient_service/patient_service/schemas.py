@@ -1,14 +1,15 @@
 """What the patient API accepts and returns."""
 
 import uuid
-from datetime import UTC, date, datetime
-from typing import Annotated, Literal, Self
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from painkiller_common.contracts import PatientRecord, Sex
 from painkiller_common.fields import Integer, Text, absent, json_number, present, rule_broken
 from painkiller_common.pagination import Cursor, JsonLimit, Limit
+from patient_service import risk
 from patient_service.risk import Band, BpCategory, RiskAssessment
 
 Name = Annotated[str, Text(100)]
@@ -18,6 +19,8 @@ Age = Annotated[
     int, Integer(0, 150), Field(description="Age in whole years; derived from birth_date when that is known.")
 ]
 MAX_AGE = 150
+EXAMPLE_ID = "0b9f7a8c-2d3e-4f50-8172-8394a5b6c7d8"
+EXAMPLE_AT = datetime(2026, 11, 26, 8, 30, tzinfo=UTC)
 # NEWS2 SpO2 scale; `true` is not 1.
 SpO2Scale = Annotated[Literal[1, 2], BeforeValidator(json_number)]
 
@@ -131,6 +134,28 @@ class RiskSummary(BaseModel):
 
 
 class PatientOut(PatientRecord):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": EXAMPLE_ID, "mrn": "MRN-1001", "first_name": "Grace", "last_name": "Hopper", "age": 84,
+                    "birth_date": "1941-12-09", "sex": "female", "conditions": ["hypertension"], "spo2_scale": 1,
+                    "created_at": "2026-11-20T14:02:11.5Z", "updated_at": "2026-11-20T14:02:11.5Z",
+                    "latest_vitals": {
+                        "heart_rate_bpm": {
+                            "value": 96, "measured_at": "2026-11-26T08:30:00Z",
+                            "measurement_id": "6a1f2e3d-4c5b-4a69-8877-665544332211",
+                        },
+                    },
+                    "risk": {
+                        "news2_total": 5, "band": "medium", "bp_category": "stage_1_hypertension",
+                        "based_on": "2026-11-26T08:30:00Z",
+                    },
+                }
+            ]
+        }
+    )  # fmt: skip
+
     latest_vitals: dict[str, LatestVital] = Field(
         default_factory=dict,
         description="Latest value of each vital and when it was measured, fed by measurement events.",
@@ -147,6 +172,17 @@ class AtRiskFilter(BaseModel):
 
 
 class AtRiskPatient(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": EXAMPLE_ID, "mrn": "MRN-1001", "first_name": "Grace", "last_name": "Hopper", "news2_total": 5,
+                    "band": "medium", "bp_category": "stage_1_hypertension", "based_on": "2026-11-26T08:30:00Z",
+                }
+            ]
+        }
+    )  # fmt: skip
+
     id: uuid.UUID
     mrn: str | None
     first_name: str
@@ -171,8 +207,28 @@ class PatientFilter(BaseModel):
 class PatientSearch(PatientFilter):
     """The body of `POST /api/v1/patient/list`: the filters of `GET /api/v1/patient`."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "hopp", "limit": 20}]})
+
     limit: JsonLimit | None = None
 
 
+def _assessment_example() -> dict[str, Any]:
+    """A real assessment of six hours of readings, so that the example is what the service sends.
+    Readings enough for every figure: the document drops nulls from examples (FastAPI)."""
+    readings = [
+        risk.Reading(
+            measured_at=EXAMPLE_AT + timedelta(hours=hour), id=str(hour), respiratory_rate_bpm=22, spo2_percent=95,
+            on_oxygen=False, systolic_mmhg=systolic, diastolic_mmhg=79, heart_rate_bpm=96, consciousness="alert",
+            temperature_c=38.4,
+        )
+        for hour, systolic in enumerate([128, 141, 119, 135, 122, 138])
+    ]  # fmt: skip
+    window = timedelta(hours=24)
+    assessment = risk.assess(readings, spo2_scale=1, window=window, variability_window=window)
+    return {"patient_id": EXAMPLE_ID, **assessment.model_dump(mode="json")}
+
+
 class RiskAssessmentOut(RiskAssessment):
+    model_config = ConfigDict(json_schema_extra=lambda schema: schema.update(examples=[_assessment_example()]))
+
     patient_id: uuid.UUID

@@ -4,6 +4,7 @@ import uuid
 from importlib import metadata
 
 import httpx
+import jsonschema_rs
 import pytest
 import stack as stack_module
 from harness import eventually
@@ -256,3 +257,29 @@ def test_a_stopped_service_gives_problems_not_hangs(api: httpx.Client, stack) ->
         restarted = stack.processes["patient-api"] = stack_module.start_process(stack, "patient-api")
         stack_module.wait_ready(stack.url + "/api/v1/patient/health/ready", process=restarted)
     assert api.get("/api/v1/patient/health/ready").status_code == 200
+
+
+def _bodies(spec: dict) -> set[str]:
+    """The schemas every request and response body of the document refers to."""
+    operations = [op for methods in spec["paths"].values() for op in methods.values()]
+    contents = [op.get("requestBody", {}).get("content", {}) for op in operations]
+    contents += [response.get("content", {}) for op in operations for response in op["responses"].values()]
+    return {
+        media["schema"]["$ref"].rsplit("/", 1)[1]
+        for content in contents
+        for media in content.values()
+        if "$ref" in media["schema"]
+    }
+
+
+@pytest.mark.parametrize("path", ["/api/v1/patient/openapi.json", "/api/v1/measures/openapi.json"])
+def test_every_body_has_an_example_and_every_example_is_valid(api: httpx.Client, path: str) -> None:
+    spec = api.get(path).json()
+    schemas = spec["components"]["schemas"]
+    assert {name for name in _bodies(spec) if not schemas[name].get("examples")} == set()
+    for name, schema in schemas.items():
+        validator = jsonschema_rs.Draft202012Validator(
+            {"$ref": f"#/components/schemas/{name}", "components": spec["components"]}
+        )
+        for example in schema.get("examples", []):
+            assert validator.is_valid(example), (name, next(validator.iter_errors(example)).message)
