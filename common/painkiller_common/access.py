@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from painkiller_common import audit
 from painkiller_common.auth import CONTEXTS, Forbidden, Principal, TokenVerifier, Unauthorized
-from painkiller_common.problems import NotFound, Problem, on_problem
+from painkiller_common.errors import DomainError, NotFound
+from painkiller_common.problems import Problem, on_domain_error, on_problem, status_of
 
 logger = logging.getLogger(__name__)
 
@@ -140,11 +141,11 @@ def install_refusal_audit(app: FastAPI) -> None:
         app.add_exception_handler(refusal, _audit_refusal)  # type: ignore[arg-type]
 
 
-async def _audit_refusal(request: Request, exc: Problem) -> JSONResponse:
+async def _audit_refusal(request: Request, exc: Problem | DomainError) -> JSONResponse:
     access: Access | None = getattr(request.state, "access", None)
     if access is not None:
-        await run_in_threadpool(_record_refusal, request, access, exc.status)
-    return await on_problem(request, exc)
+        await run_in_threadpool(_record_refusal, request, access, status_of(exc))
+    return await (on_problem(request, exc) if isinstance(exc, Problem) else on_domain_error(request, exc))
 
 
 def _record_refusal(request: Request, access: Access, status: int) -> None:

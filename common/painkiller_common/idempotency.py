@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from painkiller_common.access import Access
 from painkiller_common.audit import Touched
-from painkiller_common.problems import Conflict, NotFound
+from painkiller_common.errors import Conflict, NotFound
 
 IdempotencyKey = Annotated[
     str | None,

@@ -1,7 +1,8 @@
 """RFC 9457 problem details: the one error format every Painkiller response uses.
 
-Domain code raises a `Problem` subclass; the handlers installed by `install_problem_handlers`
-render it, FastAPI's own errors and anything unexpected as `application/problem+json`.
+Use cases raise domain errors (errors.py) and the API layer its own `Problem`s (401, 403, 415,
+503 from readiness); the handlers installed by `install_problem_handlers` render both, FastAPI's
+own errors and anything unexpected as `application/problem+json`.
 """
 
 import logging
@@ -14,6 +15,8 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+
+from painkiller_common.errors import Conflict, DomainError, Invalid, NotFound, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -74,31 +77,8 @@ class Problem(Exception):
         self.headers = headers or {}
 
 
-class NotFound(Problem):
-    status, title, slug = 404, "Not found", "not-found"
-
-
-class Conflict(Problem):
-    status, title, slug = 409, "Conflict", "conflict"
-
-
 class UnsupportedMediaType(Problem):
     status, title, slug = 415, "Unsupported media type", "unsupported-media-type"
-
-
-class InvalidInput(Problem):
-    """Fields that passed pydantic but break a rule checked after it (cross-field rules, cursors).
-
-    Each error is `(loc, message)` with `loc` as pydantic gives it, e.g. `["body", "age"]`.
-    """
-
-    status, title, slug = 422, "Validation failed", "validation-failed"
-
-    def __init__(self, *errors: tuple[list[str | int], str]) -> None:
-        self.errors = [
-            FieldError(loc=loc, field=field_name(loc), message=message, type="value_error") for loc, message in errors
-        ]
-        super().__init__("Invalid request: " + ", ".join(dict.fromkeys(e.field for e in self.errors)))
 
 
 class ServiceUnavailable(Problem):
@@ -178,6 +158,26 @@ def field_errors(errors: list[Any], *, prefix: tuple[str | int, ...] = ()) -> li
             FieldError(loc=loc, field=field_name(loc), message=message, type=str(err.get("type", "value_error")))
         )
     return out
+
+
+# Each domain error's status; an Invalid's paths are within the body.
+DOMAIN_STATUS: dict[type[DomainError], int] = {NotFound: 404, Conflict: 409, Invalid: 422, Unavailable: 503}
+
+
+def status_of(exc: Problem | DomainError) -> int:
+    if isinstance(exc, Problem):
+        return exc.status
+    return next(status for kind, status in DOMAIN_STATUS.items() if isinstance(exc, kind))
+
+
+async def on_domain_error(request: Request, exc: DomainError) -> JSONResponse:
+    status, detail, errors = status_of(exc), exc.detail, None
+    if isinstance(exc, Invalid):
+        locs = [(["body", *path], message) for path, message in exc.errors]
+        errors = [FieldError(loc=loc, field=field_name(loc), message=m, type="value_error") for loc, m in locs]
+        detail = "Invalid request: " + ", ".join(dict.fromkeys(e.field for e in errors))
+    headers = {"Retry-After": "5"} if isinstance(exc, Unavailable) else None
+    return problem_response(request, status=status, detail=detail, errors=errors, headers=headers)
 
 
 async def on_problem(request: Request, exc: Problem) -> JSONResponse:
@@ -261,6 +261,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     # Starlette types a handler as taking any Exception; each of ours takes the class it is
     # registered for, which is all it is ever called with (the ignores below say so).
     app.add_exception_handler(Problem, on_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(DomainError, on_domain_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, on_database_down)

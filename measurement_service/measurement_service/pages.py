@@ -14,8 +14,8 @@ from measurement_service.recording import COLUMNS, row_json
 from measurement_service.schemas import PatientMeasurementFilter
 from painkiller_common import audit
 from painkiller_common.access import Access
+from painkiller_common.errors import NotFound
 from painkiller_common.pagination import clamp_limit, decode_cursor, encode_cursor
-from painkiller_common.problems import NotFound
 
 ORDER = "measured_at DESC, id DESC"
 EMPTY = '{"items":[],"next_cursor":null}'

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from painkiller_common.problems import NotFound, ServiceUnavailable
+from painkiller_common.errors import NotFound, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +34,15 @@ class PatientDirectory:
             logger.warning(
                 "patient service unreachable: %s %s", type(exc).__name__, exc if isinstance(exc, OSError) else ""
             )
-            raise ServiceUnavailable("The patient service did not answer; retry shortly.") from None
+            raise Unavailable("The patient service did not answer; retry shortly.") from None
         if response.status_code == 404:
             raise NotFound(f"Patient {patient_id} does not exist.")
         if response.status_code in (401, 403):
             logger.error("the patient service refused this service's token (%s)", response.status_code)
-            raise ServiceUnavailable("The patient service could not answer; retry shortly.")
+            raise Unavailable("The patient service could not answer; retry shortly.")
         if response.status_code != 200:
             logger.warning("patient service answered %s for a lookup", response.status_code)
-            raise ServiceUnavailable("The patient service could not answer; retry shortly.")
+            raise Unavailable("The patient service could not answer; retry shortly.")
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -21,8 +21,8 @@ from measurement_service.patients import PatientDirectory
 from painkiller_common import audit
 from painkiller_common.access import Access
 from painkiller_common.contracts import MeasurementRecorded
+from painkiller_common.errors import NotFound
 from painkiller_common.pg import column_types
-from painkiller_common.problems import NotFound
 
 Row = dict[str, Any]  # a measurements row: column name to value
 TYPES = column_types(Measurement.metadata.tables[Measurement.__tablename__])
