@@ -2,17 +2,21 @@
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, nullcontext
 from importlib import metadata
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
+from painkiller_common import health, pg
 from painkiller_common.access import install_refusal_audit
 from painkiller_common.auth import TokenVerifier
+from painkiller_common.db import make_engine, make_session_factory
 from painkiller_common.health import Check, health_router
 from painkiller_common.pagination import CURSOR_EXAMPLE
 from painkiller_common.pg import install_pg_handlers
@@ -23,55 +27,71 @@ from painkiller_common.problems import (
     install_problem_handlers,
     problem_responses,
 )
-from painkiller_common.settings import ServiceSettings
-from painkiller_common.tables import EventTables
+from painkiller_common.service import S, Service
 
 logger = logging.getLogger("painkiller.access")
 
 
-def create_service_app(
-    *,
-    service: str,
-    title: str,
-    description: str,
-    docs_prefix: str,
-    lifespan: Lifespan[FastAPI],
-    readiness: dict[str, Check],
-    health_prefixes: list[str],
-    settings: ServiceSettings,
-    tables: EventTables,
-) -> FastAPI:
-    """A FastAPI app whose docs, OpenAPI document and static assets live under `docs_prefix`.
-
-    Swagger UI assets come from the fastapi-offline package: hospital networks are often closed
-    to the internet, so the docs must not depend on a CDN.
-    """
+def create_app(service: Service[S], settings: S | None = None) -> FastAPI:
+    """The service's FastAPI app. Its docs, OpenAPI document and static assets live under the
+    service's docs prefix; Swagger UI's assets come from the fastapi-offline package: hospital
+    networks are often closed to the internet, so the docs must not depend on a CDN."""
+    settings = settings or service.load_settings()
     app = FastAPIOffline(
-        title=title,
-        description=description,
-        version=metadata.version(f"painkiller-{service}-service"),  # one version: the package's
-        docs_url=f"{docs_prefix}/docs",
+        title=service.title,
+        description=service.description,
+        version=metadata.version(f"painkiller-{service.name}-service"),  # one version: the package's
+        docs_url=f"{service.docs_prefix}/docs",
         redoc_url=None,
-        openapi_url=f"{docs_prefix}/openapi.json",
-        static_url=f"{docs_prefix}/docs/static",
-        lifespan=lifespan,
+        openapi_url=f"{service.docs_prefix}/openapi.json",
+        static_url=f"{service.docs_prefix}/docs/static",
+        lifespan=_lifespan(service, settings),
         # Any route can meet a database that is down (503) or a bug (500); both are problem+json.
         responses=problem_responses(500, 503),
         # `patient_create`, `measurement_list`: names a generated client can use as method names.
-        generate_unique_id_function=lambda route: f"{service}_{route.name}",
+        generate_unique_id_function=lambda route: f"{service.name}_{route.name}",
     )
     install_problem_handlers(app)
     install_pg_handlers(app)
     install_refusal_audit(app)
     # Made here, not in the lifespan: an API without a way to check tokens must not start at all.
     app.state.token_verifier = TokenVerifier(settings.auth)
-    app.state.audit_table = tables.audit_events
-    for prefix in health_prefixes:
-        app.include_router(health_router(readiness), prefix=prefix, include_in_schema=prefix == docs_prefix)
+    app.state.audit_table = service.tables.audit_events
+    app.state.settings = settings
+    readiness = {
+        "database": Check(health.database),
+        "broker": health.broker(settings.amqp_url),
+        "outbox": health.outbox_backlog(service.tables.outbox),
+    }
+    for prefix in service.health_prefixes:
+        app.include_router(health_router(readiness), prefix=prefix, include_in_schema=prefix == service.docs_prefix)
+    for router in service.routers():
+        app.include_router(router)
     app.add_middleware(AccessLog)
     # FastAPI's documented way to extend the document; mypy objects to assigning a method.
     app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _lifespan(service: Service[S], settings: S) -> Lifespan[FastAPI]:
+    """The app's connections: SQLAlchemy for most routes, asyncpg for the hot ones
+    (doc/performance.md), and whatever else the service holds."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = make_engine(
+            settings.database_url, pool_size=settings.db_sync_pool_size, max_overflow=settings.db_max_overflow
+        )
+        app.state.session_factory = make_session_factory(app.state.engine, service.tables.outbox)
+        app.state.pool = await pg.open_pool(settings.database_url, max_size=settings.db_pool_size)
+        try:
+            async with service.state(app, settings) if service.state else nullcontext():
+                yield
+        finally:
+            await app.state.pool.close()
+            app.state.engine.dispose()
+
+    return lifespan
 
 
 def json_response(model: BaseModel, status_code: int = 200) -> Response:
@@ -89,6 +109,10 @@ async def require_json(request: Request) -> None:
     media_type = _media_type(request)
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType("Send the body as application/json.")
+
+
+# For routes with a JSON body: `dependencies=JsonBody`.
+JsonBody = [Depends(require_json)]
 
 
 async def require_csv(request: Request) -> None:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import uvicorn
 
-from painkiller_common.consumer import AfterBatch, Consumer, Handler
+from painkiller_common.consumer import Consumer
 from painkiller_common.db import make_engine, make_session_factory, provision, upgrade
 from painkiller_common.relay import Relay
+from painkiller_common.service import S, Service
 from painkiller_common.settings import ServiceSettings
 from painkiller_common.tables import EventTables
 from painkiller_common.topology import QueueSpec, declare_with
@@ -21,25 +22,16 @@ from painkiller_common.topology import QueueSpec, declare_with
 COMMANDS = ("api", "migrate", "relay", "consumer")
 
 
-def run(
-    argv: Sequence[str] | None,
-    *,
-    settings: ServiceSettings,
-    app_factory: str,
-    migrations_dir: Path,
-    tables: EventTables,
-    queue: QueueSpec,
-    handlers: dict[str, Handler],
-    runtime_role: str,
-    after_batch: AfterBatch | None = None,
-) -> None:
+def run(service: Service[S], *, app_factory: str, argv: Sequence[str] | None = None) -> None:
+    """`app_factory` is the service's `module:function` that uvicorn imports in each worker."""
+    settings = service.load_settings()
     commands: dict[str, Callable[[], None]] = {
         "api": lambda: serve(settings, app_factory),
-        "migrate": lambda: migrate(settings, migrations_dir, runtime_role, queue),
-        "relay": lambda: relay(settings, tables),
-        "consumer": lambda: consume(settings, tables, queue, handlers, after_batch),
+        "migrate": lambda: migrate(settings, service.migrations, service.runtime_role, service.queue),
+        "relay": lambda: relay(settings, service.tables),
+        "consumer": lambda: consume(service, settings),
     }
-    parser = argparse.ArgumentParser(description="Run one part of the service.")
+    parser = argparse.ArgumentParser(description=f"Run one part of the {service.name} service.")
     parser.add_argument("command", choices=sorted(commands))
     args = parser.parse_args(argv)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -67,22 +59,15 @@ def relay(settings: ServiceSettings, tables: EventTables) -> None:
     Relay(engine=engine, tables=tables, amqp_url=settings.amqp_url).run_forever()
 
 
-def consume(
-    settings: ServiceSettings,
-    tables: EventTables,
-    queue: QueueSpec,
-    handlers: dict[str, Handler],
-    after_batch: AfterBatch | None,
-) -> None:
+def consume(service: Service[S], settings: S) -> None:
     engine = make_engine(settings.database_url, pool_size=2, max_overflow=0)
     Consumer(
-        session_factory=make_session_factory(engine),
-        tables=tables,
-        queue=queue,
-        handlers=handlers,
+        session_factory=make_session_factory(engine, service.tables.outbox),
+        tables=service.tables,
+        queue=service.queue,
+        batch=lambda session: service.batch(session, settings),
         amqp_url=settings.amqp_url,
         producer=settings.event_producer,
-        after_batch=after_batch,
     ).run_forever()
 
 

@@ -22,18 +22,35 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from painkiller_common.broker import connection_parameters, run_reconnecting
 from painkiller_common.contracts import Event, parse_event
+from painkiller_common.outbox import UnitOfWork
 from painkiller_common.tables import EventTables
 from painkiller_common.topology import QueueSpec, declare
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[Session, Event], None]
-# Work once per batch after its events (e.g. recompute what several events touched).
-AfterBatch = Callable[[Session], None]
+
+class Batch:
+    """What a service does with the new events of one batch, in the consumer's transaction.
+
+    A service subclasses it with its own `apply`, a `functools.singledispatchmethod` with one
+    method per event class it takes (the handlers, keyed by class); state shared by the batch's
+    events lives on the instance, and `close` runs once after them. Events of a class no method
+    takes are recorded as processed and otherwise ignored.
+    """
+
+    def __init__(self, session: UnitOfWork) -> None:
+        self.session = session
+
+    def apply(self, event: Event) -> None:
+        """An event this service does not take."""
+
+    def close(self) -> None:
+        """Work once per batch, after its events (e.g. what several of them touched)."""
+
 
 # How long a delivery may wait for others to share its transaction.
 BATCH_WAIT_S = 0.02
@@ -51,23 +68,21 @@ class Consumer:
     def __init__(
         self,
         *,
-        session_factory: sessionmaker[Session],
+        session_factory: sessionmaker[UnitOfWork],
         tables: EventTables,
         queue: QueueSpec,
-        handlers: dict[str, Handler],
+        batch: Callable[[UnitOfWork], Batch],
         amqp_url: str,
         producer: str | None = None,
         prefetch: int = 200,
-        after_batch: AfterBatch | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._processed = tables.processed_events
         self._queue = queue
-        self._handlers = handlers
+        self._batch = batch
         self._amqp_url = amqp_url
         self._producer = producer  # the only broker user whose events are applied
         self._prefetch = prefetch  # also the largest batch
-        self._after_batch = after_batch
         self._stopping = False
         self._connection: pika.BlockingConnection | None = None
 
@@ -171,15 +186,14 @@ class Consumer:
                     .returning(self._processed.c.event_id)
                 )
             )
-            applied = []
+            applied, batch = [], self._batch(session)
             for event in events:
                 first_time = event.event_id in new
                 new.discard(event.event_id)  # the same event twice in one batch: once
-                if first_time and (handler := self._handlers.get(event.type)) is not None:
-                    handler(session, event)
+                if first_time:
+                    batch.apply(event)
                 applied.append(first_time)
-            if self._after_batch is not None:
-                self._after_batch(session)
+            batch.close()
         for event, first_time in zip(events, applied, strict=True):
             if first_time:
                 logger.info("applied event %s %s", event.type, event.event_id)

@@ -3,13 +3,16 @@
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated
 
 from alembic import command
 from alembic.config import Config
-from fastapi import Request
-from sqlalchemy import Connection, Engine, create_engine, text
+from fastapi import Depends, Request
+from sqlalchemy import Connection, Engine, Table, create_engine, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
+
+from painkiller_common.outbox import UnitOfWork
 
 
 def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Engine:
@@ -23,11 +26,12 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Eng
     )
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_session_factory(engine: Engine, outbox: Table) -> sessionmaker[UnitOfWork]:
+    """Sessions that are units of work: the events they record reach `outbox` on commit."""
+    return sessionmaker(engine, class_=UnitOfWork, expire_on_commit=False, outbox=outbox)
 
 
-def get_session(request: Request) -> Iterator[Session]:
+def get_session(request: Request) -> Iterator[UnitOfWork]:
     """The one place that owns a request's transaction: commit if the handler returned.
 
     Use it with `Depends(get_session, scope="function")` so the commit happens before the
@@ -35,6 +39,10 @@ def get_session(request: Request) -> Iterator[Session]:
     """
     with request.app.state.session_factory() as session, session.begin():
         yield session
+
+
+# A route's unit of work; `scope="function"` commits before the response is sent.
+SessionDep = Annotated[UnitOfWork, Depends(get_session, scope="function")]
 
 
 def ensure_database(url: str) -> bool:

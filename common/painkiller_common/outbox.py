@@ -1,14 +1,43 @@
-"""Writing events: into the outbox, in the caller's transaction, next to the change they describe."""
+"""Writing events: into the outbox, in the same transaction as the change they describe.
+
+A use case records its events on the unit of work (the request's session, the consumer's
+transaction); the unit of work writes them to the outbox just before it commits, so an event is
+stored exactly when its change is, and nothing else writes the outbox (doc/events.md).
+"""
 
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, event, insert
 from sqlalchemy.orm import Session
 
 from painkiller_common.contracts import Event
 
 
-def emit(session: Session, outbox: Table, events: Iterable[Event]) -> None:
+class UnitOfWork(Session):
+    """A session that collects the events of its changes and writes them on commit."""
+
+    def __init__(self, *args: Any, outbox: Table, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outbox = outbox
+        self.events: list[Event] = []
+
+    def record(self, *events: Event) -> None:
+        self.events.extend(events)
+
+
+@event.listens_for(UnitOfWork, "before_commit")
+def _write_events(session: UnitOfWork) -> None:
+    events, session.events = session.events, []
+    _insert(session, session.outbox, events)
+
+
+@event.listens_for(UnitOfWork, "after_rollback")
+def _forget_events(session: UnitOfWork) -> None:
+    session.events = []  # their changes are gone too
+
+
+def _insert(session: Session, outbox: Table, events: Iterable[Event]) -> None:
     rows = [
         {
             "event_id": event.event_id,

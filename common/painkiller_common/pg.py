@@ -6,9 +6,10 @@ the pool, and the request answers 503 with Retry-After, never a 500 (`install_pg
 """
 
 import json
+from typing import Annotated
 
 import asyncpg
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
@@ -70,6 +71,9 @@ async def open_pool(url: str, *, max_size: int) -> asyncpg.Pool:
 async def get_pool(request: Request) -> asyncpg.Pool:
     pool: asyncpg.Pool = request.app.state.pool
     return pool
+
+
+PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 
 
 def column_types(table: Table) -> dict[str, str]:

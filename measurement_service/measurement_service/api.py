@@ -5,7 +5,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
-from sqlalchemy.orm import Session
 
 from measurement_service import pages, service
 from measurement_service.models import EVENT_TABLES, Measurement
@@ -23,13 +22,15 @@ from measurement_service.schemas import (
 )
 from painkiller_common import audit
 from painkiller_common.access import USER_OR_SYSTEM, Access, requires
-from painkiller_common.app import json_response, require_json
+from painkiller_common.app import JsonBody, json_response
 from painkiller_common.auth import Forbidden
-from painkiller_common.db import get_session
+from painkiller_common.db import SessionDep
+from painkiller_common.errors import NotFound
 from painkiller_common.idempotency import IdempotencyKey
+from painkiller_common.outbox import UnitOfWork
 from painkiller_common.pagination import Page
-from painkiller_common.pg import Pool, get_pool
-from painkiller_common.problems import NotFound, problem_responses
+from painkiller_common.pg import PoolDep
+from painkiller_common.problems import problem_responses
 
 PREFIX = "/api/v1/measures"
 ALIAS_PREFIX = "/api/v1/measurements"
@@ -39,10 +40,7 @@ async def get_directory(request: Request) -> PatientDirectory:
     return request.app.state.patient_directory
 
 
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
-PoolDep = Annotated[Pool, Depends(get_pool)]
 DirectoryDep = Annotated[PatientDirectory, Depends(get_directory)]
-JsonBody = [Depends(require_json)]
 # 409: the same patient, measured_at and source already stored (a single reading), or an
 # Idempotency-Key sent again with another body.
 WRITE_ERRORS = problem_responses(404, 409, 415, 422, 503)
@@ -55,10 +53,10 @@ CanReadAudit = Annotated[Access, Depends(requires("AuditEvent", "s", contexts=US
 
 
 BATCH_DOC = (
-    "Up to 1,000 readings in one transaction. Each is validated on its own: the valid ones are "
-    "stored (with their events), the invalid ones are listed by `index` with their errors, and one "
-    "whose patient, `measured_at` and `source` are already stored is reported as `duplicate` and "
-    "not stored again, so re-sending a batch is safe. 422 if none is valid."
+    "Up to 1,000 readings in one transaction, with their events. Any invalid reading refuses the "
+    "whole batch (422, each error naming its reading by index: `readings.3.spo2_percent`); nothing "
+    "is stored. A reading whose patient, `measured_at` and `source` are already stored is reported "
+    "as `duplicate` and not stored again, so re-sending a batch is safe."
 )
 
 
@@ -141,7 +139,7 @@ async def list_for_patient(
     return Response(body, media_type="application/json")
 
 
-def _reachable(session: Session, access: Access, measurement_id: uuid.UUID) -> Measurement:
+def _reachable(session: UnitOfWork, access: Access, measurement_id: uuid.UUID) -> Measurement:
     """The reading, if this caller may see its patient; 404 otherwise, as if it did not exist."""
     measurement = service.get_measurement(session=session, measurement_id=measurement_id)
     if access.only_patient is not None and measurement.patient_id != access.only_patient:

@@ -1,7 +1,5 @@
 """Measurement service settings, read from MEASUREMENT_* environment variables."""
 
-from functools import lru_cache
-
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -22,8 +20,3 @@ class Settings(ServiceSettings):
     patient_service_timeout_s: float = Field(default=2.0, gt=0, le=30)
     # A file holding this service's own token for that question (scope system/Patient.r).
     patient_service_token_file: str | None = None
-
-
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()

@@ -9,9 +9,9 @@ recorded in people, rounded outwards.
 
 import uuid
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, Self
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, PlainValidator, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, model_validator
 
 from painkiller_common.contracts import (
     VITALS,
@@ -31,7 +31,6 @@ from painkiller_common.contracts import (
 )
 from painkiller_common.fields import Timestamp, absent, present, rule_broken
 from painkiller_common.pagination import Cursor, JsonLimit, Limit
-from painkiller_common.problems import FieldError
 
 READING_EXAMPLE: dict[str, JsonValue] = {
     "measured_at": "2026-11-26T08:30:00Z",
@@ -138,54 +137,31 @@ class MeasurementSearch(MeasurementFilter):
     limit: JsonLimit | None = None
 
 
-def _an_object(value: object) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError("must be an object")
-    return value
-
-
-# Batch items are documented as readings but taken as any object, so that each is validated on
-# its own (service._validate_batch) and a bad one is reported by its index, not the whole batch.
-ReadingItem = Annotated[dict[str, Any], PlainValidator(_an_object, json_schema_input_type=Reading)]
-MeasurementItem = Annotated[dict[str, Any], PlainValidator(_an_object, json_schema_input_type=MeasurementCreate)]
-BATCH_LIMITS = Field(
-    min_length=1,
-    max_length=MAX_BATCH,
-    description="Each validated on its own: the valid ones are stored, the others reported by index.",
-)
+BATCH_LIMITS = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class BatchIn(BaseModel):
-    """Up to 1,000 readings of the patient in the path; 422 when none is valid."""
+    """Up to 1,000 readings of the patient in the path."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"readings": [READING_EXAMPLE]}]})
 
-    readings: list[ReadingItem] = BATCH_LIMITS
+    readings: list[Reading] = BATCH_LIMITS
 
 
 class MeasurementBatchIn(BaseModel):
-    """Up to 1,000 readings, each naming its patient; 422 when none is valid."""
+    """Up to 1,000 readings, each naming its patient."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"readings": [MEASUREMENT_EXAMPLE]}]})
 
-    readings: list[MeasurementItem] = BATCH_LIMITS
-
-
-SPO2_ERROR: dict[str, JsonValue] = {
-    "loc": ["body", "readings", 2, "spo2_percent"],
-    "field": "readings.2.spo2_percent",
-    "message": "Input should be less than or equal to 100",
-    "type": "less_than_equal",
-}
+    readings: list[MeasurementCreate] = BATCH_LIMITS
 
 
 class BatchItem(BaseModel):
     index: int
-    status: Literal["stored", "duplicate", "rejected"] = Field(
-        description="duplicate: the same patient, measured_at and source is already stored."
+    status: Literal["stored", "duplicate"] = Field(
+        description="duplicate: the same patient, measured_at and source is already stored, and is not stored again."
     )
-    id: uuid.UUID | None = Field(default=None, description="The stored reading's id (null when rejected).")
-    errors: list[FieldError] | None = None
+    id: uuid.UUID | None = Field(default=None, description="The stored reading's id (null for a duplicate).")
 
 
 class BatchOut(BaseModel):
@@ -195,11 +171,9 @@ class BatchOut(BaseModel):
                 {
                     "stored": 1,
                     "duplicates": 1,
-                    "rejected": 1,
                     "results": [
                         {"index": 0, "status": "stored", "id": "6a1f2e3d-4c5b-4a69-8877-665544332211"},
                         {"index": 1, "status": "duplicate"},
-                        {"index": 2, "status": "rejected", "errors": [SPO2_ERROR]},
                     ],
                 }
             ]
@@ -208,5 +182,4 @@ class BatchOut(BaseModel):
 
     stored: int
     duplicates: int
-    rejected: int
     results: list[BatchItem]

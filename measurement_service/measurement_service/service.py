@@ -2,13 +2,11 @@
 reading one by id and deleting it take the caller's SQLAlchemy session, which owns the transaction."""
 
 import uuid
-from collections import Counter
 from datetime import UTC, datetime
 
 import asyncpg
 from fastapi import Response
-from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.orm import Session
+from pydantic import TypeAdapter
 
 from measurement_service import events, recording
 from measurement_service.models import Measurement
@@ -25,9 +23,10 @@ from measurement_service.schemas import (
 from painkiller_common import idempotency
 from painkiller_common.access import Access
 from painkiller_common.contracts import VITALS
+from painkiller_common.errors import Conflict, NotFound
 from painkiller_common.idempotency import Outcome
+from painkiller_common.outbox import UnitOfWork
 from painkiller_common.pg import Pool
-from painkiller_common.problems import Conflict, FieldError, InvalidInput, NotFound, field_errors
 
 Loc = list[str | int]
 READING: TypeAdapter[Reading] = TypeAdapter(Reading)
@@ -81,71 +80,54 @@ async def record_batch(
     key: str | None,
     scope: str,
 ) -> Response:
-    """Validate each reading alone; store the valid ones in one statement, with their events."""
+    """Store the readings in one statement, with their events; those already stored are
+    reported as duplicates (pydantic has refused the whole batch if any reading is invalid)."""
     _reach_batch(access, patient_id, batch)
-    results, records = _validate_batch(patient_id, batch)
+    now = datetime.now(UTC)
+    records = [
+        recording.new_row(_owner(reading, patient_id), reading.model_dump(include=READING_FIELDS), now)
+        for reading in batch.readings
+    ]
 
     async def write(conn: asyncpg.Connection) -> Outcome:
-        done = await recording.store(conn, directory, list(records.values()), statement=recording.MANY)
-        for item in results:
-            if item.status == "stored" and item.id not in done.stored:
-                item.status, item.id = "duplicate", None
-        counts = Counter(item.status for item in results)
-        out = BatchOut(
-            stored=counts["stored"], duplicates=counts["duplicate"], rejected=counts["rejected"], results=results
-        )
-        touched = [(r["id"], r["patient_id"]) for r in records.values() if r["id"] in done.stored]
+        done = await recording.store(conn, directory, records, statement=recording.MANY)
+        results = [
+            BatchItem(index=index, status="stored", id=record["id"])
+            if record["id"] in done.stored
+            else BatchItem(index=index, status="duplicate")
+            for index, record in enumerate(records)
+        ]
+        out = BatchOut(stored=len(done.stored), duplicates=len(records) - len(done.stored), results=results)
+        touched = [(r["id"], r["patient_id"]) for r in records if r["id"] in done.stored]
         return Outcome(out, status_code=200, touched=touched)
 
     return await idempotency.run_once_async(pool=pool, access=access, key=key, scope=scope, request=batch, write=write)
+
+
+def _owner(reading: Reading, patient_id: uuid.UUID | None) -> uuid.UUID:
+    """The path's patient, or the one a reading of `/api/v1/measures/batch` names."""
+    owner = reading.patient_id if isinstance(reading, MeasurementCreate) else patient_id
+    assert owner is not None  # a reading without the path's patient names its own
+    return owner
 
 
 def _reach_batch(access: Access, patient_id: uuid.UUID | None, batch: BatchIn | MeasurementBatchIn) -> None:
     """A patient/ token's batch is refused whole if it is for, or any reading names, another patient."""
     if patient_id is not None:
         access.reach(patient_id)
-    for raw in batch.readings if access.only_patient is not None else []:
-        named = raw.get("patient_id")
-        if named is not None and str(named) != str(access.only_patient):
-            raise NotFound(f"Patient {named} does not exist.")
+    for reading in batch.readings if access.only_patient is not None else []:
+        if isinstance(reading, MeasurementCreate) and reading.patient_id != access.only_patient:
+            raise NotFound(f"Patient {reading.patient_id} does not exist.")
 
 
-def _validate_batch(
-    patient_id: uuid.UUID | None, batch: BatchIn | MeasurementBatchIn
-) -> tuple[list[BatchItem], dict[int, recording.Row]]:
-    """Each reading validated alone: the result of each, and the records of the valid ones (422 if none)."""
-    adapter = READING if patient_id is not None else MEASUREMENT_CREATE
-    now = datetime.now(UTC)
-    results: list[BatchItem] = []
-    records: dict[int, recording.Row] = {}
-    for index, raw in enumerate(batch.readings):
-        at: Loc = ["body", "readings", index]
-        try:
-            reading = adapter.validate_python(raw)
-        except ValidationError as exc:
-            results.append(_rejected(index, field_errors(exc.errors(), prefix=tuple(at))))
-            continue
-        owner = reading.patient_id if isinstance(reading, MeasurementCreate) else patient_id
-        assert owner is not None  # a reading without the path's patient names its own
-        records[index] = recording.new_row(owner, reading.model_dump(include=READING_FIELDS), now)
-        results.append(BatchItem(index=index, status="stored", id=records[index]["id"]))
-    if not records:
-        raise InvalidInput(*((e.loc, e.message) for item in results for e in item.errors or []))
-    return results, records
-
-
-def _rejected(index: int, errors: list[FieldError]) -> BatchItem:
-    return BatchItem(index=index, status="rejected", errors=errors)
-
-
-def get_measurement(*, session: Session, measurement_id: uuid.UUID) -> Measurement:
+def get_measurement(*, session: UnitOfWork, measurement_id: uuid.UUID) -> Measurement:
     measurement = session.get(Measurement, measurement_id)
     if measurement is None:
         raise NotFound(f"Measurement {measurement_id} does not exist.")
     return measurement
 
 
-def delete_measurement(*, session: Session, measurement: Measurement) -> None:
-    events.publish(session, [events.deleted(measurement.id, measurement.patient_id)])
+def delete_measurement(*, session: UnitOfWork, measurement: Measurement) -> None:
+    session.record(events.deleted(measurement.id, measurement.patient_id))
     session.delete(measurement)
     session.flush()

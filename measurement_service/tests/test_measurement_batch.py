@@ -1,4 +1,5 @@
-"""Batch ingestion: each reading validated alone, valid ones stored once, rejects reported by index."""
+"""Batch ingestion: stored together once, duplicates reported by index; one invalid reading
+refuses the batch, naming every bad reading by index."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ def test_a_valid_batch_is_stored_with_one_event_each(client: TestClient, patient
     response = client.post(f"/api/v1/patient/{patient_id}/measurements/batch", json={"readings": readings})
     assert response.status_code == 200
     body = response.json()
-    assert (body["stored"], body["duplicates"], body["rejected"]) == (50, 0, 0)
+    assert (body["stored"], body["duplicates"]) == (50, 0)
     assert [r["index"] for r in body["results"]] == list(range(50))
     assert stored("measurements") == 50
     events = outbox()
@@ -31,16 +32,16 @@ def test_a_valid_batch_is_stored_with_one_event_each(client: TestClient, patient
     assert {e["payload"]["id"] for e in events} == {r["id"] for r in body["results"]}
 
 
-def test_invalid_readings_are_reported_by_index_and_the_rest_stored(client: TestClient, patient_id, stored) -> None:
+def test_invalid_readings_refuse_the_batch_each_named_by_index(client: TestClient, patient_id, stored) -> None:
+    """The document types every item as a reading, so a batch holding another is bad input:
+    422, nothing stored (the client resends the good ones; duplicates make that safe)."""
     readings = [device_reading(0), device_reading(1, temperature_c=98.6), device_reading(2, spo2_percent=True),
                 device_reading(3, systolic_mmhg=120), device_reading(4)]  # fmt: skip
-    body = client.post(f"/api/v1/patient/{patient_id}/measurements/batch", json={"readings": readings}).json()
-    assert [r["status"] for r in body["results"]] == ["stored", "rejected", "rejected", "rejected", "stored"]
-    assert body["results"][1]["errors"][0]["field"] == "readings.1.temperature_c"
-    assert body["results"][2]["errors"][0]["field"] == "readings.2.spo2_percent"
-    assert body["results"][3]["errors"][0]["field"] == "readings.3.diastolic_mmhg"
-    assert (body["stored"], body["rejected"]) == (2, 3)
-    assert stored("measurements") == 2
+    response = client.post(f"/api/v1/patient/{patient_id}/measurements/batch", json={"readings": readings})
+    assert response.status_code == 422
+    fields = [e["field"] for e in response.json()["errors"]]
+    assert fields == ["readings.1.temperature_c", "readings.2.spo2_percent", "readings.3.diastolic_mmhg"]
+    assert stored("measurements") == 0
 
 
 def test_resending_a_batch_stores_nothing_twice(client: TestClient, patient_id, stored, outbox) -> None:
@@ -75,9 +76,10 @@ def test_measures_batch_names_the_patient_per_reading(client: TestClient, patien
     patients.ids.add(other)
     readings = [{**device_reading(0), "patient_id": str(patient_id)}, {**device_reading(1), "patient_id": str(other)},
                 device_reading(2)]  # fmt: skip
-    body = client.post("/api/v1/measurements/batch", json={"readings": readings}).json()
-    assert [r["status"] for r in body["results"]] == ["stored", "stored", "rejected"]
-    assert body["results"][2]["errors"][0]["field"] == "readings.2.patient_id"
+    missing = client.post("/api/v1/measurements/batch", json={"readings": readings})
+    assert [e["field"] for e in missing.json()["errors"]] == ["readings.2.patient_id"]
+    body = client.post("/api/v1/measurements/batch", json={"readings": readings[:2]}).json()
+    assert [r["status"] for r in body["results"]] == ["stored", "stored"]
     assert stored("measurements") == 2
 
 
@@ -89,7 +91,7 @@ def test_an_unknown_patient_fails_the_batch(client: TestClient, stored) -> None:
     assert stored("measurements") == 0
 
 
-def test_a_batch_with_nothing_valid_is_422(client: TestClient, patient_id, stored) -> None:
+def test_a_batch_with_nothing_valid_is_422_too(client: TestClient, patient_id, stored) -> None:
     response = client.post(
         f"/api/v1/patient/{patient_id}/measurements/batch", json={"readings": [{"spo2_percent": 120}, {}]}
     )

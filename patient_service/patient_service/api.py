@@ -4,15 +4,14 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
-from sqlalchemy.orm import Session
 
 from painkiller_common import audit
 from painkiller_common.access import USER_OR_SYSTEM, Access, requires
-from painkiller_common.app import json_response, require_csv, require_json
-from painkiller_common.db import get_session
+from painkiller_common.app import JsonBody, json_response, require_csv
+from painkiller_common.db import SessionDep
 from painkiller_common.idempotency import IdempotencyKey, Outcome, run_once
 from painkiller_common.pagination import Page
-from painkiller_common.pg import Pool, get_pool
+from painkiller_common.pg import PoolDep
 from painkiller_common.problems import problem_responses
 from patient_service import imports, service
 from patient_service.config import Settings
@@ -38,10 +37,7 @@ async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-PoolDep = Annotated[Pool, Depends(get_pool)]
-JsonBody = [Depends(require_json)]
 # Which scope each route needs (doc/security.md); a patient/ token reaches its own patient only.
 CanCreate = Annotated[Access, Depends(requires("Patient", "c", contexts=USER_OR_SYSTEM))]
 CanImport = Annotated[Access, Depends(requires("Patient", "cu", contexts=USER_OR_SYSTEM, action="import"))]

@@ -12,9 +12,9 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from painkiller_common.contracts import PatientRiskChanged, RiskChange
-from painkiller_common.outbox import emit
+from painkiller_common.outbox import UnitOfWork
 from patient_service.config import Settings
-from patient_service.models import EVENT_TABLES, Patient, RiskAssessmentRow, VitalReading
+from patient_service.models import Patient, RiskAssessmentRow, VitalReading
 from patient_service.risk import BAND_RANK, Reading, RiskAssessment, assess, spo2_scale_of
 from patient_service.vitals import merge_reading
 
@@ -74,7 +74,7 @@ def _readings(session: Session, patient: Patient, variability_window: timedelta)
     return _with_series(values, series)
 
 
-def reassess(session: Session, patient: Patient, settings: Settings) -> RiskAssessment:
+def reassess(session: UnitOfWork, patient: Patient, settings: Settings) -> RiskAssessment:
     """Recompute and store the patient's assessment (the caller holds the patient's row lock)."""
     windows = Windows.of(settings)
     readings = _readings(session, patient, windows.variability)
@@ -86,7 +86,7 @@ def reassess(session: Session, patient: Patient, settings: Settings) -> RiskAsse
         setattr(row, column, value)
     if previous is None:
         patient.risk = row
-    emit(session, EVENT_TABLES.outbox, _changes(patient.id, previous_band, row.revision, result))
+    session.record(*_changes(patient.id, previous_band, row.revision, result))
     return result
 
 
@@ -167,7 +167,7 @@ _SET_RISK = text(
 
 
 def reassess_many(
-    session: Session, patient_ids: list[uuid.UUID], new_readings: dict[uuid.UUID, list[Any]], settings: Settings
+    session: UnitOfWork, patient_ids: list[uuid.UUID], new_readings: dict[uuid.UUID, list[Any]], settings: Settings
 ) -> None:
     """Fold each patient's new readings into `latest_vitals` and reassess them all: a fixed
     number of statements whatever the number of patients (each patient's row locked, in id order)."""
@@ -196,7 +196,7 @@ def reassess_many(
             risk[column].append(value)
         events += _changes(patient.id, patient.band, columns["revision"], result)
     session.execute(_SET_RISK, risk)
-    emit(session, EVENT_TABLES.outbox, events)
+    session.record(*events)
 
 
 def _merged(latest_vitals: dict[str, Any], readings: list[Any]) -> dict[str, Any]:

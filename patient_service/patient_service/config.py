@@ -1,7 +1,5 @@
 """Patient service settings, read from PATIENT_* environment variables."""
 
-from functools import lru_cache
-
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -20,8 +18,3 @@ class Settings(ServiceSettings):
     risk_window_hours: float = Field(default=24, gt=0, le=24 * 30)
     # Blood-pressure variability looks further back: it is about the trend across readings.
     bp_variability_window_days: float = Field(default=7, gt=0, le=365)
-
-
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()

@@ -1,12 +1,13 @@
-"""What the patient service publishes, and how it applies the measurement events it consumes."""
+"""How the patient service applies the measurement events it consumes."""
 
 import uuid
+from functools import singledispatchmethod
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from painkiller_common.consumer import AfterBatch, Handler
+from painkiller_common.consumer import Batch
 from painkiller_common.contracts import (
     VITALS,
     Event,
@@ -14,39 +15,51 @@ from painkiller_common.contracts import (
     MeasurementRecord,
     MeasurementRecorded,
 )
-from painkiller_common.outbox import emit
+from painkiller_common.outbox import UnitOfWork
 from patient_service.assessment import reassess_many
 from patient_service.config import Settings
-from patient_service.models import EVENT_TABLES, LOCK_PATIENT, Patient, VitalReading
+from patient_service.models import LOCK_PATIENT, Patient, VitalReading
 from patient_service.vitals import recompute
 
 
-def publish(session: Session, event: Event) -> None:
-    emit(session, EVENT_TABLES.outbox, [event])
+class MeasurementEvents(Batch):
+    """The measurement events of one batch: deletions applied as they come, new readings stored
+    together at the end, then one risk assessment per patient the batch touched."""
 
+    def __init__(self, session: UnitOfWork, settings: Settings) -> None:
+        super().__init__(session)
+        self.settings = settings
+        self.readings: list[MeasurementRecord] = []
+        self.touched: set[uuid.UUID] = set()
 
-def to_reassess(session: Session) -> set[uuid.UUID]:
-    """Patients whose readings this transaction changed: reassessed once, after the batch."""
-    return session.info.setdefault("reassess", set())
+    @singledispatchmethod
+    def apply(self, event: Event) -> None:
+        """Another event: nothing to apply."""
 
+    @apply.register
+    def recorded(self, event: MeasurementRecorded) -> None:
+        self.readings.append(event.payload)  # stored with the batch's others, in one statement
 
-def on_measurement_recorded(session: Session, event: MeasurementRecorded) -> None:
-    # Kept for the end of the batch, where all its readings are stored in one statement.
-    session.info.setdefault("readings", []).append(event.payload)
+    @apply.register
+    def deleted(self, event: MeasurementDeleted) -> None:
+        ref = event.payload
+        patient = self.session.get(Patient, ref.patient_id, with_for_update=LOCK_PATIENT)
+        if patient is None:
+            return
+        self.session.execute(
+            insert(VitalReading)
+            .values(measurement_id=ref.id, patient_id=ref.patient_id, deleted=True)
+            .on_conflict_do_update(index_elements=[VitalReading.measurement_id], set_={"deleted": True})
+        )
+        patient.latest_vitals = recompute(self.session, patient.id)
+        self.touched.add(patient.id)
 
-
-def on_measurement_deleted(session: Session, event: MeasurementDeleted) -> None:
-    ref = event.payload
-    patient = session.get(Patient, ref.patient_id, with_for_update=LOCK_PATIENT)
-    if patient is None:
-        return
-    session.execute(
-        insert(VitalReading)
-        .values(measurement_id=ref.id, patient_id=ref.patient_id, deleted=True)
-        .on_conflict_do_update(index_elements=[VitalReading.measurement_id], set_={"deleted": True})
-    )
-    patient.latest_vitals = recompute(session, patient.id)
-    to_reassess(session).add(patient.id)
+    def close(self) -> None:
+        new_readings = store_readings(self.session, self.readings)
+        touched = sorted(new_readings.keys() | self.touched)
+        if touched:
+            self.session.flush()  # a deletion's recomputed latest_vitals, before they are read
+            reassess_many(self.session, touched, new_readings, self.settings)
 
 
 def store_readings(session: Session, readings: list[MeasurementRecord]) -> dict[uuid.UUID, list[MeasurementRecord]]:
@@ -72,24 +85,3 @@ def store_readings(session: Session, readings: list[MeasurementRecord]) -> dict[
         if reading.id in stored:
             by_patient.setdefault(reading.patient_id, []).append(reading)
     return by_patient
-
-
-# Each handler takes the event class its key names (the consumer dispatches on that key), a
-# narrower parameter than Handler's `Event`: hence the ignores.
-HANDLERS: dict[str, Handler] = {
-    "measurement.recorded": on_measurement_recorded,  # type: ignore[dict-item]
-    "measurement.deleted": on_measurement_deleted,  # type: ignore[dict-item]
-}
-
-
-def reassess_after(settings: Settings) -> AfterBatch:
-    """After a batch of measurement events: one risk assessment per patient they touched."""
-
-    def after_batch(session: Session) -> None:
-        new_readings = store_readings(session, session.info.pop("readings", []))
-        touched = sorted(new_readings.keys() | session.info.pop("reassess", set()))
-        if touched:
-            session.flush()  # a measurement.deleted's recomputed latest_vitals, before they are read
-            reassess_many(session, touched, new_readings, settings)
-
-    return after_batch

@@ -14,14 +14,13 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from painkiller_common.contracts import PatientCreated, PatientUpdated
-from painkiller_common.problems import FieldError, InvalidInput, field_errors
-from patient_service import events
+from painkiller_common.errors import Invalid
+from painkiller_common.outbox import UnitOfWork
+from painkiller_common.problems import FieldError, field_errors
+from patient_service import service
 from patient_service.models import Patient
 from patient_service.schemas import PatientCreate
-from patient_service.service import to_ref
 
 COLUMNS = ["patient_id", "first_name", "last_name", "age", "condition"]
 # What a file must start with: checked here on the raw text and stated as the body's `pattern`
@@ -69,7 +68,7 @@ class ImportReport(BaseModel):
     rejected: list[RejectedLine]
 
 
-def import_patients(*, session: Session, body: bytes) -> tuple[ImportReport, list[uuid.UUID]]:
+def import_patients(*, session: UnitOfWork, body: bytes) -> tuple[ImportReport, list[uuid.UUID]]:
     """The report, and the ids of the patients created or updated (for the audit trail)."""
     rows = _parse(body)
     accepted: dict[str, PatientCreate] = {}
@@ -93,16 +92,9 @@ def import_patients(*, session: Session, body: bytes) -> tuple[ImportReport, lis
         p.mrn: p for p in session.scalars(select(Patient).where(Patient.mrn.in_(accepted)).with_for_update(of=Patient))
     }
     now = datetime.now(UTC)
-    created = [_create(session, data, now) for mrn, data in accepted.items() if mrn not in existing]
-    updated = [p for mrn, p in existing.items() if mrn is not None and _update(p, accepted[mrn], now)]
+    created = [service.add(session, data, now) for mrn, data in accepted.items() if mrn not in existing]
+    updated = [p for mrn, p in existing.items() if mrn is not None and _update(session, p, accepted[mrn], now)]
     session.flush()
-    for patient in created:
-        events.publish(session, PatientCreated(aggregate_id=patient.id, aggregate_version=1, payload=to_ref(patient)))
-    for patient in updated:
-        events.publish(
-            session,
-            PatientUpdated(aggregate_id=patient.id, aggregate_version=patient.version, payload=to_ref(patient)),
-        )
     report = ImportReport(
         created=len(created), updated=len(updated), unchanged=len(existing) - len(updated), rejected=rejected
     )
@@ -113,18 +105,18 @@ def _parse(body: bytes) -> list[tuple[int, dict[str, str]]]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise InvalidInput((["body"], "the file is not UTF-8 text")) from None
+        raise Invalid(([], "the file is not UTF-8 text")) from None
     if not re.match(HEADER_PATTERN, text):
-        raise InvalidInput((["body"], "the first line must be the header " + ",".join(COLUMNS)))
+        raise Invalid(([], "the first line must be the header " + ",".join(COLUMNS)))
     reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
     rows = []
     try:
         for row in reader:
             rows.append((reader.line_num, row))
             if len(rows) > MAX_ROWS:
-                raise InvalidInput((["body"], f"at most {MAX_ROWS} lines per import"))
+                raise Invalid(([], f"at most {MAX_ROWS} lines per import"))
     except csv.Error as exc:
-        raise InvalidInput((["body"], f"line {reader.line_num}: {exc}")) from None
+        raise Invalid(([], f"line {reader.line_num}: {exc}")) from None
     return rows
 
 
@@ -157,22 +149,11 @@ def _error(line: int, field: str, message: str) -> FieldError:
     return FieldError(loc=["line", line, field], field=f"{line}.{field}", message=message, type="value_error")
 
 
-def _create(session: Session, data: PatientCreate, now: datetime) -> Patient:
-    patient = Patient(id=uuid.uuid4(), created_at=now, updated_at=now, version=1, latest_vitals={}, **data.model_dump())
-    session.add(patient)
-    return patient
-
-
-def _update(patient: Patient, data: PatientCreate, now: datetime) -> bool:
-    """Apply the line to a known patient; False if it changes nothing."""
+def _update(session: UnitOfWork, patient: Patient, data: PatientCreate, now: datetime) -> bool:
+    """Apply the line to a known patient; False if it changes nothing. A birth date on record
+    stays: the file's age is the coarser fact."""
     conditions = patient.conditions + [c for c in data.conditions if c not in patient.conditions]
     changes: dict[str, object] = {"first_name": data.first_name, "last_name": data.last_name, "conditions": conditions}
     if patient.birth_date is None:
         changes["age"] = data.age
-    if all(getattr(patient, field) == value for field, value in changes.items()):
-        return False
-    for field, value in changes.items():
-        setattr(patient, field, value)
-    patient.version += 1
-    patient.updated_at = now
-    return True
+    return service.change(session, patient, changes, now)

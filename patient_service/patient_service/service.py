@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session
 from painkiller_common import audit
 from painkiller_common.access import Access
 from painkiller_common.contracts import PatientCreated, PatientDeleted, PatientRecord, PatientRef, PatientUpdated
+from painkiller_common.errors import Conflict, NotFound
 from painkiller_common.idempotency import erase_answers
+from painkiller_common.outbox import UnitOfWork
 from painkiller_common.pagination import Page, clamp_limit, decode_cursor, decode_int_cursor, page_of
 from painkiller_common.pg import Pool
-from painkiller_common.problems import Conflict, NotFound
-from patient_service import events
 from patient_service.assessment import reassess
 from patient_service.config import Settings
 from patient_service.models import EVENT_TABLES, LOCK_PATIENT, Patient, RiskAssessmentRow
@@ -62,14 +62,41 @@ def to_out(patient: Patient) -> PatientOut:
     return _out(fields, patient.latest_vitals, summary)
 
 
-def create_patient(*, session: Session, data: PatientCreate) -> Patient:
-    now = datetime.now(UTC)
+# A patient's version and events change in these three functions only, for the API and the
+# CSV import alike; the unit of work writes the events when it commits.
+
+
+def add(session: UnitOfWork, data: PatientCreate, now: datetime) -> Patient:
+    """A new patient at version 1, with its `patient.created`."""
     patient = Patient(id=uuid.uuid4(), created_at=now, updated_at=now, version=1, latest_vitals={}, **data.model_dump())
-    if patient.birth_date is not None:
-        patient.age = None
     session.add(patient)
+    session.record(PatientCreated(aggregate_id=patient.id, aggregate_version=1, payload=to_ref(patient)))
+    return patient
+
+
+def change(session: UnitOfWork, patient: Patient, changes: dict[str, Any], now: datetime) -> bool:
+    """Apply `changes`: the next version, with its `patient.updated`; False if nothing changes."""
+    if all(getattr(patient, field) == value for field, value in changes.items()):
+        return False
+    for field, value in changes.items():
+        setattr(patient, field, value)
+    patient.version += 1
+    patient.updated_at = now
+    session.record(PatientUpdated(aggregate_id=patient.id, aggregate_version=patient.version, payload=to_ref(patient)))
+    return True
+
+
+def remove(session: UnitOfWork, patient: Patient) -> None:
+    """Delete the patient, with the `patient.deleted` that erases their readings elsewhere."""
+    session.record(
+        PatientDeleted(aggregate_id=patient.id, aggregate_version=patient.version + 1, payload=to_ref(patient))
+    )
+    session.delete(patient)
+
+
+def create_patient(*, session: UnitOfWork, data: PatientCreate) -> Patient:
+    patient = add(session, data, datetime.now(UTC))
     _flush_unique(session, patient.mrn)
-    events.publish(session, PatientCreated(aggregate_id=patient.id, aggregate_version=1, payload=to_ref(patient)))
     return patient
 
 
@@ -99,21 +126,15 @@ def get_patient(*, session: Session, patient_id: uuid.UUID, for_update: bool = F
     return patient
 
 
-def update_patient(*, session: Session, patient_id: uuid.UUID, data: PatientUpdate, settings: Settings) -> Patient:
+def update_patient(*, session: UnitOfWork, patient_id: uuid.UUID, data: PatientUpdate, settings: Settings) -> Patient:
     patient = get_patient(session=session, patient_id=patient_id, for_update=True)
     changes = data.model_dump(exclude_unset=True)
     _apply_age_rules(patient, changes)
     rescore = "spo2_scale" in changes and changes["spo2_scale"] != patient.spo2_scale
-    for field, value in changes.items():
-        setattr(patient, field, value)
-    if rescore:  # the SpO2 scale changes NEWS2 from the same readings
-        reassess(session, patient, settings)
-    patient.updated_at = datetime.now(UTC)
-    patient.version += 1
-    _flush_unique(session, patient.mrn)
-    events.publish(
-        session, PatientUpdated(aggregate_id=patient.id, aggregate_version=patient.version, payload=to_ref(patient))
-    )
+    if change(session, patient, changes, datetime.now(UTC)):
+        if rescore:  # the SpO2 scale changes NEWS2 from the same readings
+            reassess(session, patient, settings)
+        _flush_unique(session, patient.mrn)
     return patient
 
 
@@ -127,16 +148,10 @@ def _apply_age_rules(patient: Patient, changes: dict[str, object]) -> None:
         changes["age"] = to_out(patient).age
 
 
-def delete_patient(*, session: Session, patient_id: uuid.UUID) -> None:
+def delete_patient(*, session: UnitOfWork, patient_id: uuid.UUID) -> None:
     """Delete the patient; `patient.deleted` makes the measurement service erase their readings."""
     patient = get_patient(session=session, patient_id=patient_id, for_update=True)
-    events.publish(
-        session,
-        PatientDeleted(
-            aggregate_id=patient.id, aggregate_version=patient.version + 1, payload=PatientRef(id=patient.id)
-        ),
-    )
-    session.delete(patient)
+    remove(session, patient)
     erase_answers(session, EVENT_TABLES.idempotency_keys, patient.id)
     session.flush()
 

@@ -1,0 +1,47 @@
+"""What makes each service itself. Everything built from it is shared: the app (app.py), the
+command line (cli.py) and the test fixtures (pytest_plugin.py); a service supplies one `Service`.
+"""
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from fastapi import APIRouter, FastAPI
+
+from painkiller_common.consumer import Batch
+from painkiller_common.outbox import UnitOfWork
+from painkiller_common.settings import ServiceSettings
+from painkiller_common.tables import EventTables
+from painkiller_common.topology import QueueSpec
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+@dataclass(frozen=True)
+class Service(Generic[S]):
+    name: str  # "patient": operation ids (`patient_create`), the package `painkiller-patient-service`
+    title: str
+    description: str
+    docs_prefix: str  # where its Swagger UI and OpenAPI document are served
+    health_prefixes: Sequence[str]
+    settings: type[S]
+    routers: Callable[[], Sequence[APIRouter]]
+    tables: EventTables
+    queue: QueueSpec  # the queue its consumer reads
+    runtime_role: str
+    migrations: Path
+    batch: Callable[[UnitOfWork, S], Batch]  # how its consumer applies a batch of events
+    # What else its app holds while it runs, set up and torn down with it (a client, a cache).
+    state: Callable[[FastAPI, S], AbstractAsyncContextManager[None]] | None = None
+
+    def load_settings(self) -> S:
+        """The settings from the environment (the service's own prefix), read once."""
+        return _load(self.settings)
+
+
+@cache
+def _load(settings: type[S]) -> S:
+    return settings()

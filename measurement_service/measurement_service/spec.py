@@ -1,0 +1,56 @@
+"""The measurement service, as the shared app, command line and test fixtures take it."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+
+from measurement_service.api import ALIAS_PREFIX, PREFIX, measures_router, patient_router
+from measurement_service.config import Settings
+from measurement_service.events import PatientEvents
+from measurement_service.models import EVENT_TABLES, RUNTIME_ROLE
+from measurement_service.patients import PatientDirectory
+from painkiller_common.service import Service
+from painkiller_common.topology import PATIENT_EVENTS_FOR_MEASUREMENTS
+
+
+@asynccontextmanager
+async def patient_directory(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    """The client that asks the patient service whether a patient exists (patients.py)."""
+    app.state.patient_directory = PatientDirectory(
+        settings.patient_service_url, settings.patient_service_timeout_s, settings.patient_service_token_file
+    )
+    try:
+        yield
+    finally:
+        await app.state.patient_directory.close()
+
+
+def routers() -> list[APIRouter]:
+    """A patient's readings, /api/v1/measures, and the same under the alias, out of the document."""
+    return [patient_router, measures_router(PREFIX, in_schema=True), measures_router(ALIAS_PREFIX, in_schema=False)]
+
+
+SPEC: Service[Settings] = Service(
+    name="measurement",
+    title="Painkiller measurement service",
+    description=(
+        "Vital-sign readings. Every `/api/v1/measures` route is also served under "
+        "`/api/v1/measurements`. Errors are RFC 9457 `application/problem+json`."
+    ),
+    docs_prefix=PREFIX,
+    health_prefixes=[PREFIX, ALIAS_PREFIX],
+    settings=Settings,
+    routers=lambda: [
+        patient_router,
+        measures_router(PREFIX, in_schema=True),
+        measures_router(ALIAS_PREFIX, in_schema=False),
+    ],
+    tables=EVENT_TABLES,
+    queue=PATIENT_EVENTS_FOR_MEASUREMENTS,
+    runtime_role=RUNTIME_ROLE,
+    migrations=Path(__file__).parent / "migrations",
+    batch=lambda session, settings: PatientEvents(session),
+    state=patient_directory,
+)

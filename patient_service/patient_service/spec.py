@@ -1,0 +1,25 @@
+"""The patient service, as the shared app, command line and test fixtures take it."""
+
+from pathlib import Path
+
+from painkiller_common.service import Service
+from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS
+from patient_service.api import PREFIX, router
+from patient_service.config import Settings
+from patient_service.events import MeasurementEvents
+from patient_service.models import EVENT_TABLES, RUNTIME_ROLE
+
+SPEC: Service[Settings] = Service(
+    name="patient",
+    title="Painkiller patient service",
+    description="Patients of the ward. Errors are RFC 9457 `application/problem+json`.",
+    docs_prefix=PREFIX,
+    health_prefixes=[PREFIX],
+    settings=Settings,
+    routers=lambda: [router],
+    tables=EVENT_TABLES,
+    queue=MEASUREMENT_EVENTS_FOR_PATIENTS,
+    runtime_role=RUNTIME_ROLE,
+    migrations=Path(__file__).parent / "migrations",
+    batch=MeasurementEvents,
+)
