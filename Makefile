@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYPROJECTS := common/pyproject.toml patient_service/pyproject.toml measurement_service/pyproject.toml
 
-.PHONY: venv up down token test lint bench clean
+.PHONY: venv up down observe token test lint bench clean
 
 # One venv for both services and the tests; constraints.txt pins every package, transitive ones too.
 $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
@@ -24,6 +24,9 @@ up: venv  ## databases, migrations, both services and NGINX on :8080
 # A dev token signed by the key `make up` made; SCOPE, PATIENT, SUB and TTL narrow it.
 token: venv
 	@$(PY) -m painkiller_common.devauth .run/auth --scope "$(SCOPE)" --patient "$(PATIENT)" --sub "$(SUB)" --ttl "$(TTL)"
+
+observe: venv  ## a real Prometheus on :9090 scraping what `make up` started, with observability/rules.yml
+	$(PY) scripts/stack.py observe
 
 down:
 	@if [ -x $(PY) ]; then $(PY) scripts/stack.py down; fi

@@ -6,6 +6,7 @@ containers run (`python -m <service> migrate|api`).
 """
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ from provisioning import BrokerUsers, auth_env, database_env, dev_certificate, l
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_DIR = ROOT / "nginx"
+OBSERVABILITY = ROOT / "observability"
 
 
 @dataclass
@@ -42,6 +44,8 @@ class Stack:
     rate_limit_burst: int = field(default_factory=lambda: int(os.environ.get("RATE_LIMIT_BURST", "200")))
     rate_limit_connections: int = field(default_factory=lambda: int(os.environ.get("RATE_LIMIT_CONNECTIONS", "200")))
     allowed_hosts: str = field(default_factory=lambda: os.environ.get("ALLOWED_HOSTS", "localhost 127.0.0.1"))
+    # Each process's /metrics port, by process name (doc/operations.md).
+    metrics_ports: dict[str, int] = field(default_factory=lambda: dict(zip(PROCESSES, range(9101, 9107), strict=True)))
     # What `up` started, by name, in start order ("nginx" last).
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -59,14 +63,24 @@ class Stack:
         return self.run_dir / "auth"
 
     def process_env(self, name: str = "") -> dict[str, str]:
+        metrics = (
+            {f"{name.split('-')[0].upper()}_METRICS_PORT": str(self.metrics_ports[name])}
+            if name in self.metrics_ports
+            else {}
+        )
         return {
             **os.environ,
             "PATIENT_PORT": str(self.patient_port),
             "MEASUREMENT_PORT": str(self.measurement_port),
             "MEASUREMENT_PATIENT_SERVICE_URL": f"http://127.0.0.1:{self.patient_port}",
+            **metrics,
             **self.env,
             **self.process_env_overrides.get(name, {}),
         }
+
+    @property
+    def targets_file(self) -> Path:
+        return self.run_dir / "prometheus-targets.json"
 
 
 # name -> (module, command, readiness URL path or None for workers); the order is the start order.
@@ -228,6 +242,50 @@ def up(stack: Stack, *, foreground_nginx: bool = False) -> None:
     for _, _, ready_path in PROCESSES.values():
         if ready_path:
             wait_ready(stack.url + ready_path)
+    write_targets(stack)
+
+
+def write_targets(stack: Stack) -> None:
+    """The running processes' /metrics, in Prometheus' file_sd format: a `job` per process kind."""
+    targets = [
+        {"targets": [f"127.0.0.1:{port}"], "labels": {"job": name, "service": name.split("-")[0]}}
+        for name, port in stack.metrics_ports.items()
+    ]
+    stack.targets_file.write_text(json.dumps(targets, indent=2) + "\n")
+
+
+def prometheus_binary() -> str:
+    """Prometheus' path; installed from Debian's packages when missing and we are root."""
+    found = shutil.which("prometheus")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        sys.exit("Prometheus is not installed. Install it (e.g. `sudo apt-get install -y prometheus`) and run again.")
+    print("Prometheus is missing: installing it from the system packages", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"], check=True, env=env)
+    return shutil.which("prometheus") or "/usr/bin/prometheus"
+
+
+def start_prometheus(stack: Stack, *, port: int, scrape_interval: str) -> subprocess.Popen[bytes]:
+    """A real Prometheus scraping the stack's targets file, with the repository's rules."""
+    home = stack.run_dir / "prometheus"
+    home.mkdir(parents=True, exist_ok=True)
+    values = {
+        "SCRAPE_INTERVAL": scrape_interval,
+        "RULES": str(OBSERVABILITY / "rules.yml"),
+        "TARGETS": str(stack.targets_file),
+    }
+    config = home / "prometheus.yml"
+    config.write_text(render(OBSERVABILITY / "prometheus.yml", values))
+    log = (stack.run_dir / "prometheus.log").open("ab")
+    args = [prometheus_binary(), f"--config.file={config}", f"--storage.tsdb.path={home / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=2d"]  # fmt: skip
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    (stack.run_dir / "prometheus.pid").write_text(str(process.pid))
+    wait_ready(f"http://127.0.0.1:{port}/-/ready", process=process)
+    return process
 
 
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:
@@ -244,7 +302,8 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 def down(stack: Stack) -> None:
     """Stop what `up` started, using the pid files it left in run_dir."""
-    pid_files = [stack.run_dir / f"{name}.pid" for name in PROCESSES] + [stack.run_dir / "nginx" / "nginx.pid"]
+    pid_files = [stack.run_dir / f"{name}.pid" for name in [*PROCESSES, "prometheus"]]
+    pid_files.append(stack.run_dir / "nginx" / "nginx.pid")
     for pid_file in pid_files:
         if not pid_file.exists():
             continue
@@ -279,7 +338,7 @@ def dev_env(run_dir: Path) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("command", choices=["up", "down", "observe"])
     args = parser.parse_args()
     stack = Stack(
         run_dir=ROOT / ".run",
@@ -290,6 +349,11 @@ def main() -> None:
     )
     if args.command == "down":
         down(stack)
+        return
+    if args.command == "observe":
+        port = int(os.environ.get("PROMETHEUS_PORT", "9090"))
+        start_prometheus(stack, port=port, scrape_interval="15s")
+        print(f"Prometheus is up at http://127.0.0.1:{port}, scraping {stack.targets_file} (doc/operations.md)")
         return
     down(stack)  # a second `make up` restarts cleanly instead of failing on busy ports
     time.sleep(0.5)

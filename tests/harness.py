@@ -108,6 +108,7 @@ def running_stack(
         tls_port=free_port(),
         patient_port=free_port(),
         measurement_port=free_port(),
+        metrics_ports={name: free_port() for name in stack_module.PROCESSES},
         env={**databases, **users.env()},
         process_env_overrides=overrides or {},
         rate_limit_rps=2000,

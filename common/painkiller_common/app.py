@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
-from painkiller_common import health, pg
+from painkiller_common import health, metrics, pg
 from painkiller_common.access import install_refusal_audit
 from painkiller_common.auth import TokenVerifier
 from painkiller_common.db import make_engine, make_session_factory
@@ -64,7 +64,7 @@ def create_app(service: Service[S], settings: S | None = None) -> FastAPI:
         "outbox": health.outbox_backlog(service.tables.outbox),
     }
     for prefix in service.health_prefixes:
-        app.include_router(health_router(readiness), prefix=prefix, include_in_schema=prefix == service.docs_prefix)
+        app.include_router(health_router(readiness, prefix), include_in_schema=prefix == service.docs_prefix)
     for router in service.routers():
         app.include_router(router)
     app.add_middleware(AccessLog)
@@ -84,6 +84,8 @@ def _lifespan(service: Service[S], settings: S) -> Lifespan[FastAPI]:
         )
         app.state.session_factory = make_session_factory(app.state.engine, service.tables.outbox)
         app.state.pool = await pg.open_pool(settings.database_url, max_size=settings.db_pool_size)
+        _measure_pools(app)
+        metrics.serve(settings.metrics_port, settings.host)
         try:
             async with service.state(app, settings) if service.state else nullcontext():
                 yield
@@ -92,6 +94,13 @@ def _lifespan(service: Service[S], settings: S) -> Lifespan[FastAPI]:
             app.state.engine.dispose()
 
     return lifespan
+
+
+def _measure_pools(app: FastAPI) -> None:
+    """Connections in use, read when Prometheus scrapes: asyncpg's pool and SQLAlchemy's."""
+    pool, engine = app.state.pool, app.state.engine
+    metrics.DB_POOL_IN_USE.labels("asyncpg").set_function(lambda: pool.get_size() - pool.get_idle_size())
+    metrics.DB_POOL_IN_USE.labels("sqlalchemy").set_function(lambda: engine.pool.checkedout())
 
 
 def json_response(model: BaseModel, status_code: int = 200) -> Response:
@@ -121,7 +130,8 @@ async def require_csv(request: Request) -> None:
 
 
 class AccessLog:
-    """One log line per request: method, path, status, time, request id.
+    """One log line per request (method, path, status, time, request id) and its duration in
+    `http_server_request_duration_seconds`.
 
     Plain ASGI rather than BaseHTTPMiddleware, which costs a task and a stream per request. The
     path only, never the query string: filters such as `name` are patient data.
@@ -146,13 +156,17 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_status)
         finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")  # set by the router: its template, never the raw path
+            template = getattr(route, "path_format", None) or "unmatched"
+            metrics.REQUEST_DURATION.labels(scope["method"], template, str(status)).observe(elapsed)
             headers = dict(scope["headers"])
             logger.info(
                 "%s %s %s %.1fms request_id=%s",
                 scope["method"],
                 scope["path"],
                 status,
-                (time.perf_counter() - started) * 1000,
+                elapsed * 1000,
                 headers.get(b"x-request-id", b"-").decode("latin-1"),
             )
 

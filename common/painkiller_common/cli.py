@@ -11,6 +11,7 @@ from pathlib import Path
 
 import uvicorn
 
+from painkiller_common import metrics
 from painkiller_common.consumer import Consumer
 from painkiller_common.db import make_engine, make_session_factory, provision, upgrade
 from painkiller_common.relay import Relay
@@ -56,11 +57,13 @@ def migrate(settings: ServiceSettings, migrations_dir: Path, runtime_role: str, 
 
 def relay(settings: ServiceSettings, tables: EventTables) -> None:
     engine = make_engine(settings.database_url, pool_size=2, max_overflow=0)
+    metrics.serve(settings.metrics_port, settings.host)
     Relay(engine=engine, tables=tables, amqp_url=settings.amqp_url).run_forever()
 
 
 def consume(service: Service[S], settings: S) -> None:
     engine = make_engine(settings.database_url, pool_size=2, max_overflow=0)
+    metrics.serve(settings.metrics_port, settings.host)
     Consumer(
         session_factory=make_session_factory(engine, service.tables.outbox),
         tables=service.tables,

@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
@@ -24,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
+from painkiller_common import metrics
 from painkiller_common.broker import connection_parameters, run_reconnecting
 from painkiller_common.contracts import Event, parse_event
 from painkiller_common.outbox import UnitOfWork
@@ -61,6 +63,7 @@ class Delivery:
     tag: int
     message_id: str | None
     user_id: str | None  # the publishing broker user, checked by RabbitMQ against the connection
+    type: str | None  # the event type the publisher declared, for the metrics of a refused one
     body: bytes
 
 
@@ -110,7 +113,9 @@ class Consumer:
                 if method is not None:
                     if not pending:
                         oldest = time.monotonic()
-                    pending.append(Delivery(method.delivery_tag, properties.message_id, properties.user_id, body))
+                    pending.append(
+                        Delivery(method.delivery_tag, properties.message_id, properties.user_id, properties.type, body)
+                    )
                 # Apply what has come when the queue pauses, the batch is full, or it has waited enough.
                 if pending and (
                     method is None or len(pending) >= self._prefetch or time.monotonic() - oldest > BATCH_WAIT_S
@@ -134,6 +139,7 @@ class Consumer:
                 # Forged or invalid: it will never apply, so it goes to the dead-letter queue now.
                 logger.error("event %s refused and dead-lettered: %s", delivery.message_id, _first_line(exc))
                 channel.basic_reject(delivery.tag, requeue=False)
+                metrics.EVENTS_DEAD_LETTERED.labels(delivery.type or "unknown").inc()
         try:
             self._apply_waiting_for_database([event for _, event in parsed])
         except AMQPError:
@@ -194,9 +200,12 @@ class Consumer:
                     batch.apply(event)
                 applied.append(first_time)
             batch.close()
+        now = datetime.now(UTC)
         for event, first_time in zip(events, applied, strict=True):
             if first_time:
                 logger.info("applied event %s %s", event.type, event.event_id)
+                metrics.EVENTS_APPLIED.labels(event.type).inc()
+                metrics.EVENT_LAG.labels(event.type).observe(max((now - event.occurred_at).total_seconds(), 0))
             else:
                 logger.info("duplicate event %s %s ignored", event.type, event.event_id)
         return applied

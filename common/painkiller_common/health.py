@@ -46,8 +46,10 @@ class Readiness(BaseModel):
     checks: dict[str, Any]
 
 
-def health_router(readiness: dict[str, Check]) -> APIRouter:
-    router = APIRouter(prefix="/health", tags=["health"])
+def health_router(readiness: dict[str, Check], prefix: str) -> APIRouter:
+    # The prefix is the router's own, not include_router's: metrics label a request with its
+    # route's template, which holds only the router's prefix.
+    router = APIRouter(prefix=f"{prefix}/health", tags=["health"])
 
     @router.get("/live", name="health_live", response_model=Liveness)
     def live() -> Liveness:

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.engine import Transaction
 from sqlalchemy.exc import SQLAlchemyError
 
+from painkiller_common import metrics
 from painkiller_common.broker import connection_parameters, run_reconnecting
 from painkiller_common.contracts import EXCHANGE
 from painkiller_common.migrations import OUTBOX_CHANNEL
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 OUTBOX_RETENTION = timedelta(days=7)
 PROCESSED_EVENT_RETENTION = timedelta(days=30)  # far longer than any redelivery
 IDEMPOTENCY_KEY_RETENTION = timedelta(hours=24)
+BACKLOG_EVERY_S = 1.0  # how often the outbox gauges are refreshed
 
 
 class _Listener:
@@ -68,6 +70,7 @@ class _Batch:
     size: int
     seq_by_tag: dict[int, int] = field(default_factory=dict)
     seq_by_event: dict[str, int] = field(default_factory=dict)
+    type_by_seq: dict[int, str] = field(default_factory=dict)
     returned: set[int] = field(default_factory=set)
     confirmed: list[int] = field(default_factory=list)
     failed: int = 0
@@ -100,6 +103,7 @@ class Relay:
         self._listen_again_at = 0.0
         self._prune_every_s = prune_every_s
         self._last_prune = 0.0
+        self._last_measure = 0.0
         self._stopping = False
         self._connection: pika.SelectConnection | None = None
         self._channel: Any = None
@@ -207,6 +211,7 @@ class Relay:
         self._woken = False
         try:
             self._prune_if_due()
+            self._measure_backlog_if_due()
             batch = self._claim()
         except SQLAlchemyError as exc:
             logger.warning("database unavailable (%s); retrying", type(exc).__name__)
@@ -246,6 +251,7 @@ class Relay:
             self._next_tag += 1
             batch.seq_by_tag[self._next_tag] = row.seq
             batch.seq_by_event[str(row.event_id)] = row.seq
+            batch.type_by_seq[row.seq] = row.event_type
             self._channel.basic_publish(
                 EXCHANGE,
                 row.event_type,
@@ -297,6 +303,8 @@ class Relay:
                 )
             batch.tx.commit()
             logger.debug("published %d events", len(batch.confirmed))
+            for seq in batch.confirmed:
+                metrics.EVENTS_PUBLISHED.labels(batch.type_by_seq[seq]).inc()
         except SQLAlchemyError as exc:
             # Not marked: they will be published again. A duplicate, never a loss.
             logger.warning("could not mark %d events published: %s", len(batch.confirmed), type(exc).__name__)
@@ -319,6 +327,18 @@ class Relay:
                 pass
 
     # --- housekeeping ----------------------------------------------------------------
+    def _measure_backlog_if_due(self) -> None:
+        """The outbox gauges, at most once a second: what waits, and for how long."""
+        if time.monotonic() - self._last_measure < BACKLOG_EVERY_S:
+            return
+        self._last_measure = time.monotonic()
+        outbox = self._tables.outbox
+        age = func.extract("epoch", func.now() - func.min(outbox.c.created_at))
+        with self._engine.connect() as db:
+            pending, oldest = db.execute(select(func.count(), age).where(outbox.c.published_at.is_(None))).one()
+        metrics.OUTBOX_PENDING.set(pending)
+        metrics.OUTBOX_OLDEST_AGE.set(float(oldest or 0))
+
     def _prune_if_due(self) -> None:
         if time.monotonic() - self._last_prune < self._prune_every_s:
             return

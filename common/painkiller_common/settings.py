@@ -28,6 +28,9 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    # This process's /metrics port (doc/operations.md): one per process (API, relay, consumer),
+    # never the port NGINX routes to. None: no metrics served.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Addresses whose X-Forwarded-* headers are believed: NGINX's. "*" inside a container network.
     forwarded_allow_ips: str = "127.0.0.1"
     # Read from AUTH_* (the same for every service): who signs the tokens the API accepts.
