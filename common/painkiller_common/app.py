@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
-from painkiller_common import health, metrics, pg
+from painkiller_common import health, logs, metrics, pg
 from painkiller_common.access import install_refusal_audit
 from painkiller_common.auth import TokenVerifier
 from painkiller_common.db import make_engine, make_session_factory
@@ -153,22 +153,28 @@ class AccessLog:
                 status = message["status"]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("route")  # set by the router: its template, never the raw path
-            template = getattr(route, "path_format", None) or "unmatched"
-            metrics.REQUEST_DURATION.labels(scope["method"], template, str(status)).observe(elapsed)
-            headers = dict(scope["headers"])
-            logger.info(
-                "%s %s %s %.1fms request_id=%s",
-                scope["method"],
-                scope["path"],
-                status,
-                elapsed * 1000,
-                headers.get(b"x-request-id", b"-").decode("latin-1"),
-            )
+        headers = dict(scope["headers"])
+        request_id, traceparent = (headers.get(name, b"").decode("latin-1") or None for name in HEADERS_IN)
+        with logs.work(request_id=request_id, traceparent=traceparent):
+            try:
+                await self.app(scope, receive, send_status)
+            finally:
+                elapsed = time.perf_counter() - started
+                route = scope.get("route")  # set by the router: its template, never the raw path
+                template = getattr(route, "path_format", None) or "unmatched"
+                metrics.REQUEST_DURATION.labels(scope["method"], template, str(status)).observe(elapsed)
+                logger.info(
+                    "%s %s %s",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={"method": scope["method"], "path": scope["path"], "status": status,
+                           "duration_ms": round(elapsed * 1000, 1)},
+                )  # fmt: skip
+
+
+# The ids a request brings (NGINX sets X-Request-ID when the client did not), for logs.work.
+HEADERS_IN = (b"x-request-id", b"traceparent")
 
 
 def problem_openapi(app: FastAPI) -> dict[str, Any]:

@@ -5,13 +5,12 @@ containers and the native run use the same entry points.
 """
 
 import argparse
-import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import uvicorn
 
-from painkiller_common import metrics
+from painkiller_common import logs, metrics
 from painkiller_common.consumer import Consumer
 from painkiller_common.db import make_engine, make_session_factory, provision, upgrade
 from painkiller_common.relay import Relay
@@ -35,8 +34,7 @@ def run(service: Service[S], *, app_factory: str, argv: Sequence[str] | None = N
     parser = argparse.ArgumentParser(description=f"Run one part of the {service.name} service.")
     parser.add_argument("command", choices=sorted(commands))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("pika").setLevel(logging.WARNING)  # its INFO is a line per socket event
+    logs.configure(service.name, args.command, settings.log_level)
     commands[args.command]()
 
 
@@ -82,6 +80,7 @@ def serve(settings: ServiceSettings, app_factory: str) -> None:
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's lines go through the process's JSON logging (logs.py)
         access_log=False,  # our own access log leaves out query strings, which can hold names
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,

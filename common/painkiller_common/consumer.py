@@ -14,9 +14,12 @@ after the queue's delivery limit the broker moves the message to its dead-letter
 import logging
 import signal
 import time
+import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
@@ -25,7 +28,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
-from painkiller_common import metrics
+from painkiller_common import logs, metrics
 from painkiller_common.broker import connection_parameters, run_reconnecting
 from painkiller_common.contracts import Event, parse_event
 from painkiller_common.outbox import UnitOfWork
@@ -65,6 +68,26 @@ class Delivery:
     user_id: str | None  # the publishing broker user, checked by RabbitMQ against the connection
     type: str | None  # the event type the publisher declared, for the metrics of a refused one
     body: bytes
+    origin: "Origin"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The request an event came from (logs.py), from its message's headers."""
+
+    request_id: str | None = None
+    traceparent: str | None = None
+
+    @classmethod
+    def of(cls, headers: dict[str, Any] | None) -> "Origin":
+        headers = headers or {}
+        request_id, traceparent = headers.get("x-request-id"), headers.get("traceparent")
+        return cls(
+            request_id if isinstance(request_id, str) else None, traceparent if isinstance(traceparent, str) else None
+        )
+
+    def work(self, event_id: str | None = None) -> AbstractContextManager[None]:
+        return logs.work(request_id=self.request_id, traceparent=self.traceparent, event_id=event_id)
 
 
 class Consumer:
@@ -113,9 +136,7 @@ class Consumer:
                 if method is not None:
                     if not pending:
                         oldest = time.monotonic()
-                    pending.append(
-                        Delivery(method.delivery_tag, properties.message_id, properties.user_id, properties.type, body)
-                    )
+                    pending.append(_delivery(method.delivery_tag, properties, body))
                 # Apply what has come when the queue pauses, the batch is full, or it has waited enough.
                 if pending and (
                     method is None or len(pending) >= self._prefetch or time.monotonic() - oldest > BATCH_WAIT_S
@@ -141,7 +162,8 @@ class Consumer:
                 channel.basic_reject(delivery.tag, requeue=False)
                 metrics.EVENTS_DEAD_LETTERED.labels(delivery.type or "unknown").inc()
         try:
-            self._apply_waiting_for_database([event for _, event in parsed])
+            origins = {event.event_id: delivery.origin for delivery, event in parsed}
+            self._apply_waiting_for_database([event for _, event in parsed], origins)
         except AMQPError:
             raise  # the connection went: nothing was acked, the broker redelivers
         except Exception:
@@ -161,11 +183,11 @@ class Consumer:
             raise ValueError(f"published by {delivery.user_id or 'an unnamed user'}, not {self._producer}")
         return parse_event(delivery.body)
 
-    def _apply_waiting_for_database(self, events: list[Event]) -> None:
+    def _apply_waiting_for_database(self, events: list[Event], origins: dict[uuid.UUID, Origin]) -> None:
         backoff = 0.5
         while True:
             try:
-                self.apply_all(events)
+                self.apply_all(events, origins)
                 return
             except OperationalError as exc:
                 if self._stopping:
@@ -179,10 +201,16 @@ class Consumer:
         """Apply `event` once; False if it had been applied before."""
         return self.apply_all([event]) == [True]
 
-    def apply_all(self, events: list[Event]) -> list[bool]:
-        """Apply each event not applied before, all in one transaction; which ones were new."""
+    def apply_all(self, events: list[Event], origins: dict[uuid.UUID, Origin] | None = None) -> list[bool]:
+        """Apply each event not applied before, all in one transaction; which ones were new. Each
+        is applied, and logged, under the ids of the request it came from (`origins`)."""
         if not events:
             return []
+        origins = origins or {}
+        origin_of = {event.event_id: origins.get(event.event_id, Origin()) for event in events}
+        # What the batch emits as a whole carries its request's ids when all of it came from one.
+        distinct = set(origin_of.values())
+        shared = distinct.pop() if len(distinct) == 1 else Origin()
         with self._session_factory() as session, session.begin():
             new = set(
                 session.scalars(
@@ -197,18 +225,26 @@ class Consumer:
                 first_time = event.event_id in new
                 new.discard(event.event_id)  # the same event twice in one batch: once
                 if first_time:
-                    batch.apply(event)
+                    with origin_of[event.event_id].work(str(event.event_id)):
+                        batch.apply(event)
                 applied.append(first_time)
-            batch.close()
+            with shared.work():
+                batch.close()
         now = datetime.now(UTC)
         for event, first_time in zip(events, applied, strict=True):
-            if first_time:
-                logger.info("applied event %s %s", event.type, event.event_id)
-                metrics.EVENTS_APPLIED.labels(event.type).inc()
-                metrics.EVENT_LAG.labels(event.type).observe(max((now - event.occurred_at).total_seconds(), 0))
-            else:
-                logger.info("duplicate event %s %s ignored", event.type, event.event_id)
+            with origin_of[event.event_id].work(str(event.event_id)):
+                if first_time:
+                    logger.info("applied event %s %s", event.type, event.event_id)
+                    metrics.EVENTS_APPLIED.labels(event.type).inc()
+                    metrics.EVENT_LAG.labels(event.type).observe(max((now - event.occurred_at).total_seconds(), 0))
+                else:
+                    logger.info("duplicate event %s %s ignored", event.type, event.event_id)
         return applied
+
+
+def _delivery(tag: int, properties: pika.BasicProperties, body: bytes) -> Delivery:
+    origin = Origin.of(properties.headers)
+    return Delivery(tag, properties.message_id, properties.user_id, properties.type, body, origin)
 
 
 def _first_line(exc: Exception) -> str:

@@ -34,3 +34,11 @@ OUTBOX_NOTIFY_UP = [
     "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION notify_outbox()",
 ]
 OUTBOX_NOTIFY_DOWN = ["DROP TRIGGER outbox_notify ON outbox", "DROP FUNCTION notify_outbox()"]
+
+# The ids that follow an event from the request that caused it (logs.py): the relay copies them
+# into the AMQP message's headers.
+OUTBOX_CORRELATION_UP = [
+    "ALTER TABLE outbox ADD COLUMN request_id varchar(64)",
+    "ALTER TABLE outbox ADD COLUMN traceparent varchar(55)",
+]
+OUTBOX_CORRELATION_DOWN = ["ALTER TABLE outbox DROP COLUMN traceparent", "ALTER TABLE outbox DROP COLUMN request_id"]

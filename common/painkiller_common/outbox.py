@@ -6,12 +6,23 @@ stored exactly when its change is, and nothing else writes the outbox (doc/event
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, event, insert
 from sqlalchemy.orm import Session
 
+from painkiller_common import logs
 from painkiller_common.contracts import Event
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An event, and the ids of the work that recorded it (logs.py), read when it was recorded."""
+
+    event: Event
+    request_id: str | None
+    traceparent: str | None
 
 
 class UnitOfWork(Session):
@@ -20,10 +31,11 @@ class UnitOfWork(Session):
     def __init__(self, *args: Any, outbox: Table, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.outbox = outbox
-        self.events: list[Event] = []
+        self.events: list[Recorded] = []
 
     def record(self, *events: Event) -> None:
-        self.events.extend(events)
+        ids = logs.REQUEST_ID.get(), logs.TRACEPARENT.get()
+        self.events.extend(Recorded(event, *ids) for event in events)
 
 
 @event.listens_for(UnitOfWork, "before_commit")
@@ -37,15 +49,17 @@ def _forget_events(session: UnitOfWork) -> None:
     session.events = []  # their changes are gone too
 
 
-def _insert(session: Session, outbox: Table, events: Iterable[Event]) -> None:
+def _insert(session: Session, outbox: Table, events: Iterable[Recorded]) -> None:
     rows = [
         {
-            "event_id": event.event_id,
-            "event_type": event.type,
-            "aggregate_id": event.aggregate_id,
-            "body": event.model_dump_json(),
+            "event_id": recorded.event.event_id,
+            "event_type": recorded.event.type,
+            "aggregate_id": recorded.event.aggregate_id,
+            "body": recorded.event.model_dump_json(),
+            "request_id": recorded.request_id,
+            "traceparent": recorded.traceparent,
         }
-        for event in events
+        for recorded in events
     ]
     if rows:
         session.execute(insert(outbox), rows)

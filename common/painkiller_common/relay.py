@@ -22,11 +22,11 @@ import pika
 import psycopg2
 from pika.adapters.select_connection import IOLoop
 from pika.exceptions import AMQPError
-from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, Row, delete, func, select, update
 from sqlalchemy.engine import Transaction
 from sqlalchemy.exc import SQLAlchemyError
 
-from painkiller_common import metrics
+from painkiller_common import logs, metrics
 from painkiller_common.broker import connection_parameters, run_reconnecting
 from painkiller_common.contracts import EXCHANGE
 from painkiller_common.migrations import OUTBOX_CHANNEL
@@ -70,7 +70,7 @@ class _Batch:
     size: int
     seq_by_tag: dict[int, int] = field(default_factory=dict)
     seq_by_event: dict[str, int] = field(default_factory=dict)
-    type_by_seq: dict[int, str] = field(default_factory=dict)
+    row_by_seq: dict[int, Row[Any]] = field(default_factory=dict)
     returned: set[int] = field(default_factory=set)
     confirmed: list[int] = field(default_factory=list)
     failed: int = 0
@@ -233,7 +233,14 @@ class Relay:
         tx = db.begin()
         try:
             rows = db.execute(
-                select(outbox.c.seq, outbox.c.event_id, outbox.c.event_type, outbox.c.body)
+                select(
+                    outbox.c.seq,
+                    outbox.c.event_id,
+                    outbox.c.event_type,
+                    outbox.c.body,
+                    outbox.c.request_id,
+                    outbox.c.traceparent,
+                )
                 .where(outbox.c.published_at.is_(None))
                 .order_by(outbox.c.seq)
                 .limit(self._batch_size)
@@ -251,7 +258,9 @@ class Relay:
             self._next_tag += 1
             batch.seq_by_tag[self._next_tag] = row.seq
             batch.seq_by_event[str(row.event_id)] = row.seq
-            batch.type_by_seq[row.seq] = row.event_type
+            batch.row_by_seq[row.seq] = row
+            with logs.work(request_id=row.request_id, traceparent=row.traceparent):
+                headers = {name.lower(): value for name, value in logs.outgoing_headers().items()}
             self._channel.basic_publish(
                 EXCHANGE,
                 row.event_type,
@@ -262,6 +271,7 @@ class Relay:
                     message_id=str(row.event_id),
                     type=row.event_type,
                     user_id=self._user_id,
+                    headers=headers or None,  # the request's ids, for the consumer (logs.py)
                 ),
                 mandatory=True,
             )
@@ -302,9 +312,11 @@ class Relay:
                     update(outbox).where(outbox.c.seq.in_(batch.confirmed)).values(published_at=func.clock_timestamp())
                 )
             batch.tx.commit()
-            logger.debug("published %d events", len(batch.confirmed))
             for seq in batch.confirmed:
-                metrics.EVENTS_PUBLISHED.labels(batch.type_by_seq[seq]).inc()
+                row = batch.row_by_seq[seq]
+                metrics.EVENTS_PUBLISHED.labels(row.event_type).inc()
+                with logs.work(request_id=row.request_id, traceparent=row.traceparent, event_id=str(row.event_id)):
+                    logger.info("published event %s %s", row.event_type, row.event_id)
         except SQLAlchemyError as exc:
             # Not marked: they will be published again. A duplicate, never a loss.
             logger.warning("could not mark %d events published: %s", len(batch.confirmed), type(exc).__name__)

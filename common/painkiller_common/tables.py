@@ -41,6 +41,9 @@ def event_tables(metadata: MetaData) -> EventTables:
         Column("body", Text, nullable=False),  # the exact JSON published
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("published_at", DateTime(timezone=True)),
+        # The request that caused the event (logs.py): passed on in the message's headers.
+        Column("request_id", String(64)),
+        Column("traceparent", String(55)),
         Index("ix_outbox_pending", "seq", postgresql_where="published_at IS NULL"),
         Index("ix_outbox_published_at", "published_at", postgresql_where="published_at IS NOT NULL"),
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from painkiller_common import logs
 from painkiller_common.errors import NotFound, Unavailable
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,8 @@ class PatientDirectory:
     async def require(self, patient_id: uuid.UUID) -> None:
         """Return if the patient exists; 404 if not; 503 if the patient service cannot say."""
         try:
-            headers = {"Authorization": f"Bearer {self._token.read()}"}
+            # The request's ids go along, so the patient service's log lines join this request's.
+            headers = {"Authorization": f"Bearer {self._token.read()}", **logs.outgoing_headers()}
             response = await self._client.get(f"/api/v1/patient/{patient_id}", headers=headers)
         except (httpx.HTTPError, OSError) as exc:
             logger.warning(

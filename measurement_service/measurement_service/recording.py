@@ -18,7 +18,7 @@ import asyncpg
 from measurement_service import events
 from measurement_service.models import Measurement
 from measurement_service.patients import PatientDirectory
-from painkiller_common import audit
+from painkiller_common import audit, logs
 from painkiller_common.access import Access
 from painkiller_common.contracts import MeasurementRecorded
 from painkiller_common.errors import NotFound
@@ -100,14 +100,15 @@ def _patients_ready(p: _Params) -> list[str]:
     ]
 
 
-def _insert(store_if: str) -> list[str]:
-    """The readings not stored before (natural key), and an event per reading stored."""
+def _insert(p: _Params, store_if: str) -> list[str]:
+    """The readings not stored before (natural key), and an event per reading stored, with the
+    request's ids (logs.py)."""
     columns = ", ".join(COLUMNS)
     return [
         f"ins AS (INSERT INTO measurements ({columns}) SELECT {columns} FROM input WHERE {store_if}"
         " ON CONFLICT DO NOTHING RETURNING id, patient_id)",
-        "outboxed AS (INSERT INTO outbox (event_id, event_type, aggregate_id, body)"
-        f" SELECT i.event_id, '{RECORDED}', i.id, {EVENT_JSON}"
+        "outboxed AS (INSERT INTO outbox (event_id, event_type, aggregate_id, body, request_id, traceparent)"
+        f" SELECT i.event_id, '{RECORDED}', i.id, {EVENT_JSON}, {p('request_id')}::text, {p('traceparent')}::text"
         " FROM (SELECT gen_random_uuid() AS event_id, input.* FROM input JOIN ins USING (id)) AS i)",
     ]
 
@@ -151,7 +152,7 @@ def _statement(*, many: bool, audited: bool, claim: bool) -> Statement:
         ctes.append(_prior_answer(p))
         store_if += " AND NOT EXISTS (SELECT 1 FROM prior)"
         outputs.append("(SELECT row_to_json(prior) FROM prior) AS prior")
-    ctes += _insert(store_if)
+    ctes += _insert(p, store_if)
     if audited:
         ctes.append(_audit_rows(p))
     if claim:
@@ -192,6 +193,7 @@ async def store(
     """Run `statement` for `records`; a patient the replica does not know yet is asked of the
     patient service (404 or 503 from there) and the statement run again. 404 for a deleted one."""
     values = {**values_of(records, many=statement.many), **(extra or {})}
+    values |= {"request_id": logs.REQUEST_ID.get(), "traceparent": logs.TRACEPARENT.get()}
     row = await conn.fetchrow(statement.sql, *statement.args(values))
     if not row["deleted"] and (unknown := _unknown(row, values["patients"])):
         await learn(conn, directory, unknown)

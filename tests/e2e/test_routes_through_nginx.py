@@ -156,7 +156,7 @@ def test_responses_carry_request_id_and_safety_headers(api: httpx.Client, stack)
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["x-content-type-options"] == "nosniff"
     # NGINX passed the id on: the service logged it (once the response was sent).
-    eventually(lambda: "request_id=trace-e2e-42" in (stack.run_dir / "patient-api.log").read_text())
+    eventually(lambda: '"request_id": "trace-e2e-42"' in (stack.run_dir / "patient-api.log").read_text())
     minted = api.get("/api/v1/patient/health/live").headers["x-request-id"]
     assert len(minted) == 32
 
