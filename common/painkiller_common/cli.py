@@ -55,13 +55,15 @@ def migrate(settings: ServiceSettings, migrations_dir: Path, runtime_role: str, 
 
 def relay(settings: ServiceSettings, tables: EventTables) -> None:
     engine = make_engine(settings.database_url, pool_size=2, max_overflow=0)
-    metrics.serve(settings.metrics_port, settings.host)
-    Relay(engine=engine, tables=tables, amqp_url=settings.amqp_url).run_forever()
+    heartbeat = metrics.Heartbeat()
+    metrics.serve(settings.metrics_port, settings.host, heartbeat=heartbeat)
+    Relay(engine=engine, tables=tables, amqp_url=settings.amqp_url, heartbeat=heartbeat).run_forever()
 
 
 def consume(service: Service[S], settings: S) -> None:
     engine = make_engine(settings.database_url, pool_size=2, max_overflow=0)
-    metrics.serve(settings.metrics_port, settings.host)
+    heartbeat = metrics.Heartbeat()
+    metrics.serve(settings.metrics_port, settings.host, heartbeat=heartbeat)
     Consumer(
         session_factory=make_session_factory(engine, service.tables.outbox),
         tables=service.tables,
@@ -69,6 +71,7 @@ def consume(service: Service[S], settings: S) -> None:
         batch=lambda session: service.batch(session, settings),
         amqp_url=settings.amqp_url,
         producer=settings.event_producer,
+        heartbeat=heartbeat,
     ).run_forever()
 
 

@@ -101,11 +101,13 @@ class Consumer:
         amqp_url: str,
         producer: str | None = None,
         prefetch: int = 200,
+        heartbeat: metrics.Heartbeat | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._processed = tables.processed_events
         self._queue = queue
         self._batch = batch
+        self._heartbeat = heartbeat or metrics.Heartbeat()
         self._amqp_url = amqp_url
         self._producer = producer  # the only broker user whose events are applied
         self._prefetch = prefetch  # also the largest batch
@@ -133,6 +135,7 @@ class Consumer:
         oldest = 0.0
         try:
             for method, properties, body in channel.consume(self._queue.name, inactivity_timeout=BATCH_WAIT_S):
+                self._heartbeat.beat()  # the loop turns at least every BATCH_WAIT_S
                 if method is not None:
                     if not pending:
                         oldest = time.monotonic()
@@ -194,6 +197,7 @@ class Consumer:
                     raise
                 logger.warning("database unavailable (%s); retrying %d events", type(exc.orig).__name__, len(events))
                 assert self._connection is not None
+                self._heartbeat.beat()  # waiting for the database on purpose is not being stuck
                 self._connection.sleep(backoff)  # keeps heartbeats going while we wait
                 backoff = min(backoff * 2, 15.0)
 

@@ -20,7 +20,7 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 TRACEPARENT: ContextVar[str | None] = ContextVar("traceparent", default=None)
 EVENT_ID: ContextVar[str | None] = ContextVar("event_id", default=None)
 
-FIELDS = ["asctime", "levelname", "service", "process_kind", "name", "message", "request_id", "trace_id", "event_id"]
+FIELDS = ["levelname", "service", "process_kind", "name", "message", "request_id", "trace_id", "event_id"]
 
 
 class _Context(logging.Filter):
@@ -42,11 +42,7 @@ def configure(service: str, process_kind: str, level: str) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(_Context(service, process_kind))
     handler.setFormatter(
-        JsonFormatter(
-            FIELDS,
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            datefmt="%Y-%m-%dT%H:%M:%S%z",
-        )
+        JsonFormatter(FIELDS, rename_fields={"levelname": "level", "name": "logger"}, timestamp="time")  # ISO 8601, µs
     )
     root = logging.getLogger()
     root.handlers = [handler]

@@ -1,4 +1,5 @@
-"""Prometheus metrics (doc/operations.md): every process serves /metrics on a port of its own.
+"""Prometheus metrics (doc/operations.md): every process serves /metrics on a port of its own,
+and a relay or consumer also /live, its loop's heartbeat.
 
 The API's port is not the one NGINX routes to, so the figures never leave the host's network.
 Routes are labelled by their template (`/api/v1/patient/{patient_id}`), never by the raw path:
@@ -6,8 +7,11 @@ ids are unbounded and would be patient-linked data in the labels.
 """
 
 import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +42,59 @@ OUTBOX_OLDEST_AGE = Gauge(
 DB_POOL_IN_USE = Gauge("painkiller_db_pool_connections_in_use", "Database connections checked out, by pool.", ["pool"])
 
 
-def serve(port: int | None, host: str) -> None:
-    """Serve /metrics on `port` (a thread of this process); nothing when no port is configured."""
+HEARTBEAT_AGE = Gauge("painkiller_loop_heartbeat_age_seconds", "Since the relay's or consumer's loop last turned.")
+
+
+class Heartbeat:
+    """A loop's sign of life: it calls `beat()` each turn, and is alive while the last beat is
+    recent. A loop stuck (a hung call, a deadlock) or kept from its work that long fails /live,
+    and the orchestrator restarts it, which loses nothing (doc/events.md)."""
+
+    def __init__(self, stale_after_s: float = 60) -> None:
+        self.stale_after_s = stale_after_s
+        self._last = time.monotonic()
+
+    def beat(self) -> None:
+        self._last = time.monotonic()
+
+    def age(self) -> float:
+        return time.monotonic() - self._last
+
+    def alive(self) -> bool:
+        return self.age() < self.stale_after_s
+
+
+def serve(port: int | None, host: str, *, heartbeat: Heartbeat | None = None) -> None:
+    """Serve /metrics (and, with a heartbeat, /live) on `port` from a thread of this process;
+    nothing when no port is configured."""
     if port is None:
         return
-    start_http_server(port, addr=host)
+    if heartbeat is not None:
+        HEARTBEAT_AGE.set_function(heartbeat.age)
+    server = ThreadingHTTPServer((host, port), _handler(heartbeat))
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     logger.info("metrics on %s:%d/metrics", host, port)
+
+
+def _handler(heartbeat: Heartbeat | None) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+            if self.path == "/metrics":
+                self._answer(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+            elif self.path == "/live" and heartbeat is not None:
+                alive = heartbeat.alive()
+                self._answer(200 if alive else 503, b"ok\n" if alive else b"stuck\n", "text/plain")
+            else:
+                self._answer(404, b"not found\n", "text/plain")
+
+        def _answer(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Scrapes are not logged: a line every few seconds says nothing (and the logs are JSON)."""
+
+    return Handler

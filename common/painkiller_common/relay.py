@@ -87,6 +87,7 @@ class Relay:
         idle_poll_s: float = 0.05,
         listening_poll_s: float = 1.0,
         prune_every_s: float = 300,
+        heartbeat: metrics.Heartbeat | None = None,
     ) -> None:
         self._engine = engine
         self._tables = tables
@@ -104,6 +105,7 @@ class Relay:
         self._prune_every_s = prune_every_s
         self._last_prune = 0.0
         self._last_measure = 0.0
+        self._heartbeat = heartbeat or metrics.Heartbeat()
         self._stopping = False
         self._connection: pika.SelectConnection | None = None
         self._channel: Any = None
@@ -206,6 +208,7 @@ class Relay:
     # --- one batch ------------------------------------------------------------------------
     def _tick(self) -> None:
         self._timer = None
+        self._heartbeat.beat()  # the loop turns: at least once per poll interval
         if self._batch is not None or self._channel is None or not self._channel.is_open:
             return
         self._woken = False

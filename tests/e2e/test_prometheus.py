@@ -2,13 +2,17 @@
 targets file `up` wrote, with the repository's rules; PromQL shows every process up and the
 request and event-lag figures moving with the traffic this test drives."""
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import stack as stack_module
 from harness import eventually, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +53,10 @@ def test_every_process_is_up_and_requests_and_event_lag_are_measured(api: httpx.
         eventually(lambda promql=promql: value(prometheus, promql) >= 3 or None, timeout_s=30)
     assert query(prometheus, 'painkiller_outbox_pending{job="measurement-relay"}')
     assert query(prometheus, 'painkiller_db_pool_connections_in_use{job="patient-api",pool="asyncpg"}')
+
+    dashboard = json.loads((ROOT / "observability" / "grafana" / "dashboards" / "painkiller.json").read_text())
+    for panel in dashboard["panels"]:  # every query of the Grafana dashboard is valid PromQL here
+        query(prometheus, panel["targets"][0]["expr"])
 
     rules = httpx.get(f"{prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
     alerts = {rule["name"] for group in rules for rule in group["rules"] if rule["type"] == "alerting"}

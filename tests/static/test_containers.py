@@ -110,3 +110,27 @@ def test_compose_has_no_default_passwords_and_no_guest(compose: dict) -> None:
     for name in ("patient-api", "measurement-consumer"):
         env = compose["services"][name]["environment"]
         assert not any(var.endswith("ADMIN_DATABASE_URL") for var in env), "only migrations know the superuser"
+
+
+def test_relays_and_consumers_have_a_liveness_healthcheck(compose: dict) -> None:
+    for name in ("patient-relay", "patient-consumer", "measurement-relay", "measurement-consumer"):
+        probe = " ".join(compose["services"][name]["healthcheck"]["test"])
+        assert "127.0.0.1:9100/live" in probe, name
+
+
+def test_the_observability_profile_scrapes_every_process_with_the_repositorys_rules(compose: dict) -> None:
+    services = compose["services"]
+    assert services["prometheus"]["profiles"] == services["grafana"]["profiles"] == ["observability"]
+    assert "./observability/rules.yml:/etc/prometheus/rules.yml:ro" in services["prometheus"]["volumes"]
+    config = yaml.safe_load((ROOT / "observability" / "compose" / "prometheus.yml").read_text())
+    targets = {t["labels"]["job"]: t["targets"] for t in config["scrape_configs"][0]["static_configs"]}
+    assert targets == {name: [f"{name}:9100"] for name in stack.PROCESSES}
+    for name in stack.PROCESSES:
+        assert services[name]["environment"][f"{name.split('-')[0].upper()}_METRICS_PORT"] == "9100"
+
+
+def test_the_rules_are_valid_for_promtool() -> None:
+    promtool = Path(stack.prometheus_binary()).with_name("promtool")
+    check = subprocess.run([str(promtool), "check", "rules", str(ROOT / "observability" / "rules.yml")],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
