@@ -60,7 +60,7 @@ def create_app(service: Service[S], settings: S | None = None) -> FastAPI:
     app.state.settings = settings
     readiness = {
         "database": Check(health.database),
-        "broker": health.broker(settings.amqp_url),
+        "broker": health.broker_state(service.tables.broker_status),
         "outbox": health.outbox_backlog(service.tables.outbox),
     }
     for prefix in service.health_prefixes:

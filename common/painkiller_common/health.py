@@ -5,12 +5,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pika
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Table, func, select, text
 
-from painkiller_common.broker import connection_parameters
 from painkiller_common.problems import ServiceUnavailable, problem_responses
 
 logger = logging.getLogger(__name__)
@@ -82,12 +80,21 @@ def database(app: FastAPI) -> str:
     return "ok"
 
 
-def broker(amqp_url: str) -> Check:
-    def run(_app: FastAPI) -> str:
-        params = connection_parameters(amqp_url)
-        params.socket_timeout = 1
-        pika.BlockingConnection(params).close()
-        return "ok"
+# A relay says it is connected at least every 10 s; a report older than this is no longer news.
+BROKER_REPORT_STALE_S = 30
+
+
+def broker_state(status: Table) -> Check:
+    """The broker as this service's relay last reported it (relay.py): `ok`, `unreachable`, or
+    `unknown` when no relay has reported lately. The API opens no broker connection of its own."""
+
+    def run(app: FastAPI) -> str:
+        age = func.extract("epoch", func.now() - status.c.seen_at)
+        with app.state.engine.connect() as conn:
+            row = conn.execute(select(status.c.connected, age)).first()
+        if row is None or row[1] > BROKER_REPORT_STALE_S:
+            return "unknown"
+        return "ok" if row[0] else "unreachable"
 
     return Check(run, critical=False)
 

@@ -42,3 +42,16 @@ OUTBOX_CORRELATION_UP = [
     "ALTER TABLE outbox ADD COLUMN traceparent varchar(55)",
 ]
 OUTBOX_CORRELATION_DOWN = ["ALTER TABLE outbox DROP COLUMN traceparent", "ALTER TABLE outbox DROP COLUMN request_id"]
+
+
+def broker_status_up(runtime_role: str) -> list[str]:
+    """One row: whether this service's relay is connected to the broker, as the relay last said.
+    The API's readiness reads it, instead of opening a broker connection per call."""
+    return [
+        "CREATE TABLE broker_status (id smallint PRIMARY KEY DEFAULT 1 CHECK (id = 1),"
+        " connected boolean NOT NULL, changed_at timestamptz NOT NULL, seen_at timestamptz NOT NULL)",
+        f"GRANT SELECT, INSERT, UPDATE ON broker_status TO {runtime_role}",
+    ]
+
+
+BROKER_STATUS_DOWN = ["DROP TABLE broker_status"]

@@ -22,7 +22,8 @@ import pika
 import psycopg2
 from pika.adapters.select_connection import IOLoop
 from pika.exceptions import AMQPError
-from sqlalchemy import Connection, Engine, Row, delete, func, select, update
+from sqlalchemy import Connection, Engine, Row, case, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Transaction
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -40,6 +41,7 @@ OUTBOX_RETENTION = timedelta(days=7)
 PROCESSED_EVENT_RETENTION = timedelta(days=30)  # far longer than any redelivery
 IDEMPOTENCY_KEY_RETENTION = timedelta(hours=24)
 BACKLOG_EVERY_S = 1.0  # how often the outbox gauges are refreshed
+BROKER_REPORT_EVERY_S = 10.0  # how often a connected relay says so again (readiness: stale after 30 s)
 
 
 class _Listener:
@@ -105,6 +107,7 @@ class Relay:
         self._prune_every_s = prune_every_s
         self._last_prune = 0.0
         self._last_measure = 0.0
+        self._reported_at = 0.0
         self._heartbeat = heartbeat or metrics.Heartbeat()
         self._stopping = False
         self._connection: pika.SelectConnection | None = None
@@ -129,7 +132,11 @@ class Relay:
             self._connection.close()
 
     def _run_connection(self) -> None:
-        declare_with(self._amqp_url)  # the exchanges; each queue is its own service's
+        try:
+            declare_with(self._amqp_url)  # the exchanges; each queue is its own service's
+        except AMQPError:
+            self._report_broker(connected=False)
+            raise
         self._connection = pika.SelectConnection(
             connection_parameters(self._amqp_url),
             on_open_callback=self._on_open,
@@ -143,6 +150,7 @@ class Relay:
 
     def _on_open_error(self, connection: pika.SelectConnection, error: BaseException) -> None:
         logger.warning("cannot connect to the broker: %s", error)
+        self._report_broker(connected=False)
         connection.ioloop.stop()
 
     def _on_closed(self, connection: pika.SelectConnection, reason: BaseException) -> None:
@@ -150,9 +158,11 @@ class Relay:
             logger.warning("broker connection closed: %s", reason)
         self._abandon_batch()
         self._stop_listening()
+        self._report_broker(connected=False)
         connection.ioloop.stop()
 
     def _on_channel_open(self, channel: Any) -> None:
+        self._report_broker(connected=True)
         self._channel = channel
         self._next_tag = 0
         channel.add_on_return_callback(self._on_return)
@@ -342,6 +352,27 @@ class Relay:
                 pass
 
     # --- housekeeping ----------------------------------------------------------------
+    def _report_broker(self, *, connected: bool) -> None:
+        """Keep the broker connection's state where the API's readiness reads it (one row)."""
+        self._reported_at = time.monotonic()
+        status = self._tables.broker_status
+        upsert = insert(status).values(id=1, connected=connected, changed_at=func.now(), seen_at=func.now())
+        changed = status.c.connected != upsert.excluded.connected
+        try:
+            with self._engine.begin() as db:
+                db.execute(
+                    upsert.on_conflict_do_update(
+                        index_elements=[status.c.id],
+                        set_={
+                            "connected": upsert.excluded.connected,
+                            "changed_at": case((changed, func.now()), else_=status.c.changed_at),
+                            "seen_at": func.now(),
+                        },
+                    )
+                )
+        except SQLAlchemyError as exc:  # readiness shows the report as stale, which it is
+            logger.warning("could not report the broker's state: %s", type(exc).__name__)
+
     def _measure_backlog_if_due(self) -> None:
         """The outbox gauges, at most once a second: what waits, and for how long."""
         if time.monotonic() - self._last_measure < BACKLOG_EVERY_S:
@@ -353,6 +384,8 @@ class Relay:
             pending, oldest = db.execute(select(func.count(), age).where(outbox.c.published_at.is_(None))).one()
         metrics.OUTBOX_PENDING.set(pending)
         metrics.OUTBOX_OLDEST_AGE.set(float(oldest or 0))
+        if time.monotonic() - self._reported_at >= BROKER_REPORT_EVERY_S:  # still connected: say so
+            self._report_broker(connected=True)
 
     def _prune_if_due(self) -> None:
         if time.monotonic() - self._last_prune < self._prune_every_s:

@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Identity,
@@ -26,6 +28,7 @@ class EventTables:
     processed_events: Table
     idempotency_keys: Table
     audit_events: Table
+    broker_status: Table
 
 
 def event_tables(metadata: MetaData) -> EventTables:
@@ -72,8 +75,22 @@ def event_tables(metadata: MetaData) -> EventTables:
         Index("ix_idempotency_keys_created_at", "created_at"),
         Index("ix_idempotency_keys_patient_ids", "patient_ids", postgresql_using="gin"),
     )
+    # One row: the relay's broker connection as it last reported it (readiness reads it).
+    broker_status = Table(
+        "broker_status",
+        metadata,
+        Column("id", SmallInteger, primary_key=True, server_default="1"),
+        Column("connected", Boolean, nullable=False),
+        Column("changed_at", DateTime(timezone=True), nullable=False),
+        Column("seen_at", DateTime(timezone=True), nullable=False),
+        CheckConstraint("id = 1", name="one_row"),
+    )
     return EventTables(
-        outbox=outbox, processed_events=processed, idempotency_keys=idempotency, audit_events=audit_table(metadata)
+        outbox=outbox,
+        processed_events=processed,
+        idempotency_keys=idempotency,
+        audit_events=audit_table(metadata),
+        broker_status=broker_status,
     )
 
 

@@ -66,6 +66,9 @@ def test_a_resent_reading_is_stored_once(api: httpx.Client) -> None:
 
 def test_readiness_reports_broker_and_outbox(api: httpx.Client) -> None:
     for path in ("/api/v1/patient/health/ready", "/api/v1/measures/health/ready"):
-        checks = api.get(path).json()["checks"]
-        assert checks["broker"] == "ok"
-        assert set(checks["outbox"]) == {"pending", "oldest_pending_s"}
+
+        def checks(path: str = path) -> dict:
+            return api.get(path).json()["checks"]
+
+        eventually(lambda: checks()["broker"] == "ok" or None)  # as its relay reports, once connected
+        assert set(checks()["outbox"]) == {"pending", "oldest_pending_s"}
