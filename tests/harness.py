@@ -102,6 +102,7 @@ def running_stack(
     # Not under pytest's 0700 tmp dir: NGINX workers may run as another user and must read it.
     run_dir = Path(tempfile.mkdtemp(prefix="painkiller-test-"))
     run_dir.chmod(0o755)
+    (run_dir / "traces").mkdir()  # each process's spans (painkiller_common.tracing's file exporter)
     started = stack_module.Stack(
         run_dir=run_dir,
         nginx_port=free_port(),
@@ -109,7 +110,7 @@ def running_stack(
         patient_port=free_port(),
         measurement_port=free_port(),
         metrics_ports={name: free_port() for name in stack_module.PROCESSES},
-        env={**databases, **users.env()},
+        env={**databases, **users.env(), "PAINKILLER_TRACE_DIR": str(run_dir / "traces")},
         process_env_overrides=overrides or {},
         rate_limit_rps=2000,
         rate_limit_burst=4000,

@@ -1,5 +1,6 @@
 """What every Painkiller FastAPI app has: offline Swagger UI, problem errors, health, logging."""
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
-from painkiller_common import health, logs, metrics, pg
+from painkiller_common import health, logs, metrics, pg, tracing
 from painkiller_common.access import install_refusal_audit
 from painkiller_common.auth import TokenVerifier
 from painkiller_common.db import make_engine, make_session_factory
@@ -37,6 +38,10 @@ def create_app(service: Service[S], settings: S | None = None) -> FastAPI:
     service's docs prefix; Swagger UI's assets come from the fastapi-offline package: hospital
     networks are often closed to the internet, so the docs must not depend on a CDN."""
     settings = settings or service.load_settings()
+    # In a worker uvicorn spawned (several workers), nothing has set logging or tracing up yet.
+    if not logging.getLogger().handlers:
+        logs.configure(service.name, "api", settings.log_level)
+        tracing.configure(service.name, "api")
     app = FastAPIOffline(
         title=service.title,
         description=service.description,
@@ -70,6 +75,7 @@ def create_app(service: Service[S], settings: S | None = None) -> FastAPI:
     app.add_middleware(AccessLog)
     # FastAPI's documented way to extend the document; mypy objects to assigning a method.
     app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
+    tracing.instrument_app(app)
     return app
 
 
@@ -82,25 +88,40 @@ def _lifespan(service: Service[S], settings: S) -> Lifespan[FastAPI]:
         app.state.engine = make_engine(
             settings.database_url, pool_size=settings.db_sync_pool_size, max_overflow=settings.db_max_overflow
         )
+        tracing.instrument_engine(app.state.engine)
         app.state.session_factory = make_session_factory(app.state.engine, service.tables.outbox)
         app.state.pool = await pg.open_pool(settings.database_url, max_size=settings.db_pool_size)
-        _measure_pools(app)
+        measuring = _measure_pools(app)
         metrics.serve(settings.metrics_port, settings.host)
         try:
             async with service.state(app, settings) if service.state else nullcontext():
                 yield
         finally:
+            if measuring is not None:
+                measuring.cancel()
             await app.state.pool.close()
             app.state.engine.dispose()
 
     return lifespan
 
 
-def _measure_pools(app: FastAPI) -> None:
-    """Connections in use, read when Prometheus scrapes: asyncpg's pool and SQLAlchemy's."""
+def _measure_pools(app: FastAPI) -> asyncio.Task[None] | None:
+    """Connections in use, asyncpg's pool and SQLAlchemy's: read when Prometheus scrapes, or,
+    with several workers (whose scrape another process answers), written once a second."""
     pool, engine = app.state.pool, app.state.engine
-    metrics.DB_POOL_IN_USE.labels("asyncpg").set_function(lambda: pool.get_size() - pool.get_idle_size())
-    metrics.DB_POOL_IN_USE.labels("sqlalchemy").set_function(lambda: engine.pool.checkedout())
+    in_use = {"asyncpg": lambda: pool.get_size() - pool.get_idle_size(), "sqlalchemy": engine.pool.checkedout}
+    if not metrics.MULTIPROCESS:
+        for name, read in in_use.items():
+            metrics.DB_POOL_IN_USE.labels(name).set_function(read)
+        return None
+
+    async def write_every_second() -> None:
+        while True:
+            for name, read in in_use.items():
+                metrics.DB_POOL_IN_USE.labels(name).set(read())
+            await asyncio.sleep(1)
+
+    return asyncio.create_task(write_every_second())
 
 
 def json_response(model: BaseModel, status_code: int = 200) -> Response:

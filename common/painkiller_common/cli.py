@@ -5,12 +5,14 @@ containers and the native run use the same entry points.
 """
 
 import argparse
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import uvicorn
 
-from painkiller_common import logs, metrics
+from painkiller_common import logs, metrics, tracing
 from painkiller_common.consumer import Consumer
 from painkiller_common.db import make_engine, make_session_factory, provision, upgrade
 from painkiller_common.relay import Relay
@@ -35,6 +37,7 @@ def run(service: Service[S], *, app_factory: str, argv: Sequence[str] | None = N
     parser.add_argument("command", choices=sorted(commands))
     args = parser.parse_args(argv)
     logs.configure(service.name, args.command, settings.log_level)
+    tracing.configure(service.name, args.command)
     commands[args.command]()
 
 
@@ -76,6 +79,11 @@ def consume(service: Service[S], settings: S) -> None:
 
 
 def serve(settings: ServiceSettings, app_factory: str) -> None:
+    if settings.workers > 1 and settings.metrics_port:
+        # Several workers: each writes its metrics under this directory (read at its import of
+        # prometheus-client), and this process serves them added up (metrics.py).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="painkiller-metrics-")
+        metrics.serve_workers(settings.metrics_port, settings.host)
     uvicorn.run(
         app_factory,
         factory=True,

@@ -22,13 +22,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pika
+from opentelemetry.trace import SpanKind
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
-from painkiller_common import logs, metrics
+from painkiller_common import logs, metrics, tracing
 from painkiller_common.broker import connection_parameters, run_reconnecting
 from painkiller_common.contracts import Event, parse_event
 from painkiller_common.outbox import UnitOfWork
@@ -229,7 +230,9 @@ class Consumer:
                 first_time = event.event_id in new
                 new.discard(event.event_id)  # the same event twice in one batch: once
                 if first_time:
-                    with origin_of[event.event_id].work(str(event.event_id)):
+                    origin = origin_of[event.event_id]
+                    apply = tracing.span(f"apply {event.type}", SpanKind.CONSUMER, origin.traceparent)
+                    with origin.work(str(event.event_id)), apply:
                         batch.apply(event)
                 applied.append(first_time)
             with shared.work():

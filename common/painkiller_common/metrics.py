@@ -7,11 +7,21 @@ ids are unbounded and would be patient-linked data in the labels.
 """
 
 import logging
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +49,15 @@ OUTBOX_PENDING = Gauge("painkiller_outbox_pending", "Events in the outbox not ye
 OUTBOX_OLDEST_AGE = Gauge(
     "painkiller_outbox_oldest_age_seconds", "How long the oldest unpublished event has waited; 0 when none does."
 )
-DB_POOL_IN_USE = Gauge("painkiller_db_pool_connections_in_use", "Database connections checked out, by pool.", ["pool"])
+# Set in uvicorn's workers when an API runs several (cli.serve): each writes its figures to files
+# there, and the supervisor serves them added up (prometheus-client's multiprocess mode).
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+DB_POOL_IN_USE = Gauge(
+    "painkiller_db_pool_connections_in_use",
+    "Database connections checked out, by pool.",
+    ["pool"],
+    multiprocess_mode="livesum",  # with several workers: the sum over the live ones
+)
 
 
 HEARTBEAT_AGE = Gauge("painkiller_loop_heartbeat_age_seconds", "Since the relay's or consumer's loop last turned.")
@@ -67,20 +85,31 @@ class Heartbeat:
 def serve(port: int | None, host: str, *, heartbeat: Heartbeat | None = None) -> None:
     """Serve /metrics (and, with a heartbeat, /live) on `port` from a thread of this process;
     nothing when no port is configured."""
-    if port is None:
+    if port is None or MULTIPROCESS:  # a worker among several: the supervisor serves them all
         return
     if heartbeat is not None:
         HEARTBEAT_AGE.set_function(heartbeat.age)
-    server = ThreadingHTTPServer((host, port), _handler(heartbeat))
+    _start(port, host, _handler(REGISTRY, heartbeat))
+
+
+def serve_workers(port: int, host: str) -> None:
+    """In uvicorn's supervisor of several workers: /metrics adds up what they wrote."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    _start(port, host, _handler(registry, None))
+
+
+def _start(port: int, host: str, handler: type[BaseHTTPRequestHandler]) -> None:
+    server = ThreadingHTTPServer((host, port), handler)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     logger.info("metrics on %s:%d/metrics", host, port)
 
 
-def _handler(heartbeat: Heartbeat | None) -> type[BaseHTTPRequestHandler]:
+def _handler(registry: CollectorRegistry, heartbeat: Heartbeat | None) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
             if self.path == "/metrics":
-                self._answer(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+                self._answer(200, generate_latest(registry), CONTENT_TYPE_LATEST)
             elif self.path == "/live" and heartbeat is not None:
                 alive = heartbeat.alive()
                 self._answer(200 if alive else 503, b"ok\n" if alive else b"stuck\n", "text/plain")

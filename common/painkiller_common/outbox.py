@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Table, event, insert
 from sqlalchemy.orm import Session
 
-from painkiller_common import logs
+from painkiller_common import logs, tracing
 from painkiller_common.contracts import Event
 
 
@@ -34,7 +34,7 @@ class UnitOfWork(Session):
         self.events: list[Recorded] = []
 
     def record(self, *events: Event) -> None:
-        ids = logs.REQUEST_ID.get(), logs.TRACEPARENT.get()
+        ids = logs.REQUEST_ID.get(), tracing.traceparent()
         self.events.extend(Recorded(event, *ids) for event in events)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pika
 import psycopg2
+from opentelemetry.trace import SpanKind
 from pika.adapters.select_connection import IOLoop
 from pika.exceptions import AMQPError
 from sqlalchemy import Connection, Engine, Row, case, delete, func, select, update
@@ -27,7 +28,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Transaction
 from sqlalchemy.exc import SQLAlchemyError
 
-from painkiller_common import logs, metrics
+from painkiller_common import logs, metrics, tracing
 from painkiller_common.broker import connection_parameters, run_reconnecting
 from painkiller_common.contracts import EXCHANGE
 from painkiller_common.migrations import OUTBOX_CHANNEL
@@ -272,22 +273,24 @@ class Relay:
             batch.seq_by_tag[self._next_tag] = row.seq
             batch.seq_by_event[str(row.event_id)] = row.seq
             batch.row_by_seq[row.seq] = row
-            with logs.work(request_id=row.request_id, traceparent=row.traceparent):
-                headers = {name.lower(): value for name, value in logs.outgoing_headers().items()}
-            self._channel.basic_publish(
-                EXCHANGE,
-                row.event_type,
-                row.body.encode(),
-                properties=pika.BasicProperties(
-                    content_type="application/json",
-                    delivery_mode=pika.DeliveryMode.Persistent,
-                    message_id=str(row.event_id),
-                    type=row.event_type,
-                    user_id=self._user_id,
-                    headers=headers or None,  # the request's ids, for the consumer (logs.py)
-                ),
-                mandatory=True,
-            )
+            ids = logs.work(request_id=row.request_id, traceparent=row.traceparent)
+            with ids, tracing.span(f"publish {row.event_type}", SpanKind.PRODUCER, row.traceparent):
+                # The request's ids, for the consumer (logs.py); the traceparent now this publish's.
+                headers = {"x-request-id": row.request_id, "traceparent": tracing.traceparent()}
+                self._channel.basic_publish(
+                    EXCHANGE,
+                    row.event_type,
+                    row.body.encode(),
+                    properties=pika.BasicProperties(
+                        content_type="application/json",
+                        delivery_mode=pika.DeliveryMode.Persistent,
+                        message_id=str(row.event_id),
+                        type=row.event_type,
+                        user_id=self._user_id,
+                        headers={name: value for name, value in headers.items() if value} or None,
+                    ),
+                    mandatory=True,
+                )
         return batch
 
     def _on_return(self, _channel: Any, _method: Any, properties: Any, _body: bytes) -> None:

@@ -18,7 +18,7 @@ import asyncpg
 from measurement_service import events
 from measurement_service.models import Measurement
 from measurement_service.patients import PatientDirectory
-from painkiller_common import audit, logs
+from painkiller_common import audit, logs, tracing
 from painkiller_common.access import Access
 from painkiller_common.contracts import MeasurementRecorded
 from painkiller_common.errors import NotFound
@@ -193,7 +193,7 @@ async def store(
     """Run `statement` for `records`; a patient the replica does not know yet is asked of the
     patient service (404 or 503 from there) and the statement run again. 404 for a deleted one."""
     values = {**values_of(records, many=statement.many), **(extra or {})}
-    values |= {"request_id": logs.REQUEST_ID.get(), "traceparent": logs.TRACEPARENT.get()}
+    values |= {"request_id": logs.REQUEST_ID.get(), "traceparent": tracing.traceparent()}
     row = await conn.fetchrow(statement.sql, *statement.args(values))
     if not row["deleted"] and (unknown := _unknown(row, values["patients"])):
         await learn(conn, directory, unknown)
