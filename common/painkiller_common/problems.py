@@ -142,12 +142,12 @@ def _safe_message(message: str) -> str:
     return message.replace("\x00", "\\u0000")[:300]
 
 
-def field_errors(errors: list[Any], *, prefix: tuple[str | int, ...] = ()) -> list[FieldError]:
+def field_errors(errors: list[Any]) -> list[FieldError]:
     """pydantic's errors as FieldErrors, without the rejected input: it may be NaN (not JSON) or
-    patient data. `prefix` goes before each location (e.g. the item of a batch)."""
+    patient data."""
     out = []
     for err in errors:
-        loc = [*prefix, *(part if isinstance(part, (str, int)) else str(part) for part in err.get("loc", ()))]
+        loc = [part if isinstance(part, (str, int)) else str(part) for part in err.get("loc", ())]
         if field := (err.get("ctx") or {}).get("field"):  # a rule across fields names its field
             loc.append(field)
         message = _safe_message(str(err.get("msg", "invalid value")))

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import asyncpg
 from fastapi import Response
-from pydantic import TypeAdapter
 
 from measurement_service import events, recording
 from measurement_service.models import Measurement
@@ -28,9 +27,6 @@ from painkiller_common.idempotency import Outcome
 from painkiller_common.outbox import UnitOfWork
 from painkiller_common.pg import Pool
 
-Loc = list[str | int]
-READING: TypeAdapter[Reading] = TypeAdapter(Reading)
-MEASUREMENT_CREATE: TypeAdapter[MeasurementCreate] = TypeAdapter(MeasurementCreate)
 READING_FIELDS = {"measured_at", *VITALS, "source"}
 
 
