@@ -207,7 +207,8 @@ async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONRespons
         detail = f"No route matches {request.method} {request.url.path}"
     if exc.status_code == 405:
         allowed = allowed_methods(request)
-        detail, headers = f"{request.url.path} answers {allowed}, not {request.method}.", {"Allow": allowed}
+        # Not naming the method: NGINX asks with OPTIONS on a TRACE's behalf (nginx/templates).
+        detail, headers = f"{request.url.path} answers only {allowed}.", {"Allow": allowed}
     return problem_response(request, status=exc.status_code, detail=detail, headers=headers)
 
 

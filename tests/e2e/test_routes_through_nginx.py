@@ -249,6 +249,8 @@ def test_a_stopped_service_gives_problems_not_hangs(api: httpx.Client, stack) ->
         down = api.get(f"/api/v1/patient/{uuid.uuid4()}")
         assert down.status_code == 502
         assert down.headers["content-type"] == "application/problem+json"
+        trace = api.request("TRACE", "/api/v1/patient")  # NGINX's 405 asks the service, which is down
+        assert (trace.status_code, trace.headers["content-type"]) == (502, "application/problem+json")
         reading = api.post(f"/api/v1/patient/{uuid.uuid4()}/measurements", json={"heart_rate_bpm": 70})
         assert reading.status_code == 503
         assert reading.headers["content-type"] == "application/problem+json"
