@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Table, func, select, text
 
+from painkiller_common.outbox import backlog
 from painkiller_common.problems import ServiceUnavailable, problem_responses
 
 logger = logging.getLogger(__name__)
@@ -104,11 +105,7 @@ def outbox_backlog(outbox: Table) -> Check:
 
     def run(app: FastAPI) -> dict[str, Any]:
         with app.state.engine.connect() as conn:
-            pending, oldest = conn.execute(
-                select(func.count(), func.extract("epoch", func.now() - func.min(outbox.c.created_at))).where(
-                    outbox.c.published_at.is_(None)
-                )
-            ).one()
-        return {"pending": pending, "oldest_pending_s": round(float(oldest or 0), 3)}
+            pending, oldest = backlog(conn, outbox)
+        return {"pending": pending, "oldest_pending_s": round(oldest, 3)}
 
     return Check(run, critical=False)

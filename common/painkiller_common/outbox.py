@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, event, insert
+from sqlalchemy import Connection, Table, event, func, insert, select
 from sqlalchemy.orm import Session
 
 from painkiller_common import logs, tracing
@@ -63,3 +63,11 @@ def _insert(session: Session, outbox: Table, events: Iterable[Recorded]) -> None
     ]
     if rows:
         session.execute(insert(outbox), rows)
+
+
+def backlog(conn: Connection, outbox: Table) -> tuple[int, float]:
+    """How many events wait to be published, and for how long the oldest has waited (seconds;
+    0 when none waits): readiness reports it, the relay's gauges show it."""
+    age = func.extract("epoch", func.now() - func.min(outbox.c.created_at))
+    pending, oldest = conn.execute(select(func.count(), age).where(outbox.c.published_at.is_(None))).one()
+    return pending, float(oldest or 0)

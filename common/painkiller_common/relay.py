@@ -32,6 +32,7 @@ from painkiller_common import logs, metrics, tracing
 from painkiller_common.broker import connection_parameters, run_reconnecting
 from painkiller_common.contracts import EXCHANGE
 from painkiller_common.migrations import OUTBOX_CHANNEL
+from painkiller_common.outbox import backlog
 from painkiller_common.pg import dsn
 from painkiller_common.tables import EventTables
 from painkiller_common.topology import declare_with
@@ -381,12 +382,10 @@ class Relay:
         if time.monotonic() - self._last_measure < BACKLOG_EVERY_S:
             return
         self._last_measure = time.monotonic()
-        outbox = self._tables.outbox
-        age = func.extract("epoch", func.now() - func.min(outbox.c.created_at))
         with self._engine.connect() as db:
-            pending, oldest = db.execute(select(func.count(), age).where(outbox.c.published_at.is_(None))).one()
+            pending, oldest = backlog(db, self._tables.outbox)
         metrics.OUTBOX_PENDING.set(pending)
-        metrics.OUTBOX_OLDEST_AGE.set(float(oldest or 0))
+        metrics.OUTBOX_OLDEST_AGE.set(oldest)
         if time.monotonic() - self._reported_at >= BROKER_REPORT_EVERY_S:  # still connected: say so
             self._report_broker(connected=True)
 
