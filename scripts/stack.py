@@ -45,7 +45,9 @@ class Stack:
     rate_limit_connections: int = field(default_factory=lambda: int(os.environ.get("RATE_LIMIT_CONNECTIONS", "200")))
     allowed_hosts: str = field(default_factory=lambda: os.environ.get("ALLOWED_HOSTS", "localhost 127.0.0.1"))
     # Each process's /metrics port, by process name (doc/operations.md).
-    metrics_ports: dict[str, int] = field(default_factory=lambda: dict(zip(PROCESSES, range(9101, 9107), strict=True)))
+    metrics_ports: dict[str, int] = field(
+        default_factory=lambda: dict(zip(PROCESSES, range(9101, 9101 + len(PROCESSES)), strict=True))
+    )
     # What `up` started, by name, in start order ("nginx" last).
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -89,6 +91,7 @@ PROCESSES = {
     "measurement-api": ("measurement_service", "api", "/api/v1/measures/health/ready"),
     "patient-relay": ("patient_service", "relay", None),
     "patient-consumer": ("patient_service", "consumer", None),
+    "patient-dispatcher": ("patient_service", "dispatcher", None),  # webhooks (doc/alerts.md)
     "measurement-relay": ("measurement_service", "relay", None),
     "measurement-consumer": ("measurement_service", "consumer", None),
 }

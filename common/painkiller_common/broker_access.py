@@ -3,7 +3,7 @@ compose loads it as a definitions file (`python -m painkiller_common.broker_acce
 
 A service's user may configure, write and read only the shared exchanges and its own queues, and
 topic permissions let it publish only its own event types (`patient.*` or `measurement.*`) and
-bind only to the other service's. Never `guest` (doc/security.md).
+bind only to the events it consumes (BINDS). Never `guest` (doc/security.md).
 """
 
 import base64
@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 SERVICES = ("patient", "measurement")
 OTHER = {"patient": "measurement", "measurement": "patient"}
+# Whose events each service's queues may bind to: the other's, and for the patient service its
+# own too, which its webhook dispatcher sends on (doc/alerts.md).
+BINDS = {"patient": "measurement|patient", "measurement": "patient"}
 SHARED_TOPOLOGY = r"painkiller\.(events|unrouted|dead)"
 EVENTS_EXCHANGE = "painkiller.events"
 
@@ -32,7 +35,7 @@ def grant(service: str, user: str) -> Grant:
         user=user,
         resources=rf"^({SHARED_TOPOLOGY}|{service}_service\..*)$",
         publish=rf"^{service}\.",
-        bind=rf"^{OTHER[service]}\.",
+        bind=rf"^({BINDS[service]})\.",
     )
 
 

@@ -8,6 +8,7 @@ import argparse
 import os
 import tempfile
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import uvicorn
@@ -21,17 +22,18 @@ from painkiller_common.settings import ServiceSettings
 from painkiller_common.tables import EventTables
 from painkiller_common.topology import QueueSpec, declare_with
 
-COMMANDS = ("api", "migrate", "relay", "consumer")
-
 
 def run(service: Service[S], *, app_factory: str, argv: Sequence[str] | None = None) -> None:
     """`app_factory` is the service's `module:function` that uvicorn imports in each worker."""
     settings = service.load_settings()
     commands: dict[str, Callable[[], None]] = {
         "api": lambda: serve(settings, app_factory),
-        "migrate": lambda: migrate(settings, service.migrations, service.runtime_role, service.queue),
+        "migrate": lambda: migrate(
+            settings, service.migrations, service.runtime_role, service.queue, *service.extra_queues
+        ),
         "relay": lambda: relay(settings, service.tables),
         "consumer": lambda: consume(service, settings),
+        **{name: partial(command, settings) for name, command in service.extra_commands.items()},
     }
     parser = argparse.ArgumentParser(description=f"Run one part of the {service.name} service.")
     parser.add_argument("command", choices=sorted(commands))
@@ -41,10 +43,10 @@ def run(service: Service[S], *, app_factory: str, argv: Sequence[str] | None = N
     commands[args.command]()
 
 
-def migrate(settings: ServiceSettings, migrations_dir: Path, runtime_role: str, queue: QueueSpec) -> None:
+def migrate(settings: ServiceSettings, migrations_dir: Path, runtime_role: str, *queues: QueueSpec) -> None:
     """Roles and database first when a superuser URL is given; then the newest schema, as the
-    owner; then this service's queue on the broker, so no event published before its consumer
-    first starts is lost."""
+    owner; then this service's queues on the broker, so no event published before its consumers
+    first start is lost."""
     if settings.admin_database_url:
         provision(
             admin_url=settings.admin_database_url,
@@ -53,7 +55,8 @@ def migrate(settings: ServiceSettings, migrations_dir: Path, runtime_role: str, 
             runtime_role=runtime_role,
         )
     upgrade(migrations_dir, settings.migration_database_url)
-    declare_with(settings.amqp_url, queue)
+    for queue in queues:
+        declare_with(settings.amqp_url, queue)
 
 
 def relay(settings: ServiceSettings, tables: EventTables) -> None:

@@ -1,9 +1,11 @@
 """Test helpers both services use: a real, freshly migrated test database, emptied per test."""
 
 import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +125,60 @@ class RoundTrips:
         before = len(self.statements)
         call()
         return len(self.statements) - before
+
+
+@dataclass(frozen=True)
+class Received:
+    at: float  # time.time() when the request arrived
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int = 200
+    delay_s: float = 0.0  # wait this long before answering (a slow or hanging receiver)
+
+
+class WebhookReceiver:
+    """An HTTP server on loopback, standing in for a nurse-call system: it records every POST and
+    answers each with the next of `answers` (200 once they run out)."""
+
+    def __init__(self, port: int = 0, answers: Sequence[Answer] = ()) -> None:
+        self.received: list[Received] = []
+        self._answers = list(answers)
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                with receiver._lock:
+                    receiver.received.append(
+                        Received(time.time(), {k.lower(): v for k, v in self.headers.items()}, body)
+                    )
+                    answer = receiver._answers.pop(0) if receiver._answers else Answer()
+                time.sleep(answer.delay_s)
+                self.send_response(answer.status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/painkiller"
+
+    def __enter__(self) -> "WebhookReceiver":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -34,6 +34,8 @@ class QueueSpec:
 
 PATIENT_EVENTS_FOR_MEASUREMENTS = QueueSpec("measurement_service.patient_events", ("patient.*",))
 MEASUREMENT_EVENTS_FOR_PATIENTS = QueueSpec("patient_service.measurement_events", ("measurement.*",))
+# The patient service's webhook dispatcher turns its own service's events into alerts (doc/alerts.md).
+PATIENT_EVENTS_FOR_WEBHOOKS = QueueSpec("patient_service.webhook_events", ("patient.*",))
 
 QUORUM = {"x-queue-type": "quorum"}
 

@@ -1,9 +1,32 @@
 """Patient service settings, read from PATIENT_* environment variables."""
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from painkiller_common.settings import ServiceSettings
+
+
+class WebhookSettings(BaseSettings):
+    """WEBHOOK_* variables: where alerts may be sent and how hard the dispatcher tries (doc/alerts.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="WEBHOOK_", env_file=".env", extra="ignore")
+
+    # Hosts that may be reached over plain http and at private or loopback addresses (dev, a
+    # receiver on the same machine). Everything else: https to a public address only.
+    allowed_hosts: str = "127.0.0.1 localhost"
+    # An attempt that has no answer in this time has failed.
+    timeout_s: float = Field(default=10, gt=0, le=10)
+    # Retries: the first after about `retry_base_s`, then doubling up to `retry_cap_s`, with jitter.
+    retry_base_s: float = Field(default=5, gt=0, le=10)
+    retry_cap_s: float = Field(default=3600, gt=0, le=6 * 3600)
+    # After this long without a 2xx a delivery is failed (it can still be re-sent by hand).
+    give_up_after_s: float = Field(default=24 * 3600, gt=0, le=7 * 24 * 3600)
+    # Deliveries in flight at once per dispatcher: a slow receiver holds up only one of them.
+    concurrency: int = Field(default=4, ge=1, le=32)
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        return frozenset(host.lower().rstrip(".") for host in self.allowed_hosts.split())
 
 
 class Settings(ServiceSettings):
@@ -18,3 +41,4 @@ class Settings(ServiceSettings):
     risk_window_hours: float = Field(default=24, gt=0, le=24 * 30)
     # Blood-pressure variability looks further back: it is about the trend across readings.
     bp_variability_window_days: float = Field(default=7, gt=0, le=365)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)

@@ -6,17 +6,21 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
     DateTime,
     Double,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     MetaData,
     SmallInteger,
     String,
+    Text,
+    UniqueConstraint,
     Uuid,
     text,
 )
@@ -126,6 +130,71 @@ class RiskAssessmentRow(Base):
     assessment: Mapped[dict[str, Any]] = mapped_column(JSONB)
 
     __table_args__ = (Index("ix_risk_assessments_ward_view", "band_rank", "news2_total", "patient_id"),)
+
+
+class WebhookSubscription(Base):
+    """Where to POST which patient events (doc/alerts.md). The secret signs each delivery; after a
+    rotation the previous one signs too, until `previous_secret_until`, so receivers can switch."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
+    description: Mapped[str | None] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_webhook_subscriptions_created_at_id", "created_at", "id"),)
+
+
+DELIVERY_STATES = ("pending", "delivered", "failed")
+
+
+class WebhookDelivery(Base):
+    """One event for one subscription: its id is the `webhook-id` every attempt sends, and its body
+    is fixed when the event arrives, so a receiver sees the same message however often it is sent."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"))
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    event_type: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(10), server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    give_up_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # retries stop here: failed
+    last_status_code: Mapped[int | None] = mapped_column(SmallInteger)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+
+    __table_args__ = (
+        CheckConstraint(f"state IN {DELIVERY_STATES}", name="state_known"),
+        UniqueConstraint("subscription_id", "event_id"),  # an event arriving twice: one delivery
+        Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
+        Index("ix_webhook_deliveries_subscription_id_created_at", "subscription_id", "created_at", "id"),
+    )
+
+
+class WebhookAttempt(Base):
+    """Each POST of a delivery, and what came of it."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    delivery_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("webhook_deliveries.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status_code: Mapped[int | None] = mapped_column(SmallInteger)
+    error: Mapped[str | None] = mapped_column(String(300))
+    duration_ms: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_webhook_attempts_delivery_id", "delivery_id", "attempt"),)
 
 
 EVENT_TABLES = event_tables(Base.metadata)

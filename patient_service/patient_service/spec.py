@@ -3,11 +3,13 @@
 from pathlib import Path
 
 from painkiller_common.service import Service
-from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS
+from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS, PATIENT_EVENTS_FOR_WEBHOOKS
 from patient_service.api import PREFIX, router
 from patient_service.config import Settings
 from patient_service.events import MeasurementEvents
 from patient_service.models import EVENT_TABLES, RUNTIME_ROLE
+from patient_service.webhooks import api as webhooks_api
+from patient_service.webhooks import dispatcher
 
 SPEC: Service[Settings] = Service(
     name="patient",
@@ -16,10 +18,12 @@ SPEC: Service[Settings] = Service(
     docs_prefix=PREFIX,
     health_prefixes=[PREFIX],
     settings=Settings,
-    routers=lambda: [router],
+    routers=lambda: [webhooks_api.router, router],
     tables=EVENT_TABLES,
     queue=MEASUREMENT_EVENTS_FOR_PATIENTS,
     runtime_role=RUNTIME_ROLE,
     migrations=Path(__file__).parent / "migrations",
     batch=MeasurementEvents,
+    extra_commands={"dispatcher": dispatcher.run},
+    extra_queues=[PATIENT_EVENTS_FOR_WEBHOOKS],
 )

@@ -1,6 +1,7 @@
 """Rules the documents state in words because JSON Schema cannot: each compares a value with today
-or with another field (doc/api.md). Schemathesis loads this module (SCHEMATHESIS_HOOKS) so that
-the requests it calls valid obey them too; requests it makes invalid on purpose are left alone."""
+or with another field (doc/api.md), or a webhook's URL with what its name resolves to. Schemathesis
+loads this module (SCHEMATHESIS_HOOKS) so that the requests it calls valid obey them too; requests
+it makes invalid on purpose are left alone."""
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -10,6 +11,7 @@ import schemathesis
 NOW = datetime.now(UTC)
 RECENT = (NOW - timedelta(hours=1)).isoformat()
 TODAY = NOW.date()
+SAFE_WEBHOOK_URL = "http://127.0.0.1:9/fuzz"  # the discard port: deliveries there are refused and retried
 
 
 def _instant(value: Any) -> datetime | None:
@@ -52,6 +54,8 @@ def _obey(fields: dict[str, Any]) -> None:
     born = _day(fields.get("birth_date"))
     if born is not None and not (born <= TODAY and _years(born) <= 150):  # not ahead, at most 150 years ago
         fields["birth_date"] = "1990-01-01"
+    if isinstance(fields.get("url"), str):  # a webhook target: https to a public address (doc/alerts.md)
+        fields["url"] = SAFE_WEBHOOK_URL  # (no name resolves here, the machine has no DNS)
     systolic, diastolic = fields.get("systolic_mmhg"), fields.get("diastolic_mmhg")
     if (
         isinstance(systolic, int | float) and isinstance(diastolic, int | float) and diastolic >= systolic
@@ -63,6 +67,17 @@ def _obey(fields: dict[str, Any]) -> None:
 def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return case
+    return _obeying(case)
+
+
+@schemathesis.hook
+def before_add_examples(context: schemathesis.HookContext, examples: list[schemathesis.Case]) -> None:
+    """The documents' own examples (the Examples phase passes them here, not to map_case)."""
+    for case in examples:
+        _obeying(case)
+
+
+def _obeying(case: schemathesis.Case) -> schemathesis.Case:
     for part in (case.query, case.body):
         if isinstance(part, dict):
             _obey(part)

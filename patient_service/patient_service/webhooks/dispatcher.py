@@ -1,0 +1,214 @@
+"""The webhook dispatcher: `python -m patient_service dispatcher` (doc/alerts.md).
+
+Two parts in one process. A consumer of the patient events turns each event into one delivery per
+subscription that wants it, in the same transaction that marks the event processed, so an event
+arriving twice makes no second delivery. Senders, each a thread with its own connection, claim
+the oldest due delivery with `FOR UPDATE SKIP LOCKED`, POST it and record the attempt in that one
+transaction: a sender killed mid-delivery leaves the row unlocked and still due, and any
+dispatcher sends it again with the same `webhook-id`. Nothing is lost, and a receiver may see a
+message twice: Standard Webhooks receivers drop duplicates by `webhook-id`.
+"""
+
+import logging
+import random
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pika
+from prometheus_client import Counter
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+from standardwebhooks import Webhook
+
+from painkiller_common import logs, metrics
+from painkiller_common.consumer import Batch, Consumer
+from painkiller_common.contracts import Event
+from painkiller_common.db import make_engine, make_session_factory
+from painkiller_common.outbox import UnitOfWork
+from painkiller_common.topology import PATIENT_EVENTS_FOR_WEBHOOKS
+from patient_service.config import Settings, WebhookSettings
+from patient_service.models import EVENT_TABLES, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from patient_service.webhooks import store, targets
+
+logger = logging.getLogger(__name__)
+
+IDLE_WAIT_S = 0.25  # how often an idle sender looks for due deliveries
+ATTEMPTS = Counter(
+    "painkiller_webhook_attempts_total",
+    "Webhook POSTs, by what came of the delivery: delivered, retrying or failed (no more retries).",
+    ["outcome"],
+)
+
+
+class WebhookEvents(Batch):
+    """Each patient event of a batch becomes a delivery per subscription to its type."""
+
+    def __init__(self, session: UnitOfWork, settings: WebhookSettings) -> None:
+        super().__init__(session)
+        self.settings = settings
+
+    def apply(self, event: Event) -> None:
+        store.enqueue(self.session, event, self.settings)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def retry_delay(attempt: int, settings: WebhookSettings) -> timedelta:
+    """After the `attempt`th failure: base, 2 x base, 4 x base ... up to the cap, each drawn from
+    its upper half (jitter: receivers coming back are not hit by every retry at once)."""
+    full = min(settings.retry_base_s * 2.0 ** min(attempt - 1, 30), settings.retry_cap_s)
+    return timedelta(seconds=random.uniform(full / 2, full))
+
+
+def signature(subscription: WebhookSubscription, msg_id: str, at: datetime, body: str) -> str:
+    """`v1,<base64 HMAC-SHA256>` of `id.timestamp.body`; during a rotation, one per live secret."""
+    secrets = [subscription.secret]
+    if subscription.previous_secret and subscription.previous_secret_until and subscription.previous_secret_until > at:
+        secrets.append(subscription.previous_secret)
+    return " ".join(Webhook(secret).sign(msg_id, at, body) for secret in secrets)
+
+
+class Sender:
+    """Sends due deliveries one at a time, each in its own transaction."""
+
+    def __init__(self, engine: Engine, settings: WebhookSettings) -> None:
+        self._engine = engine
+        self._settings = settings
+        # No redirects followed, no proxy or certificate settings taken from the environment.
+        self._client = httpx.Client(follow_redirects=False, trust_env=False, timeout=settings.timeout_s)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                if not self.deliver_one():
+                    stop.wait(IDLE_WAIT_S)
+            except Exception:  # the database went away, say: the delivery stays due; try again
+                logger.exception("webhook sender failed; retrying")
+                stop.wait(1.0)
+        self._client.close()
+
+    def deliver_one(self) -> bool:
+        """Send the oldest due delivery, if there is one; whether there was."""
+        with Session(self._engine, expire_on_commit=False) as session, session.begin():
+            row = session.execute(
+                select(WebhookDelivery, WebhookSubscription)
+                .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
+                .where(WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= func.now())
+                .order_by(WebhookDelivery.next_attempt_at)
+                .limit(1)
+                .with_for_update(skip_locked=True, of=WebhookDelivery)
+            ).first()
+            if row is None:
+                return False
+            delivery, subscription = row
+            with logs.work(request_id=None, traceparent=None, event_id=str(delivery.event_id)):
+                at = datetime.now(UTC)
+                outcome = self.send(delivery, subscription, at)
+                self._record(session, delivery, outcome, at)
+        return True
+
+    def send(self, delivery: WebhookDelivery, subscription: WebhookSubscription, at: datetime) -> Outcome:
+        started = time.monotonic()
+        try:
+            target = targets.check(subscription.url, self._settings.allowed)
+        except targets.UnsafeTarget as exc:
+            return Outcome(None, f"unsafe target: {exc}"[:300], 0)
+        msg_id = f"msg_{delivery.id.hex}"
+        headers = {
+            "host": target.host_header,
+            "content-type": "application/json",
+            "user-agent": "Painkiller-Webhooks/1",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": signature(subscription, msg_id, at, delivery.body),
+        }
+        # Connect to the address that was checked; TLS still checks the certificate for the name.
+        https = urllib.parse.urlsplit(target.url).scheme == "https"
+        extensions = {"sni_hostname": target.host} if https else {}
+        try:
+            request = self._client.build_request(
+                "POST", target.connect_url, content=delivery.body.encode(), headers=headers, extensions=extensions
+            )
+            response = self._client.send(request, stream=True)
+            response.close()  # the status is the answer; the body is not read
+            status, error = response.status_code, None
+        except httpx.TimeoutException:
+            status, error = None, f"no answer within {self._settings.timeout_s:g} s"
+        except httpx.HTTPError as exc:
+            status, error = None, f"{type(exc).__name__}: {exc}"[:300]
+        duration_ms = int((time.monotonic() - started) * 1000)
+        if status is not None and duration_ms > self._settings.timeout_s * 1000:
+            status, error = None, f"no answer within {self._settings.timeout_s:g} s"
+        return Outcome(status, error, duration_ms)
+
+    def _record(self, session: Session, delivery: WebhookDelivery, outcome: Outcome, at: datetime) -> None:
+        delivery.attempts += 1
+        session.add(
+            WebhookAttempt(
+                delivery_id=delivery.id,
+                attempt=delivery.attempts,
+                at=at,
+                status_code=outcome.status_code,
+                error=outcome.error,
+                duration_ms=outcome.duration_ms,
+            )
+        )
+        delivery.last_status_code, delivery.last_error = outcome.status_code, outcome.error
+        next_at = at + retry_delay(delivery.attempts, self._settings)
+        if outcome.delivered:
+            delivery.state, delivery.next_attempt_at, result = "delivered", None, "delivered"
+        elif next_at > delivery.give_up_at:
+            delivery.state, delivery.next_attempt_at, result = "failed", None, "failed"
+        else:
+            delivery.next_attempt_at, result = next_at, "retrying"
+        ATTEMPTS.labels(result).inc()
+        logger.info(
+            "webhook delivery %s attempt %d: %s (%s)",
+            delivery.id,
+            delivery.attempts,
+            result,
+            outcome.status_code or outcome.error,
+        )
+
+
+def run(settings: Settings) -> None:
+    """The dispatcher process: senders in threads, the event consumer in the main thread."""
+    # httpx logs each request's URL, which may hold a token of the receiver's: not in our logs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    engine = make_engine(settings.database_url, pool_size=settings.webhooks.concurrency + 2, max_overflow=0)
+    heartbeat = metrics.Heartbeat()
+    metrics.serve(settings.metrics_port, settings.host, heartbeat=heartbeat)
+    stop = threading.Event()
+    senders = [
+        threading.Thread(target=Sender(engine, settings.webhooks).run, args=(stop,), name=f"webhook-sender-{n}")
+        for n in range(settings.webhooks.concurrency)
+    ]
+    for sender in senders:
+        sender.start()
+    try:
+        Consumer(
+            session_factory=make_session_factory(engine, EVENT_TABLES.outbox),
+            tables=EVENT_TABLES,
+            queue=PATIENT_EVENTS_FOR_WEBHOOKS,
+            batch=lambda session: WebhookEvents(session, settings.webhooks),
+            amqp_url=settings.amqp_url,
+            producer=pika.URLParameters(settings.amqp_url).credentials.username,  # our own relay's events only
+            heartbeat=heartbeat,
+        ).run_forever()
+    finally:
+        stop.set()
+        for sender in senders:
+            sender.join(timeout=settings.webhooks.timeout_s + 5)
