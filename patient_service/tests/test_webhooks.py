@@ -1,6 +1,6 @@
 """Webhook subscriptions through the patient API, and the dispatcher's rules for deliveries, on the
 real test database with a real receiver on loopback (doc/alerts.md). The whole path through the
-broker is in tests/e2e/test_webhooks.py."""
+broker is in tests/e2e/test_alerts_end_to_end.py."""
 
 import base64
 import socket
