@@ -69,10 +69,13 @@ def dev_auth(directory: Path) -> AuthSettings:
 
 def truncate_all(url: str, attempts: int = 5) -> None:
     """Empty every table. Running consumers can deadlock with TRUNCATE; PostgreSQL then aborts
-    one side, and if it is us we simply try again."""
+    one side, and if it is us we simply try again. Tables are locked parents first, the order in
+    which the services' own transactions take them (a delivery row, then its attempt), so a busy
+    webhook sender makes TRUNCATE wait rather than deadlock."""
     engine = create_engine(url)
     try:
-        tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
+        ordered = inspect(engine).get_sorted_table_and_fkc_names()
+        tables = [t for t, _ in ordered if t is not None and t != "alembic_version"]
         for attempt in range(attempts):
             try:
                 with engine.begin() as conn:

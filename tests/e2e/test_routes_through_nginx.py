@@ -110,6 +110,9 @@ OPERATIONS = {
         "patient_create", "patient_import", "patient_list", "patient_list_by_body", "patient_list_at_risk",
         "patient_audit", "patient_risk", "patient_read", "patient_update", "patient_delete",
         "patient_health_live", "patient_health_ready",
+        "patient_subscription_create", "patient_subscription_list", "patient_subscription_read",
+        "patient_subscription_delete", "patient_subscription_rotate_secret", "patient_subscription_deliveries",
+        "patient_subscription_delivery_retry",
     },
     "/api/v1/measures/openapi.json": {
         "measurement_create", "measurement_create_for_patient", "measurement_batch", "measurement_batch_for_patient",

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 from painkiller_common.fields import Text
 from painkiller_common.pagination import Cursor, Limit
@@ -14,7 +14,20 @@ EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 DeliveryState = Literal["pending", "delivered", "failed"]
 EXAMPLE_URL = "https://nurse-call.example.org/painkiller"
 EXAMPLE_ID = "5d0c3e51-8f0a-4c36-9a8e-2a1b7c4d9e10"
-EXAMPLE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+EXAMPLE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwP8nN3aC5ZqE="
+EXAMPLE_SUBSCRIPTION: dict[str, JsonValue] = {
+    "id": EXAMPLE_ID, "url": "https://nurse-call.example.org/painkiller", "events": ["patient.risk_changed"],
+    "description": "Ward 7 nurse call", "created_at": "2026-11-27T07:04:24.139Z",
+}  # fmt: skip
+EXAMPLE_DELIVERY: dict[str, JsonValue] = {
+    "id": "35e4b8e8-e3a2-5846-9ed6-b8eafb9eed16", "event_id": "d799442d-cdb2-4d50-a9e4-64c7276cae08",
+    "event_type": "patient.risk_changed", "state": "delivered", "created_at": "2026-11-27T07:04:30.303Z",
+    "next_attempt_at": None,
+    "attempts": [
+        {"attempt": 1, "at": "2026-11-27T07:04:30.310Z", "status_code": 503, "error": None, "duration_ms": 31},
+        {"attempt": 2, "at": "2026-11-27T07:04:34.120Z", "status_code": 200, "error": None, "duration_ms": 12},
+    ],
+}  # fmt: skip
 
 
 def _distinct(events: list[str]) -> list[str]:
@@ -50,6 +63,8 @@ class SubscriptionCreate(BaseModel):
 
 
 class SubscriptionOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_SUBSCRIPTION]})
+
     id: uuid.UUID
     url: str
     events: list[EventType]
@@ -58,6 +73,8 @@ class SubscriptionOut(BaseModel):
 
 
 class SubscriptionCreated(SubscriptionOut):
+    model_config = ConfigDict(json_schema_extra={"examples": [{**EXAMPLE_SUBSCRIPTION, "secret": EXAMPLE_SECRET}]})
+
     secret: str = Field(
         description="Signs every delivery (Standard Webhooks, `whsec_<base64>`). Shown only now: keep it.",
         examples=[EXAMPLE_SECRET],
@@ -65,6 +82,8 @@ class SubscriptionCreated(SubscriptionOut):
 
 
 class SecretOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"secret": EXAMPLE_SECRET}]})
+
     secret: str = Field(
         description="The new signing secret. The previous one also signs deliveries for 24 hours, so a "
         "receiver can switch without missing any.",
@@ -75,18 +94,22 @@ class SecretOut(BaseModel):
 class AttemptOut(BaseModel):
     attempt: int
     at: datetime
-    status_code: int | None = Field(description="The receiver's answer; null when none came.")
-    error: str | None = Field(description="Why no answer came (timeout, refused, unsafe target).")
+    status_code: int | None = Field(default=None, description="The receiver's answer; null when none came.")
+    error: str | None = Field(default=None, description="Why no answer came (timeout, refused, unsafe target).")
     duration_ms: int
 
 
 class DeliveryOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_DELIVERY]})
+
     id: uuid.UUID = Field(description="Sent as `webhook-id` (`msg_<id without dashes>`) on every attempt.")
     event_id: uuid.UUID
     event_type: EventType
     state: DeliveryState
     created_at: datetime
-    next_attempt_at: datetime | None = Field(description="When it is tried next; null once delivered or failed.")
+    next_attempt_at: datetime | None = Field(
+        default=None, description="When it is tried next; null once delivered or failed."
+    )
     attempts: list[AttemptOut]
 
 
