@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYPROJECTS := common/pyproject.toml patient_service/pyproject.toml measurement_service/pyproject.toml
 
-.PHONY: venv up down observe token test lint bench clean
+.PHONY: venv up down observe token test test-containers images lint bench clean
 
 # One venv for both services and the tests; constraints.txt pins every package, transitive ones too.
 $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
@@ -34,9 +34,15 @@ down:
 test: venv  ## every test: unit, end to end through NGINX, container files
 	$(PY) -m pytest
 
+test-containers: venv  ## builds the images, starts the stack from them, runs pytest inside them (also part of `make test`)
+	$(PY) -m pytest tests/containers
+
+images: venv  ## every image (both services, their test targets, NGINX), with docker or podman; offline if need be
+	$(PY) scripts/images.py
+
 lint: venv  ## also part of `make test`
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
-	$(VENV)/bin/hadolint patient_service/Dockerfile measurement_service/Dockerfile
+	$(VENV)/bin/hadolint patient_service/Dockerfile measurement_service/Dockerfile nginx/Dockerfile containers/*.Dockerfile
 
 clean: down
 	rm -rf $(VENV) .run

@@ -1,5 +1,6 @@
 """The container files, checked without a Docker engine: lint, parse, and agree with the native run."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import stack  # noqa: E402
 
 DOCKERFILES = [ROOT / "patient_service" / "Dockerfile", ROOT / "measurement_service" / "Dockerfile"]
+ALL_DOCKERFILES = [*DOCKERFILES, ROOT / "nginx" / "Dockerfile", *sorted((ROOT / "containers").glob("*.Dockerfile"))]
 TEMPLATE = ROOT / "nginx" / "templates" / "painkiller.conf.template"
 
 
@@ -29,7 +31,7 @@ def hadolint() -> str:
     return found
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("dockerfile", ALL_DOCKERFILES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
     result = subprocess.run([hadolint(), str(dockerfile)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -38,7 +40,9 @@ def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
 def test_dockerfile_runs_as_non_root_on_a_slim_base(dockerfile: Path) -> None:
     text = dockerfile.read_text()
-    assert re.search(r"^FROM python:3\.11-slim$", text, re.M)
+    # python:3.11-slim by default; `make images` passes a local base where no registry answers.
+    assert re.search(r"^ARG PYTHON_BASE=python:3\.11-slim$", text, re.M)
+    assert re.findall(r"^FROM (\S+)", text, re.M)[0] == "${PYTHON_BASE}"
     user = re.findall(r"^USER (\S+)$", text, re.M)
     assert user and user[-1] not in ("root", "0")
     assert "[dev]" not in text
@@ -134,3 +138,26 @@ def test_the_rules_are_valid_for_promtool() -> None:
     check = subprocess.run([str(promtool), "check", "rules", str(ROOT / "observability" / "rules.yml")],
                            capture_output=True, text=True, check=False)  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_every_painkiller_container_is_hardened(compose: dict) -> None:
+    """As tests/containers runs them: read-only root, a tmpfs /tmp, no capabilities, no new privileges."""
+    ours = [name for name, spec in compose["services"].items() if str(spec.get("image", "")).startswith("painkiller/")]
+    assert len(ours) == 11, ours
+    for name in ours:
+        spec = compose["services"][name]
+        assert spec["read_only"] is True and spec["tmpfs"] == ["/tmp"], name
+        assert spec["cap_drop"] == ["ALL"] and spec["security_opt"] == ["no-new-privileges:true"], name
+
+
+def test_podman_compose_reads_the_compose_file(compose: dict) -> None:
+    """The file users start with `docker compose up --build` is also one podman-compose accepts."""
+    required = set(re.findall(r"\$\{(\w+):\?", (ROOT / "docker-compose.yml").read_text()))
+    env = {"PATH": os.environ["PATH"], **{name: "/tmp/x" for name in required}}
+    rendered = subprocess.run([str(Path(sys.executable).with_name("podman-compose")), "-f", "docker-compose.yml",
+                               "config"], cwd=ROOT, env=env, capture_output=True, text=True, check=False)  # fmt: skip
+    assert rendered.returncode == 0, rendered.stderr[-3000:]
+    services = yaml.safe_load(rendered.stdout)["services"]
+    default = {name for name, spec in compose["services"].items() if "profiles" not in spec}
+    assert services.keys() == default
+    assert services["patient-dispatcher"]["read_only"] is True
