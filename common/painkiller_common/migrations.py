@@ -1,7 +1,11 @@
 """The body of every service's Alembic env.py: online migrations against the configured URL."""
 
 from alembic import context
-from sqlalchemy import MetaData, engine_from_config, pool
+from sqlalchemy import MetaData, engine_from_config, pool, text
+
+# Several `migrate` at once (init containers of pods starting together, doc/scaling.md) take
+# turns: each holds this lock for its transaction, and the next finds the schema already new.
+MIGRATION_LOCK = 7_355_608
 
 
 def run_migrations(target_metadata: MetaData) -> None:
@@ -12,6 +16,7 @@ def run_migrations(target_metadata: MetaData) -> None:
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
         with context.begin_transaction():
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             context.run_migrations()
     engine.dispose()
 
