@@ -18,7 +18,7 @@ $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
 
 venv: $(STAMP)
 
-up: venv  ## databases, migrations, both services and NGINX on :8080
+up: venv  ## databases, migrations, both services and NGINX on :8080; REPLICAS=2 runs two of each process
 	$(PY) scripts/stack.py up
 
 # A dev token signed by the key `make up` made; SCOPE, PATIENT, SUB and TTL narrow it.

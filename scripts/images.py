@@ -11,6 +11,7 @@ own configuration (certificates, pip settings, proxies) goes into an image.
 
 import argparse
 import hashlib
+import inspect
 import os
 import shutil
 import subprocess
@@ -76,12 +77,9 @@ def registry_reachable(tool: list[str]) -> bool:
     return probe.returncode == 0
 
 
-def recipe_label(*files: Path) -> str:
+def recipe_label(*parts: str) -> str:
     """A hash of what a base is made from: a base is made again only when its recipe changes."""
-    digest = hashlib.sha256(f"{SUITE} {MIRROR}".encode())
-    for file in files:
-        digest.update(file.read_bytes())
-    return digest.hexdigest()[:16]
+    return hashlib.sha256("\n".join([SUITE, MIRROR, *parts]).encode()).hexdigest()[:16]
 
 
 def label_of(tool: list[str], name: str) -> str | None:
@@ -96,7 +94,7 @@ def label_of(tool: list[str], name: str) -> str | None:
 
 def debian_base(tool: list[str]) -> None:
     """A minimal Debian made with debootstrap, imported as DEBIAN (once per recipe)."""
-    label = recipe_label(Path(__file__))
+    label = recipe_label(DPKG_EXCLUDES, inspect.getsource(slim))
     if label_of(tool, DEBIAN) == label:
         return
     if not shutil.which("debootstrap"):
@@ -141,7 +139,7 @@ def slim(rootfs: Path) -> None:
 
 
 def base_on_debian(tool: list[str], name: str, dockerfile: Path) -> None:
-    label = recipe_label(Path(__file__), dockerfile)
+    label = recipe_label(label_of(tool, DEBIAN) or "", dockerfile.read_text())
     if label_of(tool, name) == label:
         return
     run(*tool, "build", "--network", "host", "--label", f"painkiller.recipe={label}",

@@ -44,16 +44,30 @@ class Stack:
     rate_limit_burst: int = field(default_factory=lambda: int(os.environ.get("RATE_LIMIT_BURST", "200")))
     rate_limit_connections: int = field(default_factory=lambda: int(os.environ.get("RATE_LIMIT_CONNECTIONS", "200")))
     allowed_hosts: str = field(default_factory=lambda: os.environ.get("ALLOWED_HOSTS", "localhost 127.0.0.1"))
-    # Each process's /metrics port, by process name (doc/operations.md).
-    metrics_ports: dict[str, int] = field(
-        default_factory=lambda: dict(zip(PROCESSES, range(9101, 9101 + len(PROCESSES)), strict=True))
-    )
+    # How many of each process (doc/scaling.md): the APIs behind NGINX as upstream members.
+    replicas: int = field(default_factory=lambda: int(os.environ.get("REPLICAS", "1")))
+    # The port of each API replica after the first, by instance name ("patient-api-2"); by
+    # default the first's port plus 10 per replica.
+    replica_ports: dict[str, int] = field(default_factory=dict)
+    # Each process's /metrics port, by instance name (doc/operations.md); by default 9101 onwards.
+    metrics_ports: dict[str, int] = field(default_factory=dict)
     # What `up` started, by name, in start order ("nginx" last).
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for number, name in enumerate(instances(self.replicas)):
+            self.metrics_ports.setdefault(name, 9101 + number)
+            kind, replica = kind_of(name)
+            if replica > 1 and PROCESSES[kind][2]:
+                self.replica_ports.setdefault(name, port_of(self, kind) + 10 * (replica - 1))
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.nginx_port}"
+
+    def api_port(self, name: str) -> int:
+        """The port of an API instance ("patient-api", "patient-api-2")."""
+        return self.replica_ports.get(name) or port_of(self, kind_of(name)[0])
 
     @property
     def tls_url(self) -> str:
@@ -70,11 +84,15 @@ class Stack:
             if name in self.metrics_ports
             else {}
         )
+        own_port = (
+            {f"{name.split('-')[0].upper()}_PORT": str(self.replica_ports[name])} if name in self.replica_ports else {}
+        )
         return {
             **os.environ,
             "PATIENT_PORT": str(self.patient_port),
             "MEASUREMENT_PORT": str(self.measurement_port),
             "MEASUREMENT_PATIENT_SERVICE_URL": f"http://127.0.0.1:{self.patient_port}",
+            **own_port,
             **metrics,
             **self.env,
             **self.process_env_overrides.get(name, {}),
@@ -96,6 +114,17 @@ PROCESSES = {
     "measurement-consumer": ("measurement_service", "consumer", None),
 }
 MIGRATIONS = ("patient_service", "measurement_service")
+
+
+def instances(replicas: int) -> list[str]:
+    """Every process to start, in start order: "patient-api", then "patient-api-2"... per kind."""
+    return [name if n == 1 else f"{name}-{n}" for name in PROCESSES for n in range(1, replicas + 1)]
+
+
+def kind_of(instance: str) -> tuple[str, int]:
+    """("patient-api", 2) for "patient-api-2"; ("patient-api", 1) for "patient-api"."""
+    kind, _, number = instance.rpartition("-")
+    return (kind, int(number)) if number.isdigit() else (instance, 1)
 
 
 REQUIRED = {
@@ -135,7 +164,7 @@ def migrate(stack: Stack) -> None:
 
 
 def start_process(stack: Stack, name: str) -> subprocess.Popen[bytes]:
-    module, command, _ = PROCESSES[name]
+    module, command, _ = PROCESSES[kind_of(name)[0]]
     log = (stack.run_dir / f"{name}.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", module, command],
@@ -206,8 +235,8 @@ def render_nginx(stack: Stack) -> Path:
         "RATE_LIMIT_RATE": str(max(stack.rate_limit_rps, 1)),
         "RATE_LIMIT_BURST": str(stack.rate_limit_burst),
         "RATE_LIMIT_CONNECTIONS": str(stack.rate_limit_connections),
-        "PATIENT_UPSTREAM": f"127.0.0.1:{stack.patient_port}",
-        "MEASUREMENT_UPSTREAM": f"127.0.0.1:{stack.measurement_port}",
+        "PATIENT_UPSTREAM": upstream(stack, "patient-api"),
+        "MEASUREMENT_UPSTREAM": upstream(stack, "measurement-api"),
         "ACCESS_LOG": str(conf_dir / "access.log"),
     }
     (conf_dir / "conf.d" / "painkiller.conf").write_text(
@@ -216,6 +245,13 @@ def render_nginx(stack: Stack) -> Path:
     main = conf_dir / "nginx.conf"
     main.write_text(render(NGINX_DIR / "nginx.native.conf.template", values))
     return main
+
+
+def upstream(stack: Stack, kind: str) -> str:
+    """The `server` lines' addresses of an API's upstream: one per replica (the template writes
+    `server ${..._UPSTREAM};`, so further members follow as `; server <address>`)."""
+    names = [name for name in instances(stack.replicas) if kind_of(name)[0] == kind]
+    return "; server ".join(f"127.0.0.1:{stack.api_port(name)}" for name in names)
 
 
 def nginx_command(stack: Stack, *args: str) -> list[str]:
@@ -237,10 +273,11 @@ def up(stack: Stack, *, foreground_nginx: bool = False) -> None:
     if "AUTH_ISSUER" not in {**os.environ, **stack.env}:  # no identity provider: trust the dev key
         stack.env.update(auth_env(stack.auth_dir))
     migrate(stack)
-    for name, (_, _, ready_path) in PROCESSES.items():
+    for name in instances(stack.replicas):
         process = stack.processes[name] = start_process(stack, name)
+        ready_path = PROCESSES[kind_of(name)[0]][2]
         if ready_path:
-            wait_ready(f"http://127.0.0.1:{port_of(stack, name)}{ready_path}", process=process)
+            wait_ready(f"http://127.0.0.1:{stack.api_port(name)}{ready_path}", process=process)
     stack.processes["nginx"] = start_nginx(stack, foreground=foreground_nginx)
     for _, _, ready_path in PROCESSES.values():
         if ready_path:
@@ -251,7 +288,7 @@ def up(stack: Stack, *, foreground_nginx: bool = False) -> None:
 def write_targets(stack: Stack) -> None:
     """The running processes' /metrics, in Prometheus' file_sd format: a `job` per process kind."""
     targets = [
-        {"targets": [f"127.0.0.1:{port}"], "labels": {"job": name, "service": name.split("-")[0]}}
+        {"targets": [f"127.0.0.1:{port}"], "labels": {"job": kind_of(name)[0], "service": name.split("-")[0]}}
         for name, port in stack.metrics_ports.items()
     ]
     stack.targets_file.write_text(json.dumps(targets, indent=2) + "\n")
@@ -305,7 +342,7 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 def down(stack: Stack) -> None:
     """Stop what `up` started, using the pid files it left in run_dir."""
-    pid_files = [stack.run_dir / f"{name}.pid" for name in [*PROCESSES, "prometheus"]]
+    pid_files = sorted(stack.run_dir.glob("*.pid"))  # every replica `up` started, and Prometheus
     pid_files.append(stack.run_dir / "nginx" / "nginx.pid")
     for pid_file in pid_files:
         if not pid_file.exists():

@@ -95,7 +95,10 @@ def empty(databases: dict[str, str]) -> None:
 
 @contextlib.contextmanager
 def running_stack(
-    databases: dict[str, str], users: BrokerUsers, overrides: dict[str, dict[str, str]] | None = None
+    databases: dict[str, str],
+    users: BrokerUsers,
+    overrides: dict[str, dict[str, str]] | None = None,
+    replicas: int = 1,
 ) -> Iterator[stack_module.Stack]:
     """Start the whole stack with `users` on the broker; `overrides` is extra environment for
     single processes. Rate limits are high enough for the fuzzer; tests of them use their own."""
@@ -109,7 +112,9 @@ def running_stack(
         tls_port=free_port(),
         patient_port=free_port(),
         measurement_port=free_port(),
-        metrics_ports={name: free_port() for name in stack_module.PROCESSES},
+        replicas=replicas,
+        replica_ports={name: free_port() for name in stack_module.instances(replicas) if "-api-" in name},
+        metrics_ports={name: free_port() for name in stack_module.instances(replicas)},
         env={**databases, **users.env(), "PAINKILLER_TRACE_DIR": str(run_dir / "traces")},
         process_env_overrides=overrides or {},
         rate_limit_rps=2000,
