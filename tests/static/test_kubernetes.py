@@ -75,6 +75,9 @@ def test_each_api_scales_and_survives_a_drain(rendered: list[dict[str, Any]]) ->
     for api in ("patient-api", "measurement-api"):
         assert autoscalers[api]["spec"]["minReplicas"] >= 2
         assert budgets[api]["spec"]["minAvailable"] >= 1
+    # Workers run two of each too (tests/faults/test_replicas.py shows order does not matter).
+    for name, deployment in of_kind(rendered, "Deployment").items():
+        assert deployment["spec"]["replicas"] >= 2 and budgets[name]["spec"]["minAvailable"] == 1, name
 
 
 def test_no_credential_is_written_in_the_manifests(rendered: list[dict[str, Any]]) -> None:
