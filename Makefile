@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYPROJECTS := common/pyproject.toml patient_service/pyproject.toml measurement_service/pyproject.toml
 
-.PHONY: venv up down observe token test test-containers images lint bench clean
+.PHONY: venv up down observe token test test-containers images lint bench bench-replicas clean
 
 # One venv for both services and the tests; constraints.txt pins every package, transitive ones too.
 $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
@@ -49,3 +49,6 @@ clean: down
 
 bench: venv  ## the benchmark: wrk through NGINX, ratios to a baseline app, 10k vs 5M rows
 	$(PY) bench/run.py
+
+bench-replicas: venv  ## the same load on one and on two of every process (doc/scaling.md)
+	$(PY) bench/replicas.py

@@ -124,6 +124,7 @@ class Bench:
             measurement_port=free_port(),
             env={**STACK_DATABASES, **self.broker.env()},
             rate_limit_rps=0,  # the benchmark measures the services, not NGINX's limits
+            replicas=getattr(args, "replicas", 1),  # bench/replicas.py: one against two of each
         )
         self.baseline_port = free_port()
         self.baseline: subprocess.Popen[bytes] | None = None
@@ -241,9 +242,12 @@ class Bench:
     def server_pids(self, server: str | None) -> list[int]:
         if server is None:
             return []
-        process = self.baseline if server == "baseline" else self.stack.processes[server]
-        assert process is not None
-        return [process.pid, *children(process.pid)]
+        if server == "baseline":
+            assert self.baseline is not None
+            return [self.baseline.pid, *children(self.baseline.pid)]
+        # Every replica of that process (the stack may run several: bench/replicas.py).
+        replicas = [p for name, p in self.stack.processes.items() if stack_module.kind_of(name)[0] == server]
+        return [pid for process in replicas for pid in (process.pid, *children(process.pid))]
 
     def reading_paths(self) -> list[str]:
         return [f"/api/v1/patient/{pid}/measurements" for pid in self.patient_ids]
