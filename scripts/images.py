@@ -37,12 +37,14 @@ class Image:
     name: str
     dockerfile: str
     target: str | None = None
+    service: str | None = None  # SERVICE, for containers/service.Dockerfile
 
 
 SERVICES = ("patient", "measurement")
+SERVICE_DOCKERFILE = "containers/service.Dockerfile"
 IMAGES = [
-    *(Image(f"painkiller/{service}-service", f"{service}_service/Dockerfile") for service in SERVICES),
-    *(Image(f"painkiller/{service}-service:test", f"{service}_service/Dockerfile", "test") for service in SERVICES),
+    *(Image(f"painkiller/{service}-service", SERVICE_DOCKERFILE, service=service) for service in SERVICES),
+    *(Image(f"painkiller/{service}-service:test", SERVICE_DOCKERFILE, "test", service) for service in SERVICES),
     Image("painkiller/nginx", "nginx/Dockerfile"),
 ]
 
@@ -173,8 +175,9 @@ def build(offline: bool | None = None) -> dict[str, str]:
     try:
         for image in IMAGES:
             target = ["--target", image.target] if image.target else []
-            run(*tool, "build", "--network", "host", *args, *target, "-f", image.dockerfile, "-t", image.name, ".",
-                cwd=ROOT)  # fmt: skip
+            service = ["--build-arg", f"SERVICE={image.service}"] if image.service else []
+            run(*tool, "build", "--network", "host", *args, *service, *target, "-f", image.dockerfile,
+                "-t", image.name, ".", cwd=ROOT)  # fmt: skip
     finally:
         for wheel in WHEELHOUSE.glob("*.whl"):  # the build context stays small for the next build
             wheel.unlink()

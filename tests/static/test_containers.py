@@ -15,8 +15,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import stack  # noqa: E402
 
-DOCKERFILES = [ROOT / "patient_service" / "Dockerfile", ROOT / "measurement_service" / "Dockerfile"]
-ALL_DOCKERFILES = [*DOCKERFILES, ROOT / "nginx" / "Dockerfile", *sorted((ROOT / "containers").glob("*.Dockerfile"))]
+DOCKERFILES = [ROOT / "containers" / "service.Dockerfile"]  # both services' (SERVICE=patient|measurement)
+ALL_DOCKERFILES = [ROOT / "nginx" / "Dockerfile", *sorted((ROOT / "containers").glob("*.Dockerfile"))]
 TEMPLATE = ROOT / "nginx" / "templates" / "painkiller.conf.template"
 
 
