@@ -175,13 +175,9 @@ class Sender:
         else:
             delivery.next_attempt_at, result = next_at, "retrying"
         ATTEMPTS.labels(result).inc()
-        logger.info(
-            "webhook delivery %s attempt %d: %s (%s)",
-            delivery.id,
-            delivery.attempts,
-            result,
-            outcome.status_code or outcome.error,
-        )
+        # The status, or only the kind of error: an error's text can quote the receiver's URL.
+        answer = outcome.status_code or (outcome.error or "").split(":")[0]
+        logger.info("webhook delivery %s attempt %d: %s (%s)", delivery.id, delivery.attempts, result, answer)
 
 
 def run(settings: Settings) -> None:
