@@ -11,7 +11,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     terminalreporter.section("fault tests: events (Jepsen-style tally)")
     columns = list(asdict(FIGURES[0][1]))
-    terminalreporter.write_line(f"{'scenario':<42}" + "".join(f"{c:>{len(c) + 2}}" for c in columns))
+    terminalreporter.write_line(f"{'scenario':<56}" + "".join(f"{c:>{len(c) + 2}}" for c in columns))
     for name, figures in FIGURES:
         cells = zip(columns, asdict(figures).values(), strict=True)
-        terminalreporter.write_line(f"{name:<42}" + "".join(f"{v:>{len(c) + 2}}" for c, v in cells))
+        terminalreporter.write_line(f"{name:<56}" + "".join(f"{v:>{len(c) + 2}}" for c, v in cells))

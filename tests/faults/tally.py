@@ -60,7 +60,8 @@ def tally(run_dir: Path, producer: str, *, attempted: int, committed: int, since
     no state behind, from its log (one line per delivery)."""
     expected = outbox_event_ids(producer) - set(since_ids)
     applied_ids = processed_event_ids(producer) & expected
-    log = (run_dir / f"{CONSUMER_OF[producer]}.log").read_text()
+    # Every replica's log: "patient-consumer.log", "patient-consumer-2.log"...
+    log = "".join(path.read_text() for path in run_dir.glob(f"{CONSUMER_OF[producer]}*.log"))
     applied = Counter(i for i in _APPLIED.findall(log) if i in expected)
     duplicates = Counter(i for i in _DUPLICATE.findall(log) if i in expected)
     return Tally(

@@ -1,7 +1,9 @@
 """Faults while events flow: nothing committed is lost, nothing is applied twice.
 
 Each test runs a whole stack of its own (APIs, relays, consumers, NGINX) in its own RabbitMQ
-vhost, injects one fault, and prints what happened to every event (tally.Tally).
+vhost, injects one fault, and prints what happened to every event (tally.Tally). The tally
+scenarios run twice: with one of every process, and with two (both replicas of a kind behind
+the same proxy, and a kill takes both).
 """
 
 import os
@@ -43,27 +45,40 @@ class Faulty:
     consumer_proxy: Proxy  # between the patient consumer and RabbitMQ
     consumer_db_proxy: Proxy  # between the patient consumer and PostgreSQL
     client: httpx.Client
+    replicas: int = 1  # of every process; each proxy stands in front of every replica of its kind
+
+    def named(self, scenario: str) -> str:
+        return scenario if self.replicas == 1 else f"{scenario}, {self.replicas} of each"
+
+
+# The tally scenarios run with one and with two of every process (doc/scaling.md).
+BOTH = pytest.mark.parametrize("faulty", [1, 2], ids=["1 of each", "2 of each"], indirect=True)
 
 
 @pytest.fixture
-def faulty() -> Iterator[Faulty]:
+def faulty(request: pytest.FixtureRequest) -> Iterator[Faulty]:
+    replicas = getattr(request, "param", 1)
     relay_proxy, consumer_proxy = Proxy(BROKER), Proxy(BROKER)
     consumer_db = make_url(FAULT_DATABASES["PATIENT_DATABASE_URL"])
     consumer_db_proxy = Proxy((consumer_db.host or "127.0.0.1", consumer_db.port or 5432))
     proxied_db = consumer_db.set(host="127.0.0.1", port=consumer_db_proxy.port).render_as_string(hide_password=False)
     with broker() as users:
+        relay = {"MEASUREMENT_AMQP_URL": users.url("measurement", f"127.0.0.1:{relay_proxy.port}")}
+        consumer = {
+            "PATIENT_AMQP_URL": users.url("patient", f"127.0.0.1:{consumer_proxy.port}"),
+            "PATIENT_DATABASE_URL": proxied_db,
+        }
         overrides = {
-            "measurement-relay": {"MEASUREMENT_AMQP_URL": users.url("measurement", f"127.0.0.1:{relay_proxy.port}")},
-            "patient-consumer": {
-                "PATIENT_AMQP_URL": users.url("patient", f"127.0.0.1:{consumer_proxy.port}"),
-                "PATIENT_DATABASE_URL": proxied_db,
-            },
+            **{name: relay for name in stack_module.instances(replicas) if name.startswith("measurement-relay")},
+            **{name: consumer for name in stack_module.instances(replicas) if name.startswith("patient-consumer")},
         }
         with (
-            running_stack(FAULT_DATABASES, users, overrides) as stack,
+            running_stack(FAULT_DATABASES, users, overrides, replicas=replicas) as stack,
             httpx.Client(base_url=stack.url, timeout=10, headers=bearer(stack)) as client,
         ):
-            yield Faulty(stack, observer_url(users.vhost), relay_proxy, consumer_proxy, consumer_db_proxy, client)
+            yield Faulty(
+                stack, observer_url(users.vhost), relay_proxy, consumer_proxy, consumer_db_proxy, client, replicas
+            )
     for proxy in (relay_proxy, consumer_proxy, consumer_db_proxy):
         proxy.close()
 
@@ -88,14 +103,25 @@ def post_readings(client: httpx.Client, patient_ids: list[str], per_patient: int
     return attempted, committed
 
 
-def kill9(stack: stack_module.Stack, name: str) -> None:
-    process = stack.processes[name]
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+def replicas_of(stack: stack_module.Stack, kind: str) -> list[str]:
+    return [name for name in stack.processes if stack_module.kind_of(name)[0] == kind]
 
 
-def restart(stack: stack_module.Stack, name: str) -> None:
-    stack.processes[name] = stack_module.start_process(stack, name)
+def kill9(stack: stack_module.Stack, kind: str) -> None:
+    """Every replica of that kind, at once."""
+    for name in replicas_of(stack, kind):
+        os.kill(stack.processes[name].pid, signal.SIGKILL)
+        stack.processes[name].wait()
+
+
+def restart(stack: stack_module.Stack, kind: str) -> None:
+    for name in replicas_of(stack, kind):
+        stack.processes[name] = stack_module.start_process(stack, name)
+
+
+def signal_all(stack: stack_module.Stack, kind: str, signum: int) -> None:
+    for name in replicas_of(stack, kind):
+        stack.processes[name].send_signal(signum)
 
 
 def pending(producer: str) -> int:
@@ -128,6 +154,7 @@ def warm_up(f: Faulty) -> list[str]:
     return patient_ids
 
 
+@BOTH
 def test_broker_stopped_while_writes_continue(faulty: Faulty) -> None:
     warm_up(faulty)
     before = outbox_event_ids("patient_service") | outbox_event_ids("measurement_service")
@@ -150,8 +177,8 @@ def test_broker_stopped_while_writes_continue(faulty: Faulty) -> None:
     run_dir = faulty.stack.run_dir
     readings = converged(run_dir, "measurement_service", attempted=attempted, committed=committed, since_ids=before)
     patients = converged(run_dir, "patient_service", attempted=10, committed=10, since_ids=before)
-    record_figures("broker stopped: measurement events", readings)
-    record_figures("broker stopped: patient events", patients)
+    record_figures(faulty.named("broker stopped: measurement events"), readings)
+    record_figures(faulty.named("broker stopped: patient events"), patients)
     for figures in (readings, patients):
         assert (figures.lost, figures.applied_twice) == (0, 0)
     for patient_id in patient_ids:  # every replica converged on the last reading
@@ -159,15 +186,15 @@ def test_broker_stopped_while_writes_continue(faulty: Faulty) -> None:
         assert latest["heart_rate_bpm"]["value"] == 62
 
 
+@BOTH
 def test_relay_killed_between_publish_and_mark(faulty: Faulty) -> None:
     patient_ids = warm_up(faulty)
     before = outbox_event_ids("measurement_service")
-    relay = faulty.stack.processes["measurement-relay"]
-    relay.send_signal(signal.SIGSTOP)  # so that all 20 go out in one batch
+    signal_all(faulty.stack, "measurement-relay", signal.SIGSTOP)  # so that all 20 go out together
     attempted, committed = post_readings(faulty.client, patient_ids, 20)
     counts = {"attempted": attempted, "committed": committed, "since_ids": before}
     faulty.relay_proxy.freeze_to_client()  # confirms are held: published, never marked
-    relay.send_signal(signal.SIGCONT)
+    signal_all(faulty.stack, "measurement-relay", signal.SIGCONT)
     published = tally_once(faulty.stack.run_dir, "measurement_service", lambda t: t.lost == 0, **counts)
     assert published.applied == 20
     assert pending("measurement_service") == 20, "the relay marked events it had no confirm for"
@@ -177,10 +204,11 @@ def test_relay_killed_between_publish_and_mark(faulty: Faulty) -> None:
     restart(faulty.stack, "measurement-relay")
     eventually(lambda: pending("measurement_service") == 0, timeout_s=CONVERGE_S)
     figures = tally_once(faulty.stack.run_dir, "measurement_service", lambda t: t.duplicates_delivered >= 20, **counts)
-    record_figures("relay SIGKILL between publish and mark", figures)
+    record_figures(faulty.named("relay SIGKILL between publish and mark"), figures)
     assert (figures.lost, figures.applied_twice) == (0, 0)
 
 
+@BOTH
 def test_consumer_killed_between_commit_and_ack(faulty: Faulty) -> None:
     patient_ids = warm_up(faulty)
     before = outbox_event_ids("measurement_service")
@@ -200,12 +228,13 @@ def test_consumer_killed_between_commit_and_ack(faulty: Faulty) -> None:
         timeout_s=CONVERGE_S,
         **counts,
     )
-    record_figures("consumer SIGKILL between commit and ack", figures)
+    record_figures(faulty.named("consumer SIGKILL between commit and ack"), figures)
     assert (figures.lost, figures.applied_twice) == (0, 0)
     latest = faulty.client.get(f"/api/v1/patient/{patient_ids[0]}").json()["latest_vitals"]
     assert latest["heart_rate_bpm"]["value"] == 79
 
 
+@BOTH
 def test_forged_message_is_dead_lettered_while_the_rest_flow(faulty: Faulty) -> None:
     warm_up(faulty)
     before = outbox_event_ids("patient_service")
@@ -232,10 +261,11 @@ def test_forged_message_is_dead_lettered_while_the_rest_flow(faulty: Faulty) -> 
         connection.close()
 
     figures = converged(faulty.stack.run_dir, "patient_service", attempted=5, committed=5, since_ids=before)
-    record_figures("forged message among good ones", figures)
+    record_figures(faulty.named("forged message among good ones"), figures)
     assert (figures.lost, figures.applied_twice, figures.applied) == (0, 0, 5)
     # Published by no producer the consumer trusts, and not an event: refused at once, never retried.
-    refusals = (faulty.stack.run_dir / "measurement-consumer.log").read_text().count(f"event {poison_id} refused")
+    logs = faulty.stack.run_dir.glob("measurement-consumer*.log")
+    refusals = sum(log.read_text().count(f"event {poison_id} refused") for log in logs)
     assert refusals == 1, refusals
     for patient_id in patient_ids:  # the good events were applied: the replica knows them
         assert (
