@@ -158,9 +158,9 @@ def wheelhouse() -> None:
         cwd=ROOT)  # fmt: skip
 
 
-def build(offline: bool | None = None) -> dict[str, str]:
+def build(offline: bool | None = None) -> None:
     """Build every image; offline (None: when no registry answers) from local bases and the
-    wheelhouse. The names built, with the base each is on."""
+    wheelhouse."""
     tool = engine()
     if offline is None:
         offline = not registry_reachable(tool)
@@ -181,7 +181,6 @@ def build(offline: bool | None = None) -> dict[str, str]:
     finally:
         for wheel in WHEELHOUSE.glob("*.whl"):  # the build context stays small for the next build
             wheel.unlink()
-    return {image.name: PYTHON_BASE if offline else "registry" for image in IMAGES}
 
 
 def sizes(tool: list[str] | None = None) -> dict[str, int]:
