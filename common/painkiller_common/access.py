@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from asyncpg import Connection
-from fastapi import FastAPI, Request, Security
+from fastapi import FastAPI, Request, Response, Security
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Table
 from sqlalchemy.exc import SQLAlchemyError
@@ -141,7 +140,7 @@ def install_refusal_audit(app: FastAPI) -> None:
         app.add_exception_handler(refusal, _audit_refusal)  # type: ignore[arg-type]
 
 
-async def _audit_refusal(request: Request, exc: Problem | DomainError) -> JSONResponse:
+async def _audit_refusal(request: Request, exc: Problem | DomainError) -> Response:
     access: Access | None = getattr(request.state, "access", None)
     if access is not None:
         await run_in_threadpool(_record_refusal, request, access, status_of(exc))

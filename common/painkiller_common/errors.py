@@ -4,6 +4,8 @@ The API layer (problems.py) answers each class with its status as RFC 9457 probl
 an `Invalid` error's paths under the request's body; consumers and scripts see plain exceptions.
 """
 
+from collections.abc import Sequence
+
 Path = list[str | int]
 
 
@@ -29,6 +31,6 @@ class Invalid(DomainError):
     """Input that passed its schema but breaks a rule checked later; each error is `(path,
     message)`, the path within the input (`["readings", 3, "spo2_percent"]`, `[]` for all of it)."""
 
-    def __init__(self, *errors: tuple[Path, str]) -> None:
-        self.errors = list(errors)
+    def __init__(self, *errors: tuple[Sequence[str | int], str]) -> None:
+        self.errors: list[tuple[Path, str]] = [(list(path), message) for path, message in errors]
         super().__init__("; ".join(message for _, message in errors))

@@ -8,7 +8,7 @@ own errors and anything unexpected as `application/problem+json`.
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
@@ -16,6 +16,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from painkiller_common import fhir
 from painkiller_common.errors import Conflict, DomainError, Invalid, NotFound, Unavailable
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ _TITLES = {
     405: "Method not allowed",
     406: "Not acceptable",
     409: "Conflict",
+    410: "Gone",
     413: "Content too large",
     415: "Unsupported media type",
     422: "Validation failed",
@@ -119,8 +121,11 @@ def problem_response(
     title: str | None = None,
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
-) -> JSONResponse:
+) -> Response:
     title = title or _TITLES.get(status, "Error")
+    if fhir.is_fhir(request):  # FHIR clients read errors as OperationOutcome resources
+        issues = [(error.field, error.message) for error in errors or []]
+        return fhir.resource_response(fhir.outcome(status, detail, issues), status, headers)
     body = ProblemDetails(
         type=TYPE_BASE + (slug or title.lower().replace(" ", "-")),
         title=title,
@@ -161,7 +166,15 @@ def field_errors(errors: list[Any]) -> list[FieldError]:
 
 
 # Each domain error's status; an Invalid's paths are within the body.
-DOMAIN_STATUS: dict[type[DomainError], int] = {NotFound: 404, Conflict: 409, Invalid: 422, Unavailable: 503}
+DOMAIN_STATUS: dict[type[DomainError], int] = {
+    fhir.Malformed: 400,  # before Invalid, which it is a kind of
+    NotFound: 404,
+    Conflict: 409,
+    Invalid: 422,
+    Unavailable: 503,
+    fhir.Gone: 410,
+    fhir.BadRequest: 400,
+}
 
 
 def status_of(exc: Problem | DomainError) -> int:
@@ -170,7 +183,7 @@ def status_of(exc: Problem | DomainError) -> int:
     return next(status for kind, status in DOMAIN_STATUS.items() if isinstance(exc, kind))
 
 
-async def on_domain_error(request: Request, exc: DomainError) -> JSONResponse:
+async def on_domain_error(request: Request, exc: DomainError) -> Response:
     status, detail, errors = status_of(exc), exc.detail, None
     if isinstance(exc, Invalid):
         locs = [(["body", *path], message) for path, message in exc.errors]
@@ -180,7 +193,7 @@ async def on_domain_error(request: Request, exc: DomainError) -> JSONResponse:
     return problem_response(request, status=status, detail=detail, errors=errors, headers=headers)
 
 
-async def on_problem(request: Request, exc: Problem) -> JSONResponse:
+async def on_problem(request: Request, exc: Problem) -> Response:
     return problem_response(
         request,
         status=exc.status,
@@ -192,7 +205,7 @@ async def on_problem(request: Request, exc: Problem) -> JSONResponse:
     )
 
 
-async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _on_validation(request: Request, exc: RequestValidationError) -> Response:
     errors = field_errors(list(exc.errors()))
     fields = ", ".join(dict.fromkeys(e.field for e in errors))
     return problem_response(
@@ -200,7 +213,7 @@ async def _on_validation(request: Request, exc: RequestValidationError) -> JSONR
     )
 
 
-async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _on_http(request: Request, exc: StarletteHTTPException) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
     headers = getattr(exc, "headers", None)
     if exc.status_code == 404 and detail == "Not Found":
@@ -229,7 +242,7 @@ def _driver_error(exc: Exception) -> str:
     return type(getattr(exc, "orig", None) or exc).__name__
 
 
-async def on_database_down(request: Request, exc: Exception) -> JSONResponse:
+async def on_database_down(request: Request, exc: Exception) -> Response:
     # PostgreSQL unreachable or restarting: the client may retry, so say so instead of a 500.
     logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, _driver_error(exc))
     return problem_response(
@@ -240,14 +253,14 @@ async def on_database_down(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def on_unstorable_value(request: Request, exc: Exception) -> JSONResponse:
+async def on_unstorable_value(request: Request, exc: Exception) -> Response:
     # A value validation let through but PostgreSQL refused: a gap in validation to close,
     # yet still the client's input and still nothing stored, so a 400 rather than a 500.
     logger.warning("database refused a value on %s %s: %s", request.method, request.url.path, _driver_error(exc))
     return problem_response(request, status=400, detail="A value in this request cannot be stored; nothing was stored.")
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
     # Never leak a stack trace; the log has it, keyed by the request id NGINX sends.
     logger.exception(
         "unhandled error on %s %s request_id=%s",

@@ -33,5 +33,8 @@ class ServiceSettings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Addresses whose X-Forwarded-* headers are believed: NGINX's. "*" inside a container network.
     forwarded_allow_ips: str = "127.0.0.1"
+    # The FHIR base URL clients use, for `next` links and Locations (doc/fhir.md); unset: the URL
+    # the request came to, as NGINX passes it on.
+    fhir_base_url: str | None = None
     # Read from AUTH_* (the same for every service): who signs the tokens the API accepts.
     auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 
+from measurement_service import fhir_api
 from measurement_service.api import ALIAS_PREFIX, PREFIX, measures_router, patient_router
 from measurement_service.config import Settings
 from measurement_service.events import PatientEvents
@@ -28,8 +29,14 @@ async def patient_directory(app: FastAPI, settings: Settings) -> AsyncIterator[N
 
 
 def routers() -> list[APIRouter]:
-    """A patient's readings, /api/v1/measures, and the same under the alias, out of the document."""
-    return [patient_router, measures_router(PREFIX, in_schema=True), measures_router(ALIAS_PREFIX, in_schema=False)]
+    """A patient's readings, /api/v1/measures, the same under the alias (out of the document), and
+    FHIR's Observations."""
+    return [
+        patient_router,
+        measures_router(PREFIX, in_schema=True),
+        measures_router(ALIAS_PREFIX, in_schema=False),
+        fhir_api.router,
+    ]
 
 
 SPEC: Service[Settings] = Service(
@@ -42,11 +49,7 @@ SPEC: Service[Settings] = Service(
     docs_prefix=PREFIX,
     health_prefixes=[PREFIX, ALIAS_PREFIX],
     settings=Settings,
-    routers=lambda: [
-        patient_router,
-        measures_router(PREFIX, in_schema=True),
-        measures_router(ALIAS_PREFIX, in_schema=False),
-    ],
+    routers=routers,
     tables=EVENT_TABLES,
     queue=PATIENT_EVENTS_FOR_MEASUREMENTS,
     runtime_role=RUNTIME_ROLE,

@@ -41,4 +41,6 @@ class Settings(ServiceSettings):
     risk_window_hours: float = Field(default=24, gt=0, le=24 * 30)
     # Blood-pressure variability looks further back: it is about the trend across readings.
     bp_variability_window_days: float = Field(default=7, gt=0, le=365)
+    # The identifier system of the hospital's MRNs in FHIR `Patient.identifier` (doc/fhir.md).
+    fhir_mrn_system: str = "https://hospital.example/fhir/sid/mrn"
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from painkiller_common.service import Service
 from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS, PATIENT_EVENTS_FOR_WEBHOOKS
+from patient_service import fhir_api
 from patient_service.api import PREFIX, router
 from patient_service.config import Settings
 from patient_service.events import MeasurementEvents
@@ -18,7 +19,7 @@ SPEC: Service[Settings] = Service(
     docs_prefix=PREFIX,
     health_prefixes=[PREFIX],
     settings=Settings,
-    routers=lambda: [webhooks_api.router, router],
+    routers=lambda: [webhooks_api.router, router, fhir_api.router],
     tables=EVENT_TABLES,
     queue=MEASUREMENT_EVENTS_FOR_PATIENTS,
     runtime_role=RUNTIME_ROLE,

@@ -1,0 +1,165 @@
+"""FHIR R4 routes the measurement service owns (doc/fhir.md): vital-signs `Observation` read,
+search and create, and transaction Bundles of Observations of one measurement.
+
+A create is stored as a reading by the JSON API's own use case: the same validation, events,
+audit row and `Idempotency-Key`.
+"""
+
+import json
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.observation import Observation
+
+from measurement_service import fhir_observations, service
+from measurement_service.api import DirectoryDep
+from measurement_service.fhir_observations import Posted
+from measurement_service.schemas import MeasurementOut
+from painkiller_common import fhir
+from painkiller_common.access import Access, requires
+from painkiller_common.app import JsonBody
+from painkiller_common.errors import NotFound
+from painkiller_common.fhir_capability import search_parameters
+from painkiller_common.fhir_vitals import observation, observation_id, parse_observation_id
+from painkiller_common.idempotency import IdempotencyKey
+from painkiller_common.pg import PoolDep
+
+router = APIRouter(prefix=fhir.PREFIX, include_in_schema=False)
+
+CanCreate = Annotated[Access, Depends(requires("Observation", "c"))]
+CanRead = Annotated[Access, Depends(requires("Observation", "r"))]
+CanSearch = Annotated[Access, Depends(requires("Observation", "s"))]
+OBSERVATION_SEARCH = search_parameters("Observation")
+_READ = (
+    f"SELECT id, patient_id, measured_at, {', '.join(fhir_observations.QUANTITY_FIELDS)}"
+    " FROM measurements WHERE id = $1"
+)
+
+
+def _base(request: Request) -> str:
+    return fhir.base_url(request, request.app.state.settings.fhir_base_url)
+
+
+@router.get("/Observation/{resource_id}", name="fhir_observation_read")
+async def read_observation(resource_id: str, pool: PoolDep, access: CanRead) -> Response:
+    named = parse_observation_id(resource_id)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(_READ, named[0]) if named else None
+        if named is None or row is None or any(row[q.field] is None for q in named[1].quantities):
+            raise NotFound(f"Observation {resource_id} does not exist.")
+        access.reach(row["patient_id"])
+        await access.record_async(conn, 200, [(row["id"], row["patient_id"])])
+    found = observation(named[1], row, measurement_id=row["id"], patient_id=row["patient_id"], at=row["measured_at"])
+    return fhir.resource_response(found)
+
+
+@router.get("/Observation", name="fhir_observation_search")
+async def search_observations(request: Request, pool: PoolDep, access: CanSearch) -> Response:
+    query = fhir.search(request, OBSERVATION_SEARCH)
+    if any(value != "-date" for value in query.values("_sort")):
+        raise fhir.BadRequest("_sort: only -date (newest first) is served.")
+    async with pool.acquire() as conn, conn.transaction():
+        found = await fhir_observations.search(conn, query, _patients(query, access))
+        await access.record_async(conn, 200, found.touched)
+    bundle = fhir.searchset(_base(request), "Observation", query, found.observations, found.next_cursor)
+    return fhir.resource_response(bundle)
+
+
+def _patients(query: fhir.Search, access: Access) -> list[uuid.UUID] | None:
+    """Whose Observations to search: those named (all of them, for several `patient` values),
+    within what the token reaches; None: everyone's."""
+    sets = [
+        {_uuid(fhir.reference_id(name, one, "Patient")) for one in value.split(",")}
+        for name in ("patient", "subject")
+        for value in query.values(name)
+    ]
+    if access.only_patient is not None:
+        sets.append({access.only_patient})
+    if not sets:
+        return None
+    return sorted(patient for patient in set.intersection(*sets) if patient is not None)
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None  # no patient has that id: it matches nothing
+
+
+@router.post("/Observation", name="fhir_observation_create", dependencies=JsonBody)
+async def create_observation(
+    request: Request, pool: PoolDep, directory: DirectoryDep, access: CanCreate, idempotency_key: IdempotencyKey = None
+) -> Response:
+    resource = fhir.parse_resource(Observation, await request.body())
+    assert isinstance(resource, Observation)  # parse_resource returns the model it is given
+    posted = Posted()
+    posted.add(resource, "Observation")
+    stored = await _store(request, pool, directory, access, posted, idempotency_key)
+    if not isinstance(stored, MeasurementOut):
+        return stored
+    created = _observations(stored, posted)[0]
+    headers = {"Location": f"{_base(request)}/Observation/{created.id}"}
+    return fhir.resource_response(created, 201, headers)
+
+
+@router.post("", name="fhir_transaction", dependencies=JsonBody)
+async def transaction(
+    request: Request, pool: PoolDep, directory: DirectoryDep, access: CanCreate, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """A transaction Bundle of Observations of one measurement (one patient, one time), stored as
+    one reading: all of them or none."""
+    bundle = fhir.parse_resource(Bundle, await request.body())
+    assert isinstance(bundle, Bundle)  # parse_resource returns the model it is given
+    if bundle.type != "transaction":
+        raise fhir.BadRequest("Only transaction Bundles are processed here.")
+    posted = Posted()
+    for index, entry in enumerate(bundle.entry or []):
+        at = f"Bundle.entry[{index}]"
+        if entry.request is None or entry.request.method != "POST" or entry.request.url != "Observation":
+            raise fhir.BadRequest(f"{at}.request: only POST Observation is processed.")
+        if not isinstance(entry.resource, Observation):
+            raise fhir.BadRequest(f"{at}.resource: an Observation is needed.")
+        posted.add(entry.resource, f"{at}.resource")
+    if not posted.vitals:
+        raise fhir.BadRequest("The Bundle holds no Observation.")
+    stored = await _store(request, pool, directory, access, posted, idempotency_key)
+    if not isinstance(stored, MeasurementOut):
+        return stored
+    entries = [
+        {"response": {"status": "201 Created", "location": f"Observation/{observation_id(stored.id, vital)}"}}
+        for vital in posted.vitals
+    ]
+    answer = Bundle.model_validate({"resourceType": "Bundle", "type": "transaction-response", "entry": entries})
+    return fhir.resource_response(answer)
+
+
+async def _store(
+    request: Request, pool: PoolDep, directory: DirectoryDep, access: Access, posted: Posted, key: str | None
+) -> MeasurementOut | Response:
+    """Store the reading as `POST /api/v1/patient/{id}/measurements` would: its stored form, or
+    the use case's own answer when it is not a 2xx."""
+    assert posted.patient_id is not None  # Posted.add sets it from every Observation
+    answer = await service.record_one(
+        pool=pool,
+        directory=directory,
+        access=access,
+        patient_id=posted.patient_id,
+        data=posted.reading(),
+        key=key,
+        scope=f"POST {request.url.path}",
+        location_prefix="/api/v1/measures",
+    )
+    if answer.status_code >= 300:
+        return answer
+    return MeasurementOut.model_validate(json.loads(bytes(answer.body)))
+
+
+def _observations(stored: MeasurementOut, posted: Posted) -> list[Observation]:
+    values = stored.model_dump()
+    return [
+        observation(vital, values, measurement_id=stored.id, patient_id=stored.patient_id, at=stored.measured_at)
+        for vital in posted.vitals
+    ]
