@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Request, Response
 from fhir.resources.R4B.bundle import Bundle
@@ -57,6 +57,10 @@ class Malformed(Invalid):
     resources that break a profile or a business rule)."""
 
 
+class MultipleMatches(DomainError):
+    """A conditional create whose condition matches more than one resource (412)."""
+
+
 class BadRequest(DomainError):
     """A request FHIR itself calls malformed: not a resource, an unknown parameter under strict
     handling, a search value that cannot be read (400)."""
@@ -85,8 +89,8 @@ def parse_resource(model: type[Resource], body: bytes) -> Resource:
     """The request's body as a resource of `model`; 400 with the elements at fault if it is not one."""
     try:
         data = json.loads(body)
-    except ValueError as exc:
-        raise BadRequest(f"The body is not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than any resource
+        raise BadRequest(f"The body is not JSON: {type(exc).__name__}") from None
     expected = model.get_resource_type()
     if not isinstance(data, dict) or data.get("resourceType") != expected:
         raise BadRequest(f"Send a resource of type {expected}.")
@@ -143,8 +147,25 @@ def search(request: Request, known: frozenset[str]) -> Search:
     """The search parameters of `request`. An unknown one is refused with `Prefer: handling=strict`
     and otherwise ignored, and left out of the self link (FHIR R4 search, 3.1.1.3.1)."""
     strict = "handling=strict" in request.headers.get("prefer", "").replace(" ", "")
+    return parse_search(request.query_params.multi_items(), known, strict=strict)
+
+
+def condition(request: Request, known: frozenset[str]) -> Search | None:
+    """A conditional create's `If-None-Exist` search, strict: an ignored parameter would widen it."""
+    header = request.headers.get("if-none-exist")
+    if header is None:
+        return None
+    query = parse_search(parse_qsl(header.lstrip("?"), keep_blank_values=True), known, strict=True)
+    if not query.params:
+        raise BadRequest("If-None-Exist needs search parameters, such as patient, code and date.")
+    return Search(query.params, 2, None)  # two are enough to tell one match from several
+
+
+def parse_search(items: Sequence[tuple[str, str]], known: frozenset[str], *, strict: bool) -> Search:
     used, unknown = [], []
-    for name, value in request.query_params.multi_items():
+    for name, value in items:
+        if "\x00" in name or "\x00" in value:  # PostgreSQL stores no NUL in text
+            raise BadRequest("A search parameter holds a NUL character.")
         bare = name.split(":")[0]  # no modifier is supported: `name:exact` is unknown too
         if name in known or (name == bare and bare in COMMON_PARAMETERS):
             used.append((name, value))
@@ -223,17 +244,17 @@ def date_range(parameter: str, value: str) -> DateRange:
         year, month, day = int(match[1]), int(match[3] or 1), int(match[5] or 1)
         try:
             start = datetime(year, month, day, tzinfo=UTC)
-        except ValueError:
-            raise BadRequest(f"{parameter}: {text} is not a date.") from None
-        return DateRange(prefix, start, _after(start, month=match[3] is not None, day=match[5] is not None))
+            return DateRange(prefix, start, _after(start, month=match[3] is not None, day=match[5] is not None))
+        except (ValueError, OverflowError):  # no such day, or none after it (9999-12-31)
+            raise BadRequest(f"{parameter}: {text} is not a date that can be searched.") from None
     try:
         instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        end = instant + (timedelta(seconds=1) if instant.microsecond == 0 else timedelta(microseconds=1))
+    except (ValueError, OverflowError):
         raise BadRequest(f"{parameter}: {text!r} is not a FHIR date or dateTime.") from None
     if instant.tzinfo is None:
         raise BadRequest(f"{parameter}: a time needs a zone (Z or +hh:mm).")
-    precision = timedelta(seconds=1) if instant.microsecond == 0 else timedelta(microseconds=1)
-    return DateRange(prefix, instant, instant + precision)
+    return DateRange(prefix, instant, end)
 
 
 def _after(start: datetime, *, month: bool, day: bool) -> datetime:

@@ -98,6 +98,7 @@ _TITLES = {
     406: "Not acceptable",
     409: "Conflict",
     410: "Gone",
+    412: "Precondition failed",
     413: "Content too large",
     415: "Unsupported media type",
     422: "Validation failed",
@@ -174,6 +175,7 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     Unavailable: 503,
     fhir.Gone: 410,
     fhir.BadRequest: 400,
+    fhir.MultipleMatches: 412,
 }
 
 

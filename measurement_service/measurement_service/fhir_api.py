@@ -7,6 +7,7 @@ audit row and `Idempotency-Key`.
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -32,6 +33,7 @@ CanCreate = Annotated[Access, Depends(requires("Observation", "c"))]
 CanRead = Annotated[Access, Depends(requires("Observation", "r"))]
 CanSearch = Annotated[Access, Depends(requires("Observation", "s"))]
 OBSERVATION_SEARCH = search_parameters("Observation")
+REPLAYED = "Idempotent-Replayed"
 _READ = (
     f"SELECT id, patient_id, measured_at, {', '.join(fhir_observations.QUANTITY_FIELDS)}"
     " FROM measurements WHERE id = $1"
@@ -97,12 +99,13 @@ async def create_observation(
     assert isinstance(resource, Observation)  # parse_resource returns the model it is given
     posted = Posted()
     posted.add(resource, "Observation")
+    if (existing := await _existing(request, pool, access)) is not None:
+        return fhir.resource_response(existing)  # If-None-Exist matched: nothing is created
     stored = await _store(request, pool, directory, access, posted, idempotency_key)
-    if not isinstance(stored, MeasurementOut):
+    if not isinstance(stored, Stored):
         return stored
-    created = _observations(stored, posted)[0]
-    headers = {"Location": f"{_base(request)}/Observation/{created.id}"}
-    return fhir.resource_response(created, 201, headers)
+    created = _observations(stored.reading, posted)[0]
+    return fhir.resource_response(created, 201, stored.headers(f"{_base(request)}/Observation/{created.id}"))
 
 
 @router.post("", name="fhir_transaction", dependencies=JsonBody)
@@ -126,19 +129,32 @@ async def transaction(
     if not posted.vitals:
         raise fhir.BadRequest("The Bundle holds no Observation.")
     stored = await _store(request, pool, directory, access, posted, idempotency_key)
-    if not isinstance(stored, MeasurementOut):
+    if not isinstance(stored, Stored):
         return stored
     entries = [
-        {"response": {"status": "201 Created", "location": f"Observation/{observation_id(stored.id, vital)}"}}
+        {"response": {"status": "201 Created", "location": f"Observation/{observation_id(stored.reading.id, vital)}"}}
         for vital in posted.vitals
     ]
     answer = Bundle.model_validate({"resourceType": "Bundle", "type": "transaction-response", "entry": entries})
-    return fhir.resource_response(answer)
+    return fhir.resource_response(answer, headers=stored.headers())
+
+
+async def _existing(request: Request, pool: PoolDep, access: Access) -> Observation | None:
+    """The Observation a conditional create's `If-None-Exist` matches, if one does; 412 if several."""
+    query = fhir.condition(request, OBSERVATION_SEARCH)
+    if query is None:
+        return None
+    async with pool.acquire() as conn, conn.transaction():
+        found = await fhir_observations.search(conn, query, _patients(query, access))
+        await access.record_async(conn, 200, found.touched)
+    if len(found.observations) > 1:
+        raise fhir.MultipleMatches("If-None-Exist matches more than one Observation.")
+    return found.observations[0] if found.observations else None
 
 
 async def _store(
     request: Request, pool: PoolDep, directory: DirectoryDep, access: Access, posted: Posted, key: str | None
-) -> MeasurementOut | Response:
+) -> "Stored | Response":
     """Store the reading as `POST /api/v1/patient/{id}/measurements` would: its stored form, or
     the use case's own answer when it is not a 2xx."""
     assert posted.patient_id is not None  # Posted.add sets it from every Observation
@@ -154,7 +170,16 @@ async def _store(
     )
     if answer.status_code >= 300:
         return answer
-    return MeasurementOut.model_validate(json.loads(bytes(answer.body)))
+    return Stored(MeasurementOut.model_validate(json.loads(bytes(answer.body))), answer.headers.get(REPLAYED))
+
+
+@dataclass(frozen=True)
+class Stored:
+    reading: MeasurementOut
+    replayed: str | None  # "true" when an Idempotency-Key's first answer is given again
+
+    def headers(self, location: str | None = None) -> dict[str, str]:
+        return {**({"Location": location} if location else {}), **({REPLAYED: self.replayed} if self.replayed else {})}
 
 
 def _observations(stored: MeasurementOut, posted: Posted) -> list[Observation]:
