@@ -159,7 +159,9 @@ def _where(query: fhir.Search, vitals: list[Vital], patient_ids: list[uuid.UUID]
         args.append(value)
         return f"${len(args)}"
 
-    if patient_ids is not None:
+    if patient_ids is not None and len(patient_ids) == 1:  # `=`, so the index gives the order
+        where.append(f"patient_id = {arg(patient_ids[0])}")
+    elif patient_ids is not None:
         where.append(f"patient_id = ANY({arg(patient_ids)}::uuid[])")
     low, high = fhir.instant_bounds([fhir.date_range("date", value) for value in query.values("date")])
     if low:
