@@ -21,13 +21,14 @@ COPY constraints.txt ./
 COPY common/ common/
 COPY ${SERVICE}_service/ ${SERVICE}_service/
 # Runtime dependencies only (no dev extras), at the versions pinned in constraints.txt; pip and
-# setuptools are not needed at run time.
+# setuptools are not needed at run time, nor fhir.resources' STU3 models (only R4B is served).
 # hadolint ignore=SC2086
 RUN test -n "$SERVICE" \
     && python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check $PIP_OPTIONS \
         -c constraints.txt ./common "./${SERVICE}_service" \
     && /opt/venv/bin/pip uninstall --yes --quiet setuptools pip \
+    && rm -rf /opt/venv/lib/python3*/site-packages/fhir/resources/STU3 \
     && find /opt/venv -name '*.so*' -type f -exec strip --strip-unneeded {} +
 
 # What only the tests need, in a directory of its own (the test target puts it on PYTHONPATH).

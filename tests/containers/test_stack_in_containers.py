@@ -151,10 +151,10 @@ def start(stack: ContainerStack) -> None:
 
 
 def test_images_are_small_and_hold_no_compiler_or_test_tool(built: dict[str, int]) -> None:
-    # 226 MB today (doc/containers.md says what is in them, and why not the 200 MB goal): a guard
-    # against a dependency or a build step that brings tens of MB more.
+    # 246 MB today, FHIR's models included (doc/containers.md says what is in them, and why not
+    # the 200 MB goal): a guard against a dependency or a build step that brings tens of MB more.
     for service in images.SERVICES:
-        assert built[service_image(service)] < 240 * MB, (service, built[service_image(service)] / MB)
+        assert built[service_image(service)] < 260 * MB, (service, built[service_image(service)] / MB)
     assert built["painkiller/nginx"] < 120 * MB
     tools = "command -v gcc cc c++ make pip pytest; ls /opt/venv/bin 2>/dev/null | grep -x -e pytest -e pip"
     for image in [*(service_image(service) for service in images.SERVICES), "painkiller/nginx"]:
