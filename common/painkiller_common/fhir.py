@@ -12,10 +12,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import Request, Response
+from fastapi import Depends, Request, Response
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.resource import Resource
@@ -85,6 +85,15 @@ def outcome(status: int, detail: str, expressions: Sequence[tuple[str | None, st
     return OperationOutcome.model_validate({"resourceType": "OperationOutcome", "issue": issues})
 
 
+async def read_body(request: Request) -> bytes:
+    return await request.body()
+
+
+# The raw body, for routes that parse it as a resource themselves; as a dependency, so that a
+# sync route (a SQLAlchemy session) gets it without blocking the event loop.
+RawBody = Annotated[bytes, Depends(read_body)]
+
+
 def parse_resource(model: type[Resource], body: bytes) -> Resource:
     """The request's body as a resource of `model`; 400 with the elements at fault if it is not one."""
     try:
@@ -131,6 +140,7 @@ class Search:
     params: list[tuple[str, str]]  # the ones used, in the order sent
     count: int
     cursor: str | None
+    ignored: tuple[str, ...] = ()  # unknown ones, under lenient handling
 
     def values(self, name: str) -> list[str]:
         return [value for key, value in self.params if key == name]
@@ -178,7 +188,8 @@ def parse_search(items: Sequence[tuple[str, str]], known: frozenset[str], *, str
         raise BadRequest("Only JSON is served (_format=json).")
     counts, cursors = [v for n, v in used if n == "_count"], [v for n, v in used if n == CURSOR]
     rest = [(n, v) for n, v in used if n not in COMMON_PARAMETERS]
-    return Search(rest, _count(counts[-1] if counts else None), _cursor(cursors[-1] if cursors else None))
+    count, cursor = _count(counts[-1] if counts else None), _cursor(cursors[-1] if cursors else None)
+    return Search(rest, count, cursor, tuple(sorted(set(unknown))))
 
 
 def _count(value: str | None) -> int:
@@ -201,10 +212,15 @@ def searchset(
     links = [{"relation": "self", "url": query.link(base, resource_type)}]
     if next_cursor:
         links.append({"relation": "next", "url": query.link(base, resource_type, next_cursor)})
-    entries = [
+    entries: list[dict[str, Any]] = [
         {"fullUrl": f"{base}/{r.get_resource_type()}/{r.id}", "resource": r, "search": {"mode": "match"}}
         for r in resources
     ]
+    if query.ignored:  # say what was ignored, beside the self link that leaves it out
+        ignored = f"Ignored unknown search parameters: {', '.join(query.ignored)}."
+        warning = {"severity": "warning", "code": "not-supported", "diagnostics": ignored}
+        outcome = {"resourceType": "OperationOutcome", "issue": [warning]}
+        entries.append({"resource": outcome, "search": {"mode": "outcome"}})
     return Bundle.model_validate({"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries})
 
 

@@ -70,8 +70,8 @@ async def search_observations(request: Request, pool: PoolDep, access: CanSearch
 
 
 def _patients(query: fhir.Search, access: Access) -> list[uuid.UUID] | None:
-    """Whose Observations to search: those named (all of them, for several `patient` values),
-    within what the token reaches; None: everyone's."""
+    """Whose Observations to search, within what the token reaches; None: everyone's. A comma
+    separates alternatives (`patient=a,b`); repeated parameters must all hold (FHIR's AND)."""
     sets = [
         {_uuid(fhir.reference_id(name, one, "Patient")) for one in value.split(",")}
         for name in ("patient", "subject")
@@ -93,28 +93,36 @@ def _uuid(value: str) -> uuid.UUID | None:
 
 @router.post("/Observation", name="fhir_observation_create", dependencies=JsonBody)
 async def create_observation(
-    request: Request, pool: PoolDep, directory: DirectoryDep, access: CanCreate, idempotency_key: IdempotencyKey = None
+    request: Request,
+    body: fhir.RawBody,
+    pool: PoolDep,
+    directory: DirectoryDep,
+    access: CanCreate,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    resource = fhir.parse_resource(Observation, await request.body())
+    resource = fhir.parse_resource(Observation, body)
     assert isinstance(resource, Observation)  # parse_resource returns the model it is given
     posted = Posted()
     posted.add(resource, "Observation")
     if (existing := await _existing(request, pool, access)) is not None:
         return fhir.resource_response(existing)  # If-None-Exist matched: nothing is created
     stored = await _store(request, pool, directory, access, posted, idempotency_key)
-    if not isinstance(stored, Stored):
-        return stored
     created = _observations(stored.reading, posted)[0]
     return fhir.resource_response(created, 201, stored.headers(f"{_base(request)}/Observation/{created.id}"))
 
 
 @router.post("", name="fhir_transaction", dependencies=JsonBody)
 async def transaction(
-    request: Request, pool: PoolDep, directory: DirectoryDep, access: CanCreate, idempotency_key: IdempotencyKey = None
+    request: Request,
+    body: fhir.RawBody,
+    pool: PoolDep,
+    directory: DirectoryDep,
+    access: CanCreate,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """A transaction Bundle of Observations of one measurement (one patient, one time), stored as
     one reading: all of them or none."""
-    bundle = fhir.parse_resource(Bundle, await request.body())
+    bundle = fhir.parse_resource(Bundle, body)
     assert isinstance(bundle, Bundle)  # parse_resource returns the model it is given
     if bundle.type != "transaction":
         raise fhir.BadRequest("Only transaction Bundles are processed here.")
@@ -129,8 +137,6 @@ async def transaction(
     if not posted.vitals:
         raise fhir.BadRequest("The Bundle holds no Observation.")
     stored = await _store(request, pool, directory, access, posted, idempotency_key)
-    if not isinstance(stored, Stored):
-        return stored
     entries = [
         {"response": {"status": "201 Created", "location": f"Observation/{observation_id(stored.reading.id, vital)}"}}
         for vital in posted.vitals
@@ -154,9 +160,9 @@ async def _existing(request: Request, pool: PoolDep, access: Access) -> Observat
 
 async def _store(
     request: Request, pool: PoolDep, directory: DirectoryDep, access: Access, posted: Posted, key: str | None
-) -> "Stored | Response":
-    """Store the reading as `POST /api/v1/patient/{id}/measurements` would: its stored form, or
-    the use case's own answer when it is not a 2xx."""
+) -> "Stored":
+    """Store the reading as `POST /api/v1/patient/{id}/measurements` would, and return its stored
+    form (the use case raises what it refuses; its answer, first or replayed, is the 201's)."""
     assert posted.patient_id is not None  # Posted.add sets it from every Observation
     answer = await service.record_one(
         pool=pool,
@@ -168,8 +174,6 @@ async def _store(
         scope=f"POST {request.url.path}",
         location_prefix="/api/v1/measures",
     )
-    if answer.status_code >= 300:
-        return answer
     return Stored(MeasurementOut.model_validate(json.loads(bytes(answer.body))), answer.headers.get(REPLAYED))
 
 

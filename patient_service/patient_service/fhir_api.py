@@ -64,9 +64,9 @@ def search_patients(request: Request, session: SessionDep, access: CanSearch) ->
 
 
 @router.post("/Patient", name="fhir_patient_create", dependencies=JsonBody, status_code=status.HTTP_201_CREATED)
-async def create_patient(request: Request, session: SessionDep, access: CanCreate) -> Response:
+def create_patient(request: Request, body: fhir.RawBody, session: SessionDep, access: CanCreate) -> Response:
     system = _settings(request).fhir_mrn_system
-    resource = fhir.parse_resource(FhirPatient, await request.body())
+    resource = fhir.parse_resource(FhirPatient, body)
     assert isinstance(resource, FhirPatient)  # parse_resource returns the model it is given
     patient = service.create_patient(session=session, data=fhir_patients.to_create(resource, system))
     access.record(session, 201, [(patient.id, patient.id)])

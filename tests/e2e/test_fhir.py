@@ -270,6 +270,8 @@ def test_unknown_parameters_are_ignored_or_refused_as_asked(api: httpx.Client) -
     lenient = valid(api.get("/fhir/Observation", params={"patient": patient, "colour": "blue"}))
     [self_link] = [link["url"] for link in lenient["link"] if link["relation"] == "self"]
     assert "colour" not in self_link and f"patient={patient}" in self_link
+    [outcome] = [e["resource"] for e in lenient["entry"] if e["search"]["mode"] == "outcome"]
+    assert outcome["issue"][0]["diagnostics"] == "Ignored unknown search parameters: colour."
     strict = api.get("/fhir/Patient", params={"colour": "blue"}, headers={"Prefer": "handling=strict"})
     assert "colour" in issue(strict, 400)["diagnostics"]
 
