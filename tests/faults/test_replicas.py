@@ -6,6 +6,7 @@ state must be the one a single consumer applying the stream in order reaches: ea
 patient's `latest_vitals` is its newest remaining reading, its risk band the one that reading
 gives, a deleted patient's readings are gone everywhere, and no event was applied twice."""
 
+import contextlib
 import json
 import os
 import random
@@ -152,14 +153,22 @@ def test_a_shuffled_duplicated_stream_ends_as_one_ordered_consumer_would(replica
             assert api.get(f"/api/v1/patient/{pid}").status_code == 404
             eventually(lambda p=pid: api.get(f"/api/v1/patient/{p}/measurements").status_code == 404)
 
-    events = {row[0] for row in query("MEASUREMENT_DATABASE_URL", "SELECT event_id::text FROM outbox")}
     of_removed = "SELECT count(*) FROM measurements WHERE patient_id = ANY(CAST(:ids AS uuid[]))"
     eventually(lambda: query("MEASUREMENT_DATABASE_URL", of_removed, ids=list(removed_patients)) == [(0,)])
+    events = {row[0] for row in query("MEASUREMENT_DATABASE_URL", "SELECT event_id::text FROM outbox")}
+
+    def processed_ids() -> set[str]:
+        return {row[0] for row in query("PATIENT_DATABASE_URL", "SELECT event_id::text FROM processed_events")}
+
+    # The erasure emits a `measurement.deleted` per removed reading, applied a moment after the rows
+    # go (CI once tallied 18 of them as lost): give them time, then let the tally say what is missing.
+    with contextlib.suppress(AssertionError):
+        eventually(lambda: events <= processed_ids(), timeout_s=30)
     applied = applied_in_logs(stack.run_dir, "patient-consumer")
     for consumer in ("patient-consumer", "patient-consumer-2", "measurement-consumer", "measurement-consumer-2"):
         # Both replicas of each consumer took part: the events really were applied in parallel.
         assert "applied event" in (stack.run_dir / f"{consumer}.log").read_text(errors="replace"), consumer
-    processed = {row[0] for row in query("PATIENT_DATABASE_URL", "SELECT event_id::text FROM processed_events")}
+    processed = processed_ids()
     figures = Tally(
         attempted=len(stream), committed=len(readings), events=len(events), delivered=len(events) + republished,
         applied=len(events & processed), lost=len(events - processed),
