@@ -9,6 +9,7 @@ describes itself with its CapabilityStatement (`GET /fhir/metadata`).
 
 import json
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -22,7 +23,7 @@ from fhir.resources.R4B.resource import Resource
 from pydantic import ValidationError
 
 from painkiller_common.errors import DomainError, Invalid
-from painkiller_common.pagination import MAX_LIMIT
+from painkiller_common.pagination import MAX_LIMIT, decode_cursor
 
 PREFIX = "/fhir"
 FHIR_JSON = "application/fhir+json"
@@ -145,6 +146,15 @@ class Search:
     def values(self, name: str) -> list[str]:
         return [value for key, value in self.params if key == name]
 
+    def position(self) -> tuple[datetime, uuid.UUID, int] | None:
+        """Where the page starts: the cursor's time and row, and how many resources of that row
+        the pages before served (a reading holds several Observations)."""
+        if self.cursor is None:
+            return None
+        key, row, *served = self.cursor.split(".")
+        at, row_id = decode_cursor(f"{key}.{row}")
+        return at, row_id, int(served[0]) if served else 0
+
     def link(self, base: str, resource_type: str, cursor: str | None = None) -> str:
         """The URL of this search (self), or of its next page: only the parameters used."""
         params = [*self.params, ("_count", str(self.count))]
@@ -195,7 +205,7 @@ def parse_search(items: Sequence[tuple[str, str]], known: frozenset[str], *, str
 def _count(value: str | None) -> int:
     if value is None:
         return DEFAULT_COUNT
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise BadRequest("_count must be a whole number of at least 1.")
     return min(int(value), MAX_LIMIT)  # a server may return fewer than asked, never more
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.quantity import Quantity as FhirQuantity
 from pydantic import ValidationError
 
 from measurement_service.schemas import Reading
@@ -24,11 +25,12 @@ from painkiller_common.fhir_vitals import (
     UCUM,
     VITAL_SIGNS,
     VITALS,
+    Quantity,
     Vital,
     observations,
     selected,
 )
-from painkiller_common.pagination import decode_cursor, encode_cursor
+from painkiller_common.pagination import encode_cursor
 
 QUANTITY_FIELDS = [quantity.field for vital in VITALS for quantity in vital.quantities]
 
@@ -56,9 +58,9 @@ class Posted:
         self._same("patient_id", _subject(resource, at), f"{at}.subject")
         self._same("measured_at", _effective(resource, at), f"{at}.effectiveDateTime")
         self.elements.setdefault("measured_at", f"{at}.effectiveDateTime")
-        for index, quantity in enumerate(vital.quantities):
-            element = f"{at}.component[{index}].valueQuantity" if vital.is_panel else f"{at}.valueQuantity"
-            self.values[quantity.field] = _value(resource, vital, index, element)
+        for quantity in vital.quantities:
+            given, element = _given(resource, vital, quantity, at)
+            self.values[quantity.field] = _value(given, quantity, element)
             self.elements[quantity.field] = f"{element}.value"
 
     def _same(self, name: str, value: Any, element: str) -> None:
@@ -110,15 +112,17 @@ def _effective(resource: Observation, at: str) -> datetime:
     return value
 
 
-def _value(resource: Observation, vital: Vital, index: int, element: str) -> int | float:
-    quantity = vital.quantities[index]
-    if vital.is_panel:
-        components = [
-            c for c in resource.component or [] if any(code.code == quantity.code for code in c.code.coding or [])
-        ]
-        given = components[0].valueQuantity if components else None
-    else:
-        given = resource.valueQuantity
+def _given(resource: Observation, vital: Vital, quantity: Quantity, at: str) -> tuple[FhirQuantity | None, str]:
+    """The quantity sent for `quantity`, and where: the value, or the panel's component with its code."""
+    if not vital.is_panel:
+        return resource.valueQuantity, f"{at}.valueQuantity"
+    for index, component in enumerate(resource.component or []):
+        if any(coding.code == quantity.code for coding in component.code.coding or []):
+            return component.valueQuantity, f"{at}.component[{index}].valueQuantity"
+    return None, f"{at}.component"
+
+
+def _value(given: FhirQuantity | None, quantity: Quantity, element: str) -> int | float:
     if given is None or given.value is None:
         raise Invalid(([element], f"{quantity.display} needs a valueQuantity"))
     if given.code != quantity.unit or given.system not in (UCUM, None):
@@ -170,8 +174,8 @@ def _where(query: fhir.Search, vitals: list[Vital], patient_ids: list[uuid.UUID]
         where.append(f"measured_at < {arg(high)}")
     # Every row holds one of them, so count + 1 rows fill a page and say whether there is more.
     where.append("(" + " OR ".join(f"{vital.quantities[0].field} IS NOT NULL" for vital in vitals) + ")")
-    if query.cursor:
-        at, row_id = decode_cursor(".".join(query.cursor.split(".")[:2]))
+    if position := query.position():
+        at, row_id, _ = position
         where.append(f"(measured_at, id) <= ({arg(at)}, {arg(row_id)})")
     return where, args
 
@@ -179,7 +183,7 @@ def _where(query: fhir.Search, vitals: list[Vital], patient_ids: list[uuid.UUID]
 def _page(rows: list[asyncpg.Record], vitals: list[Vital], query: fhir.Search) -> Found:
     """Up to `_count` Observations from the rows. A reading that does not fit whole starts the
     next page: its cursor names the reading and how many of its Observations were served."""
-    skip = int(query.cursor.split(".")[2]) if query.cursor and query.cursor.count(".") == 2 else 0
+    skip = position[2] if (position := query.position()) else 0
     found: list[Observation] = []
     touched: list[tuple[uuid.UUID, uuid.UUID]] = []
     for row in rows:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from painkiller_common import fhir
 from painkiller_common.errors import Invalid, NotFound
 from painkiller_common.fhir_vitals import UCUM
-from painkiller_common.pagination import decode_cursor, encode_cursor
+from painkiller_common.pagination import encode_cursor
 from patient_service.models import EVENT_TABLES, Patient
 from patient_service.schemas import PatientCreate
 
@@ -114,8 +114,8 @@ def search(
     stmt = _filtered(stmt, query, mrn_system)
     if only is not None:  # a patient/ token finds its own patient or nothing
         stmt = stmt.where(Patient.id == only)
-    if query.cursor:
-        stmt = stmt.where(tuple_(Patient.created_at, Patient.id) > decode_cursor(query.cursor))
+    if position := query.position():
+        stmt = stmt.where(tuple_(Patient.created_at, Patient.id) > position[:2])
     rows = list(session.scalars(stmt).all())
     more = len(rows) > query.count
     rows = rows[: query.count]

@@ -292,10 +292,20 @@ def test_errors_are_operation_outcomes_with_the_right_status(stack, api: httpx.C
     in_fahrenheit = heart_rate(patient, 98, NOW) | {"code": {"coding": [{"system": LOINC, "code": "8310-5"}]}}
     in_fahrenheit["valueQuantity"] |= {"unit": "degF", "code": "[degF]"}
     assert issue(post(api, "/fhir/Observation", in_fahrenheit), 422)["expression"] == ["Observation.valueQuantity.code"]
+    reversed_panel = blood_pressure(patient, 128, 79, NOW)
+    reversed_panel["component"].reverse()  # diastolic first: the error names the component sent
+    reversed_panel["component"][1]["valueQuantity"]["code"] = "kPa"
+    assert issue(post(api, "/fhir/Observation", reversed_panel), 422)["expression"] == [
+        "Observation.component[1].valueQuantity.code"
+    ]
     no_age = post(api, "/fhir/Patient", fhir_patient("Nobody", born=None))
     assert issue(no_age, 422)["expression"] == ["Patient.extension"]
     assert issue(api.get("/fhir/Observation", params={"date": "ne2026-01-01"}), 400)["code"] == "invalid"
     assert issue(api.get("/fhir/Observation", params={"_sort": "date"}), 400)["code"] == "invalid"
+    assert issue(api.get("/fhir/Patient", params={"_count": "²"}), 400)["code"] == "invalid"  # a digit, not 0-9
+    # An Observation page's cursor (it counts the reading's Observations served) given to Patient.
+    odd_cursor = {"_cursor": "1764201600000000.0b9f7a8c2d3e4f5061728394a5b6c7d8.3"}
+    assert valid(api.get("/fhir/Patient", params=odd_cursor))["type"] == "searchset"
     assert issue(post(api, "/fhir/Observation", heart_rate(str(uuid.uuid4()), 80, NOW)), 404)["code"] == "not-found"
     assert api.get(f"/api/v1/patient/{patient}/measurements").json()["items"] == []  # nothing stored
 
