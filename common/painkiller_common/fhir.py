@@ -311,7 +311,3 @@ def reference_id(parameter: str, value: str, resource_type: str) -> str:
     if len(tail) >= 2 and tail[-2] != resource_type:
         raise BadRequest(f"{parameter} must reference a {resource_type}.")
     return tail[-1]
-
-
-def as_dict(resource: Resource) -> dict[str, Any]:
-    return resource.model_dump(mode="json", exclude_none=True)

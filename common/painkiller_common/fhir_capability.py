@@ -23,7 +23,7 @@ OBSERVATION_SEARCH = {
     "date": ("date", "effectiveDateTime, with the prefixes eq, gt, lt, ge, le."),
     "_sort": ("special", "`-date` only: newest first, the order of every page."),
 }
-LASTN = {"patient", "subject", "category", "code", "max"}
+LASTN = frozenset({"patient", "subject", "category", "code", "max"})
 COMMON = "`_count` (at most 200) is honoured; paging follows `next` links."
 SMART = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 

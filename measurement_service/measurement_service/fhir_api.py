@@ -34,21 +34,46 @@ CanRead = Annotated[Access, Depends(requires("Observation", "r"))]
 CanSearch = Annotated[Access, Depends(requires("Observation", "s"))]
 OBSERVATION_SEARCH = search_parameters("Observation")
 REPLAYED = "Idempotent-Replayed"
-_READ = (
-    f"SELECT id, patient_id, measured_at, {', '.join(fhir_observations.QUANTITY_FIELDS)}"
-    " FROM measurements WHERE id = $1"
-)
 
 
 def _base(request: Request) -> str:
     return fhir.base_url(request, request.app.state.settings.fhir_base_url)
 
 
+@dataclass
+class Writer:
+    """What storing a reading takes, as the JSON API's record routes have it."""
+
+    pool: PoolDep
+    directory: DirectoryDep
+    access: CanCreate
+    key: IdempotencyKey = None
+
+    async def store(self, request: Request, posted: Posted) -> "Stored":
+        """Store the reading as `POST /api/v1/patient/{id}/measurements` would, and return its
+        stored form (the use case raises what it refuses; its answer, first or replayed, is the 201's)."""
+        assert posted.patient_id is not None  # Posted.add sets it from every Observation
+        answer = await service.record_one(
+            pool=self.pool,
+            directory=self.directory,
+            access=self.access,
+            patient_id=posted.patient_id,
+            data=posted.reading(),
+            key=self.key,
+            scope=f"POST {request.url.path}",
+            location_prefix="/api/v1/measures",
+        )
+        return Stored(MeasurementOut.model_validate(json.loads(bytes(answer.body))), answer.headers.get(REPLAYED))
+
+
+WriterDep = Annotated[Writer, Depends()]
+
+
 @router.get("/Observation/{resource_id}", name="fhir_observation_read")
 async def read_observation(resource_id: str, pool: PoolDep, access: CanRead) -> Response:
     named = parse_observation_id(resource_id)
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(_READ, named[0]) if named else None
+        row = await fhir_observations.read(conn, named[0]) if named else None
         if named is None or row is None or any(row[q.field] is None for q in named[1].quantities):
             raise NotFound(f"Observation {resource_id} does not exist.")
         access.reach(row["patient_id"])
@@ -92,34 +117,20 @@ def _uuid(value: str) -> uuid.UUID | None:
 
 
 @router.post("/Observation", name="fhir_observation_create", dependencies=JsonBody)
-async def create_observation(
-    request: Request,
-    body: fhir.RawBody,
-    pool: PoolDep,
-    directory: DirectoryDep,
-    access: CanCreate,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
+async def create_observation(request: Request, body: fhir.RawBody, writer: WriterDep) -> Response:
     resource = fhir.parse_resource(Observation, body)
     assert isinstance(resource, Observation)  # parse_resource returns the model it is given
     posted = Posted()
     posted.add(resource, "Observation")
-    if (existing := await _existing(request, pool, access)) is not None:
+    if (existing := await _existing(request, writer.pool, writer.access)) is not None:
         return fhir.resource_response(existing)  # If-None-Exist matched: nothing is created
-    stored = await _store(request, pool, directory, access, posted, idempotency_key)
+    stored = await writer.store(request, posted)
     created = _observations(stored.reading, posted)[0]
     return fhir.resource_response(created, 201, stored.headers(f"{_base(request)}/Observation/{created.id}"))
 
 
 @router.post("", name="fhir_transaction", dependencies=JsonBody)
-async def transaction(
-    request: Request,
-    body: fhir.RawBody,
-    pool: PoolDep,
-    directory: DirectoryDep,
-    access: CanCreate,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
+async def transaction(request: Request, body: fhir.RawBody, writer: WriterDep) -> Response:
     """A transaction Bundle of Observations of one measurement (one patient, one time), stored as
     one reading: all of them or none."""
     bundle = fhir.parse_resource(Bundle, body)
@@ -136,7 +147,7 @@ async def transaction(
         posted.add(entry.resource, f"{at}.resource")
     if not posted.vitals:
         raise fhir.BadRequest("The Bundle holds no Observation.")
-    stored = await _store(request, pool, directory, access, posted, idempotency_key)
+    stored = await writer.store(request, posted)
     entries = [
         {"response": {"status": "201 Created", "location": f"Observation/{observation_id(stored.reading.id, vital)}"}}
         for vital in posted.vitals
@@ -156,25 +167,6 @@ async def _existing(request: Request, pool: PoolDep, access: Access) -> Observat
     if len(found.observations) > 1:
         raise fhir.MultipleMatches("If-None-Exist matches more than one Observation.")
     return found.observations[0] if found.observations else None
-
-
-async def _store(
-    request: Request, pool: PoolDep, directory: DirectoryDep, access: Access, posted: Posted, key: str | None
-) -> "Stored":
-    """Store the reading as `POST /api/v1/patient/{id}/measurements` would, and return its stored
-    form (the use case raises what it refuses; its answer, first or replayed, is the 201's)."""
-    assert posted.patient_id is not None  # Posted.add sets it from every Observation
-    answer = await service.record_one(
-        pool=pool,
-        directory=directory,
-        access=access,
-        patient_id=posted.patient_id,
-        data=posted.reading(),
-        key=key,
-        scope=f"POST {request.url.path}",
-        location_prefix="/api/v1/measures",
-    )
-    return Stored(MeasurementOut.model_validate(json.loads(bytes(answer.body))), answer.headers.get(REPLAYED))
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,12 @@ from painkiller_common.fhir_vitals import (
 from painkiller_common.pagination import encode_cursor
 
 QUANTITY_FIELDS = [quantity.field for vital in VITALS for quantity in vital.quantities]
+# What an Observation is built from: the reading's keys and its vitals' values.
+_ROWS = f"SELECT id, patient_id, measured_at, {', '.join(QUANTITY_FIELDS)} FROM measurements"
+
+
+async def read(conn: asyncpg.Connection, measurement_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"{_ROWS} WHERE id = $1", measurement_id)
 
 
 @dataclass
@@ -147,10 +153,7 @@ async def search(conn: asyncpg.Connection, query: fhir.Search, patient_ids: list
     if not vitals or patient_ids == []:
         return Found([], [], None)
     where, args = _where(query, vitals, patient_ids)
-    sql = (
-        f"SELECT id, patient_id, measured_at, {', '.join(QUANTITY_FIELDS)} FROM measurements"
-        f" WHERE {' AND '.join(where) or 'true'} ORDER BY measured_at DESC, id DESC LIMIT {query.count + 1}"
-    )
+    sql = f"{_ROWS} WHERE {' AND '.join(where) or 'true'} ORDER BY measured_at DESC, id DESC LIMIT {query.count + 1}"
     rows = await conn.fetch(sql, *args)
     return _page(rows, vitals, query)
 

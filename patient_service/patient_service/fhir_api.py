@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
+from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient as FhirPatient
 
 from painkiller_common import fhir
@@ -19,6 +20,7 @@ from painkiller_common.fhir_capability import LASTN, capability_statement, searc
 from painkiller_common.fhir_vitals import Vital, observation, selected
 from patient_service import fhir_patients, service
 from patient_service.config import Settings
+from patient_service.models import Patient
 
 router = APIRouter(prefix=fhir.PREFIX, include_in_schema=False)
 
@@ -78,7 +80,7 @@ def create_patient(request: Request, body: fhir.RawBody, session: SessionDep, ac
 @router.get("/Observation/$lastn", name="fhir_observation_lastn")
 def last_observations(request: Request, session: SessionDep, access: CanSearchObservations) -> Response:
     """The newest Observation of each vital of one patient, from `latest_vitals`."""
-    query = fhir.search(request, frozenset(LASTN))
+    query = fhir.search(request, LASTN)
     patients = query.values("patient") + query.values("subject")
     if len(patients) != 1:
         raise fhir.BadRequest("$lastn needs one patient (patient or subject).")
@@ -87,30 +89,22 @@ def last_observations(request: Request, session: SessionDep, access: CanSearchOb
     key = fhir_patients.key_of(fhir.reference_id("patient", patients[0], "Patient"))
     access.reach(key)
     patient = fhir_patients.find(session, key)
-    latest = patient.latest_vitals
-    resources = [
-        observation(vital, _values(vital, latest), measurement_id=_measurement(vital, latest),
-                    patient_id=patient.id, at=_measured_at(vital, latest))
-        for vital in selected(query.values("category"), query.values("code"))
-        if _holds(vital, latest)
-    ]  # fmt: skip
+    wanted = selected(query.values("category"), query.values("code"))
+    resources = [found for vital in wanted if (found := _latest(vital, patient)) is not None]
     access.record(session, 200, [(patient.id, patient.id)])
     return fhir.resource_response(fhir.searchset(_base(request), "Observation/$lastn", query, resources, None))
 
 
-def _holds(vital: Vital, latest: dict[str, dict[str, object]]) -> bool:
-    """Every value of the vital is known, from one reading (a panel's two pressures)."""
-    entries = [latest.get(quantity.field) for quantity in vital.quantities]
-    return all(entries) and len({str(entry["measurement_id"]) for entry in entries if entry}) == 1
-
-
-def _values(vital: Vital, latest: dict[str, dict[str, object]]) -> dict[str, object]:
-    return {quantity.field: latest[quantity.field]["value"] for quantity in vital.quantities}
-
-
-def _measurement(vital: Vital, latest: dict[str, dict[str, object]]) -> uuid.UUID:
-    return uuid.UUID(str(latest[vital.quantities[0].field]["measurement_id"]))
-
-
-def _measured_at(vital: Vital, latest: dict[str, dict[str, object]]) -> datetime:
-    return datetime.fromisoformat(str(latest[vital.quantities[0].field]["measured_at"]).replace("Z", "+00:00"))
+def _latest(vital: Vital, patient: Patient) -> Observation | None:
+    """The vital's newest Observation from `latest_vitals`; None unless all its values are there
+    and come from one reading (a panel's two pressures)."""
+    entries = [patient.latest_vitals.get(quantity.field) for quantity in vital.quantities]
+    if not all(entries) or len({str(entry["measurement_id"]) for entry in entries if entry}) != 1:
+        return None
+    first = patient.latest_vitals[vital.quantities[0].field]
+    values = {
+        quantity.field: entry["value"] for quantity, entry in zip(vital.quantities, entries, strict=True) if entry
+    }
+    at = datetime.fromisoformat(str(first["measured_at"]).replace("Z", "+00:00"))
+    return observation(vital, values, measurement_id=uuid.UUID(str(first["measurement_id"])), patient_id=patient.id,
+                       at=at)  # fmt: skip
