@@ -30,7 +30,10 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         max_length=200,
         pattern=r"^[\x21-\x7e]+$",
-        description="Any unique token (a UUID is best); a retry with the same key and body stores nothing new.",
+        description=(
+            "Any unique token (a UUID is best); a retry with the same key and body stores nothing new and gets"
+            " the first answer, or 404 once what it stored (or its patient) has been deleted."
+        ),
     ),
 ]
 
@@ -48,6 +51,10 @@ class Outcome:
     @property
     def patient_ids(self) -> list[uuid.UUID]:
         return sorted({patient for _, patient in self.touched if patient is not None})
+
+    @property
+    def record_ids(self) -> list[uuid.UUID]:
+        return sorted({record for record, _ in self.touched if record is not None})
 
 
 def run_once(
@@ -81,7 +88,13 @@ def run_once(
     session.execute(
         update(table)
         .where(table.c.scope == scope, table.c.key == key)
-        .values(status_code=outcome.status_code, body=body, location=outcome.location, patient_ids=outcome.patient_ids)
+        .values(
+            status_code=outcome.status_code,
+            body=body,
+            location=outcome.location,
+            patient_ids=outcome.patient_ids,
+            record_ids=outcome.record_ids,
+        )
     )
     access.record(session, outcome.status_code, outcome.touched)
     return answer(body, outcome.status_code, outcome.location)
@@ -100,11 +113,12 @@ def _replay(session: Session, table: Table, access: Access, *, scope: str, key: 
 
 
 def replayed(stored: Mapping[str, Any], fingerprint: str) -> Response:
-    """The first answer again, if this is the same request and its patient was not deleted since."""
+    """The first answer again, if this is the same request and neither what it stored nor its
+    patient was deleted since."""
     if stored["fingerprint"] != fingerprint:
         raise Conflict("This Idempotency-Key was used with a different request body.")
     if stored["erased_at"] is not None:
-        raise NotFound("The patient this request was about has since been deleted.")
+        raise NotFound("What this request stored, or the patient it was about, has since been deleted.")
     return answer(stored["body"], stored["status_code"], stored["location"], replayed=True)
 
 
@@ -117,7 +131,7 @@ _CLAIM = (
     "INSERT INTO idempotency_keys (scope, key, fingerprint) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING key"
 )
 _ANSWER = (
-    "UPDATE idempotency_keys SET status_code = $3, body = $4, location = $5, patient_ids = $6 "
+    "UPDATE idempotency_keys SET status_code = $3, body = $4, location = $5, patient_ids = $6, record_ids = $7 "
     "WHERE scope = $1 AND key = $2"
 )
 
@@ -148,18 +162,20 @@ async def run_once_async(
             return await replay_async(conn, access, await conn.fetchrow(STORED, scope, key), fingerprint)
         outcome = await write(conn)
         body = outcome.body.model_dump_json()
-        await conn.execute(_ANSWER, scope, key, outcome.status_code, body, outcome.location, outcome.patient_ids)
+        await conn.execute(
+            _ANSWER, scope, key, outcome.status_code, body, outcome.location, outcome.patient_ids, outcome.record_ids
+        )
         await access.record_async(conn, outcome.status_code, outcome.touched)
         return answer(body, outcome.status_code, outcome.location)
 
 
-def erase_answers(session: Session, table: Table, patient_id: uuid.UUID) -> None:
-    """Forget the stored answers about a deleted patient: they are never replayed again."""
-    session.execute(
-        update(table)
-        .where(table.c.patient_ids.contains([patient_id]), table.c.erased_at.is_(None))
-        .values(erased_at=func.now(), body=None, location=None)
-    )
+def erase_answers(session: Session, table: Table, patient_id: uuid.UUID, record_id: uuid.UUID | None = None) -> None:
+    """Forget the stored answers about a deleted patient, or only those that report `record_id`
+    (of that patient) as stored once it is deleted: they are never replayed again."""
+    about = [table.c.patient_ids.contains([patient_id]), table.c.erased_at.is_(None)]  # the patient's GIN index
+    if record_id is not None:
+        about.append(table.c.record_ids.contains([record_id]))
+    session.execute(update(table).where(*about).values(erased_at=func.now(), body=None, location=None))
 
 
 def answer(body: str, status_code: int, location: str | None, *, replayed: bool = False) -> Response:

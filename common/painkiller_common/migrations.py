@@ -60,3 +60,9 @@ def broker_status_up(runtime_role: str) -> list[str]:
 
 
 BROKER_STATUS_DOWN = ["DROP TABLE broker_status"]
+
+# The records a stored Idempotency-Key answer reports as stored (idempotency.py): deleting one
+# erases the answer, so a retry gets 404 rather than a Location that is gone. Instant on
+# PostgreSQL 11+: a constant default rewrites no row.
+IDEMPOTENCY_RECORDS_UP = ["ALTER TABLE idempotency_keys ADD COLUMN record_ids uuid[] DEFAULT '{}' NOT NULL"]
+IDEMPOTENCY_RECORDS_DOWN = ["ALTER TABLE idempotency_keys DROP COLUMN record_ids"]

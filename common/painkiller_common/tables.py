@@ -69,6 +69,9 @@ def event_tables(metadata: MetaData) -> EventTables:
         Column("location", String(300)),
         # The patients the stored answer is about: once one is deleted, it is not replayed.
         Column("patient_ids", ARRAY(Uuid), nullable=False, server_default="{}"),
+        # The records it reports as stored: once one is deleted, it is not replayed either
+        # (a retry must not be told "created, here" about a record that is gone).
+        Column("record_ids", ARRAY(Uuid), nullable=False, server_default="{}"),
         Column("erased_at", DateTime(timezone=True)),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         PrimaryKeyConstraint("scope", "key"),

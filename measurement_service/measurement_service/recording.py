@@ -130,9 +130,10 @@ def _prior_answer(p: _Params) -> str:
 def _claim(p: _Params) -> str:
     """The key and the answer to replay, stored only if the reading was."""
     typed = [("scope", "text"), ("key", "text"), ("fingerprint", "text"), ("status", "int2")]
-    typed += [("answer", "text"), ("location", "text"), ("patients", "uuid[]")]
+    typed += [("answer", "text"), ("location", "text"), ("patients", "uuid[]"), ("records", "uuid[]")]
     return (
-        "claimed AS (INSERT INTO idempotency_keys (scope, key, fingerprint, status_code, body, location, patient_ids)"
+        "claimed AS (INSERT INTO idempotency_keys"
+        " (scope, key, fingerprint, status_code, body, location, patient_ids, record_ids)"
         f" SELECT {', '.join(f'{p(name)}::{cast}' for name, cast in typed)} FROM (SELECT 1 FROM ins LIMIT 1) AS one)"
     )
 

@@ -8,7 +8,7 @@ import asyncpg
 from fastapi import Response
 
 from measurement_service import events, recording
-from measurement_service.models import Measurement
+from measurement_service.models import EVENT_TABLES, Measurement
 from measurement_service.patients import PatientDirectory
 from measurement_service.schemas import (
     BatchIn,
@@ -23,7 +23,7 @@ from painkiller_common import idempotency
 from painkiller_common.access import Access
 from painkiller_common.contracts import VITALS
 from painkiller_common.errors import Conflict, NotFound
-from painkiller_common.idempotency import Outcome
+from painkiller_common.idempotency import Outcome, erase_answers
 from painkiller_common.outbox import UnitOfWork
 from painkiller_common.pg import Pool
 
@@ -49,7 +49,7 @@ async def record_one(
     if key is not None:
         scope, fingerprint = access.idempotency_scope(scope), idempotency.fingerprint_of(data)
         claim = {"scope": scope, "key": key, "fingerprint": fingerprint, "status": 201, "answer": body}
-        statement, extra = recording.ONE_ONCE, {**extra, **claim, "location": location}
+        statement, extra = recording.ONE_ONCE, {**extra, **claim, "location": location, "records": [record["id"]]}
     async with pool.acquire() as conn:
         try:
             done = await recording.store(conn, directory, [record], statement=statement, extra=extra)
@@ -124,6 +124,8 @@ def get_measurement(*, session: UnitOfWork, measurement_id: uuid.UUID) -> Measur
 
 
 def delete_measurement(*, session: UnitOfWork, measurement: Measurement) -> None:
+    """Delete a reading with its event; a retry of the request that stored it then gets 404."""
     session.record(events.deleted(measurement.id, measurement.patient_id))
+    erase_answers(session, EVENT_TABLES.idempotency_keys, measurement.patient_id, measurement.id)
     session.delete(measurement)
     session.flush()

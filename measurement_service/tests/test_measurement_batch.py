@@ -127,3 +127,13 @@ def test_batch_with_an_idempotency_key_replays(client: TestClient, patient_id, s
     again = client.post(url, json=manual, headers={"Idempotency-Key": "batch-1"})
     assert again.json() == first.json()
     assert stored("measurements") == 2
+
+
+def test_a_batch_retried_after_one_of_its_readings_was_deleted_is_404(client: TestClient, patient_id, stored) -> None:
+    url = f"/api/v1/patient/{patient_id}/measurements/batch"
+    manual = {"readings": [{"heart_rate_bpm": 70}, {"heart_rate_bpm": 71}]}
+    first = client.post(url, json=manual, headers={"Idempotency-Key": "batch-2"}).json()
+    assert client.delete(f"/api/v1/measures/{first['results'][1]['id']}").status_code == 204
+    retry = client.post(url, json=manual, headers={"Idempotency-Key": "batch-2"})
+    assert retry.status_code == 404
+    assert stored("measurements") == 1  # the retry stored nothing again

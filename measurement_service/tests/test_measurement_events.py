@@ -102,6 +102,20 @@ def test_same_idempotency_key_with_another_reading_is_409(client: TestClient, pa
     assert stored("measurements") == 1
 
 
+def test_a_retry_after_its_reading_was_deleted_is_404_and_stores_nothing(
+    client: TestClient, patient_id, stored
+) -> None:
+    """A retry must not be told "201, here it is" about a reading that is gone, nor store it again."""
+    kept = post_reading(client, patient_id, **{"Idempotency-Key": "dev-7-0004"})
+    gone = post_reading(client, patient_id, **{"Idempotency-Key": "dev-7-0005"})
+    assert client.delete(f"/api/v1/measures/{gone.json()['id']}").status_code == 204
+    retry = post_reading(client, patient_id, **{"Idempotency-Key": "dev-7-0005"})
+    assert retry.status_code == 404
+    assert retry.headers["content-type"] == "application/problem+json"
+    assert post_reading(client, patient_id, **{"Idempotency-Key": "dev-7-0004"}).json() == kept.json()
+    assert stored("measurements") == 1
+
+
 def test_idempotency_key_is_shared_by_the_measures_alias(client: TestClient, patient_id, stored) -> None:
     body = {"patient_id": str(patient_id), "spo2_percent": 97}
     headers = {"Idempotency-Key": "dev-7-0003"}
