@@ -129,6 +129,13 @@ def rfc3339_only(value: Any) -> Any:
 Timestamp = Annotated[AwareDatetime, BeforeValidator(rfc3339_only), AfterValidator(to_utc)]
 
 
+def iso_date_only(value: Any) -> Any:
+    """The same for a date: pydantic reads `0` or `"+0.0"` as 1970-01-01; the documents say date."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("must be a date (YYYY-MM-DD), not a number")
+    return value
+
+
 def rule_broken(message: str, *, field: str | None = None) -> PydanticCustomError:
     """The error of a rule that spans fields (a model validator's), naming the field at fault:
     `problems.field_errors` adds it to the error's location, which pydantic leaves at the model."""

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from painkiller_common.contracts import PatientRecord, Sex
-from painkiller_common.fields import Integer, Text, absent, json_number, present, rule_broken
+from painkiller_common.fields import Integer, Text, absent, iso_date_only, json_number, present, rule_broken
 from painkiller_common.pagination import Cursor, JsonLimit, Limit
 from patient_service import risk
 from patient_service.risk import Band, BpCategory, RiskAssessment
@@ -43,6 +43,7 @@ def _plausible_birth_date(value: date) -> date:
 
 BirthDate = Annotated[
     date,
+    BeforeValidator(iso_date_only),
     AfterValidator(_plausible_birth_date),
     Field(description=f"Not in the future, nor more than {MAX_AGE} years ago."),
 ]

@@ -68,6 +68,18 @@ def test_age_and_birth_date_together_are_422(client: TestClient, stored, age: in
     assert stored("patients") == 0
 
 
+@pytest.mark.parametrize("birth_date", [0, "+0.0", "86400"])  # pydantic alone reads these as Unix times
+def test_a_birth_date_that_is_a_number_is_422_not_1970(client: TestClient, make_patient, stored, birth_date) -> None:
+    patient = make_patient(age=None, birth_date="2000-01-01")
+    created = client.post("/api/v1/patient", json={"first_name": "A", "last_name": "B", "birth_date": birth_date})
+    patched = client.patch(f"/api/v1/patient/{patient['id']}", json={"birth_date": birth_date})
+    for response in (created, patched):
+        assert response.status_code == 422
+        assert [e["field"] for e in response.json()["errors"]] == ["birth_date"]
+    assert stored("patients") == 1
+    assert client.get(f"/api/v1/patient/{patient['id']}").json()["birth_date"] == "2000-01-01"
+
+
 def test_patch_changes_only_the_fields_sent(client: TestClient, make_patient) -> None:
     patient = make_patient(mrn="M-7", conditions=["copd"])
     response = client.patch(f"/api/v1/patient/{patient['id']}", json={"last_name": "Byron", "sex": "female"})
