@@ -118,10 +118,15 @@ def to_utc(value: datetime) -> datetime:
 _NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 
 
+def _is_number(value: Any) -> bool:
+    """A JSON number or a string of one: what pydantic would read as a Unix time."""
+    return isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value) is not None)
+
+
 def rfc3339_only(value: Any) -> Any:
     """pydantic reads a number (or a string of one) as a Unix time; the documents say date-time,
     so `until=0.5` is refused rather than read as 1970-01-01T00:00:00.5Z."""
-    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+    if _is_number(value):
         raise ValueError("must be an RFC 3339 date-time with an offset, not a number")
     return value
 
@@ -131,7 +136,7 @@ Timestamp = Annotated[AwareDatetime, BeforeValidator(rfc3339_only), AfterValidat
 
 def iso_date_only(value: Any) -> Any:
     """The same for a date: pydantic reads `0` or `"+0.0"` as 1970-01-01; the documents say date."""
-    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+    if _is_number(value):
         raise ValueError("must be a date (YYYY-MM-DD), not a number")
     return value
 
