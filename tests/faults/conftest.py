@@ -1,8 +1,9 @@
-"""Fault tests print their tallies at the end of the run."""
+"""Fault tests share the faulty stack (faulty.py) and print their tallies at the end of the run."""
 
 from dataclasses import asdict
 
 import pytest
+from faulty import faulty  # noqa: F401 (a fixture, found by pytest under this name)
 from tally import FIGURES
 
 
