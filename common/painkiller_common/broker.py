@@ -7,6 +7,8 @@ from collections.abc import Callable
 import pika
 from pika.exceptions import AMQPError
 
+from painkiller_common import metrics
+
 logger = logging.getLogger(__name__)
 
 # Reconnect quickly once the broker is back: events waiting in an outbox are readings unseen.
@@ -23,7 +25,12 @@ def connection_parameters(url: str) -> pika.URLParameters:
 
 
 def run_reconnecting(session: Callable[[], None], *, stopping: Callable[[], bool]) -> None:
-    """Run `session` (one connection's life) again and again, with back-off, until `stopping()`."""
+    """Run `session` (one connection's life) again and again, with back-off, until `stopping()`.
+
+    Only a signal (through `stopping`) ends a worker. Whatever else ends a session, the broker or
+    the database gone, or an error nobody foresaw, is answered the same way: new connections after
+    the back-off. Work in hand is safe either way: unmarked outbox rows are published again, and
+    unacked deliveries come back."""
     backoff = 1.0
     while not stopping():
         try:
@@ -31,6 +38,10 @@ def run_reconnecting(session: Callable[[], None], *, stopping: Callable[[], bool
             backoff = 1.0
         except (AMQPError, OSError) as exc:
             logger.warning("broker unavailable (%s); retrying in %.0fs", type(exc).__name__, backoff)
+            metrics.WORKER_RECONNECTS.labels("broker").inc()
+        except Exception:
+            logger.exception("worker failed; reconnecting in %.0fs", backoff)
+            metrics.WORKER_RECONNECTS.labels("error").inc()
         if not stopping():
             time.sleep(backoff)
             backoff = min(backoff * 2, MAX_RECONNECT_DELAY_S)

@@ -26,12 +26,13 @@ from opentelemetry.trace import SpanKind
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 
 from painkiller_common import logs, metrics, tracing
 from painkiller_common.broker import connection_parameters, run_reconnecting
 from painkiller_common.contracts import Event, parse_event
+from painkiller_common.db import database_unavailable
 from painkiller_common.outbox import UnitOfWork
 from painkiller_common.tables import EventTables
 from painkiller_common.topology import QueueSpec, declare
@@ -193,8 +194,8 @@ class Consumer:
             try:
                 self.apply_all(events, origins)
                 return
-            except OperationalError as exc:
-                if self._stopping:
+            except DBAPIError as exc:
+                if self._stopping or not database_unavailable(exc):
                     raise
                 logger.warning("database unavailable (%s); retrying %d events", type(exc.orig).__name__, len(events))
                 assert self._connection is not None

@@ -10,6 +10,7 @@ from alembic.config import Config
 from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine, Table, create_engine, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from painkiller_common.outbox import UnitOfWork
@@ -23,6 +24,15 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Eng
         pool_pre_ping=True,  # a restarted PostgreSQL must not cost the next request a 500
         hide_parameters=True,  # errors and logs must not carry the values: they are patient data
         connect_args={"connect_timeout": 5},
+    )
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database is gone for now (down, restarting, recovering, our
+    connection terminated or cut), rather than that the statement itself was refused: the first
+    calls for waiting and trying again, the second for giving the work up."""
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
     )
 
 

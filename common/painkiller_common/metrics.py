@@ -45,6 +45,12 @@ EVENT_LAG = Histogram(
     ["type"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
+WORKER_RECONNECTS = Counter(
+    "painkiller_worker_reconnects_total",
+    "Times a relay, consumer or dispatcher started over on new connections, by why: the broker went"
+    " away, or an error nobody foresaw (its traceback is in the log).",
+    ["reason"],
+)
 OUTBOX_PENDING = Gauge("painkiller_outbox_pending", "Events in the outbox not yet published.")
 OUTBOX_OLDEST_AGE = Gauge(
     "painkiller_outbox_oldest_age_seconds", "How long the oldest unpublished event has waited; 0 when none does."

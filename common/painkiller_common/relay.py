@@ -11,12 +11,15 @@ connection of its own inside the broker connection's event loop. A slow poll sta
 net (a notification missed while the listener reconnected); without a listener it polls fast.
 """
 
+import contextlib
+import functools
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 import pika
 import psycopg2
@@ -50,13 +53,22 @@ class _Listener:
     """A LISTEN connection: its socket turns readable when a transaction that wrote the outbox commits."""
 
     def __init__(self, url: str) -> None:
-        self.conn = psycopg2.connect(dsn(url), connect_timeout=5, application_name="painkiller-relay-listen")
+        self.conn = psycopg2.connect(
+            dsn(url),
+            connect_timeout=5,
+            application_name="painkiller-relay-listen",
+            # A cut network sends no FIN: keepalives notice the dead peer within about 25 s.
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=3,
+        )
         self.conn.autocommit = True
         with self.conn.cursor() as cur:
             cur.execute(f"LISTEN {OUTBOX_CHANNEL}")
-
-    def fileno(self) -> int:
-        return self.conn.fileno()
+        # Kept, not asked again: a connection the server dropped no longer has a fileno() to
+        # give, and the loop must still unregister it.
+        self.fd = self.conn.fileno()
 
     def drain(self) -> None:
         """Read what arrived; raises psycopg2.Error if the connection broke."""
@@ -64,7 +76,27 @@ class _Listener:
         self.conn.notifies.clear()
 
     def close(self) -> None:
-        self.conn.close()
+        with contextlib.suppress(psycopg2.Error):
+            self.conn.close()
+
+
+P = ParamSpec("P")
+
+
+def _recovering(method: "Callable[Concatenate[Relay, P], None]") -> "Callable[Concatenate[Relay, P], None]":
+    """A callback of the broker connection's loop that fails in a way nobody foresaw (a database
+    driver's error of a new kind, say) starts the relay over on new connections, after the usual
+    back-off, instead of ending the loop and with it the process: the rows it held stay pending."""
+
+    @functools.wraps(method)
+    def guarded(relay: "Relay", *args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            method(relay, *args, **kwargs)
+        except Exception:
+            logger.exception("relay failed; reconnecting")
+            relay._start_over()
+
+    return guarded
 
 
 @dataclass
@@ -133,6 +165,18 @@ class Relay:
         if self._connection is not None and not (self._connection.is_closing or self._connection.is_closed):
             self._connection.close()
 
+    def _start_over(self) -> None:
+        """Let go of the batch and the LISTEN connection, and close the broker connection: its
+        close ends this connection's loop, and `run_reconnecting` opens new ones."""
+        self._abandon_batch()
+        self._stop_listening()
+        if self._connection is None:
+            return
+        if self._connection.is_closing or self._connection.is_closed:
+            self._connection.ioloop.stop()
+        else:
+            self._connection.close()
+
     def _run_connection(self) -> None:
         try:
             declare_with(self._amqp_url)  # the exchanges; each queue is its own service's
@@ -145,7 +189,12 @@ class Relay:
             on_open_error_callback=self._on_open_error,
             on_close_callback=self._on_closed,
         )
-        self._connection.ioloop.start()
+        try:
+            self._connection.ioloop.start()
+        finally:  # however the loop ended, nothing of this connection's life is carried over
+            self._abandon_batch()
+            self._stop_listening()
+            self._timer = self._channel = None
 
     def _on_open(self, connection: pika.SelectConnection) -> None:
         connection.channel(on_open_callback=self._on_channel_open)
@@ -163,6 +212,7 @@ class Relay:
         self._report_broker(connected=False)
         connection.ioloop.stop()
 
+    @_recovering
     def _on_channel_open(self, channel: Any) -> None:
         self._report_broker(connected=True)
         self._channel = channel
@@ -193,16 +243,19 @@ class Relay:
         except psycopg2.Error as exc:
             logger.warning("cannot LISTEN (%s); polling every %ss", type(exc).__name__, self._idle_poll_s)
             return
-        self._connection.ioloop.add_handler(self._listener.fileno(), self._on_notify, IOLoop.READ)
+        self._connection.ioloop.add_handler(self._listener.fd, self._on_notify, IOLoop.READ)
 
     def _stop_listening(self) -> None:
-        if self._listener is None:
+        listener, self._listener = self._listener, None
+        if listener is None:
             return
         if self._connection is not None:
-            self._connection.ioloop.remove_handler(self._listener.fileno())
-        self._listener.close()
-        self._listener = None
+            # The socket may be closed already (the server went away): the poller then forgot it.
+            with contextlib.suppress(OSError, KeyError):
+                self._connection.ioloop.remove_handler(listener.fd)
+        listener.close()
 
+    @_recovering
     def _on_notify(self, _fd: int, _events: int) -> None:
         assert self._listener is not None
         try:
@@ -218,6 +271,7 @@ class Relay:
             self._schedule(0)
 
     # --- one batch ------------------------------------------------------------------------
+    @_recovering
     def _tick(self) -> None:
         self._timer = None
         self._heartbeat.beat()  # the loop turns: at least once per poll interval
@@ -294,12 +348,14 @@ class Relay:
                 )
         return batch
 
+    @_recovering
     def _on_return(self, _channel: Any, _method: Any, properties: Any, _body: bytes) -> None:
         # Only if even the alternate exchange could not take it; keep the row for a later retry.
         if self._batch is not None and properties.message_id in self._batch.seq_by_event:
             logger.error("event %s was returned unroutable", properties.message_id)
             self._batch.returned.add(self._batch.seq_by_event[properties.message_id])
 
+    @_recovering
     def _on_confirm(self, frame: Any) -> None:
         batch = self._batch
         if batch is None:
