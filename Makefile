@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYPROJECTS := common/pyproject.toml patient_service/pyproject.toml measurement_service/pyproject.toml
 
-.PHONY: venv up down observe token test test-containers images lint bench bench-replicas clean
+.PHONY: venv up down status observe token test audit test-containers images lint bench bench-replicas clean
 
 # One venv for both services and the tests; constraints.txt pins every package, transitive ones too.
 $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
@@ -27,6 +27,9 @@ token: venv
 
 observe: venv  ## a real Prometheus on :9090 scraping what `make up` started, with observability/rules.yml
 	$(PY) scripts/stack.py observe
+
+status: venv  ## every process of `make up`: state, pid, uptime, restarts (exit 1 unless all run)
+	@$(PY) scripts/stack.py status
 
 down:
 	@if [ -x $(PY) ]; then $(PY) scripts/stack.py down; fi

@@ -122,6 +122,7 @@ class Bench:
             tls_port=free_port(),
             patient_port=free_port(),
             measurement_port=free_port(),
+            supervisor_metrics_port=free_port(),
             env={**STACK_DATABASES, **self.broker.env()},
             rate_limit_rps=0,  # the benchmark measures the services, not NGINX's limits
             replicas=getattr(args, "replicas", 1),  # bench/replicas.py: one against two of each
@@ -139,7 +140,7 @@ class Bench:
         self.broker.create()
         for url in [*DATABASES.values(), BASELINE_DB]:
             fresh_database(url)
-        stack_module.up(self.stack, foreground_nginx=True)
+        stack_module.up(self.stack)
         # Every request carries a token, as in production: checking it is part of the cost.
         self.token = mint(self.stack.auth_dir, subject="bench")
         self.client.headers["Authorization"] = f"Bearer {self.token}"
@@ -171,7 +172,7 @@ class Bench:
         self.client.close()
         if self.baseline:
             stack_module.stop([self.baseline])
-        stack_module.stop(list(self.stack.processes.values()))
+        self.stack.supervisor.shutdown()
         rabbitmqctl("delete_vhost", VHOST)
         self.broker.delete()
         shutil.rmtree(self.work, ignore_errors=True)
@@ -246,8 +247,8 @@ class Bench:
             assert self.baseline is not None
             return [self.baseline.pid, *children(self.baseline.pid)]
         # Every replica of that process (the stack may run several: bench/replicas.py).
-        replicas = [p for name, p in self.stack.processes.items() if stack_module.kind_of(name)[0] == server]
-        return [pid for process in replicas for pid in (process.pid, *children(process.pid))]
+        replicas = [pid for name, pid in self.stack.pids().items() if stack_module.kind_of(name)[0] == server]
+        return [pid for replica in replicas for pid in (replica, *children(replica))]
 
     def reading_paths(self) -> list[str]:
         return [f"/api/v1/patient/{pid}/measurements" for pid in self.patient_ids]
@@ -526,11 +527,11 @@ def children(pid: int) -> list[int]:
 def process_rss(stack: stack_module.Stack) -> dict[str, float]:
     """RSS of every service process; uvicorn's worker processes are listed one by one."""
     out = {}
-    for name, process in stack.processes.items():
+    for name, pid in stack.pids().items():
         if name == "nginx":
             continue
-        kids = children(process.pid)
-        out[name] = rss_mb(process.pid)
+        kids = children(pid)
+        out[name] = rss_mb(pid)
         for i, kid in enumerate(kids):
             out[f"{name} worker {i + 1}"] = rss_mb(kid)
     return out

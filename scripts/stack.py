@@ -1,8 +1,9 @@
 """Bring the Painkiller stack up natively, and down again: databases, migrations, APIs, NGINX.
 
-`make up` and `make down` call this; the end-to-end tests call the same functions, so what the
-tests start is exactly what a developer starts. Processes are the same entry points the
-containers run (`python -m <service> migrate|api`).
+`make up`, `make status` and `make down` call this; the end-to-end tests call the same functions,
+so what the tests start is exactly what a developer starts. Processes are the same entry points
+the containers run (`python -m <service> migrate|api`), every one of them under supervisord,
+which restarts any that dies (scripts/supervision.py).
 """
 
 import argparse
@@ -21,7 +22,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
 from provisioning import BrokerUsers, auth_env, database_env, dev_certificate, load_secrets
+from supervision import Program, Supervisor
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_DIR = ROOT / "nginx"
@@ -51,8 +54,8 @@ class Stack:
     replica_ports: dict[str, int] = field(default_factory=dict)
     # Each process's /metrics port, by instance name (doc/operations.md); by default 9101 onwards.
     metrics_ports: dict[str, int] = field(default_factory=dict)
-    # What `up` started, by name, in start order ("nginx" last).
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # The supervisor's event listener's /metrics: restarts of every process (doc/operations.md).
+    supervisor_metrics_port: int = 9100
 
     def __post_init__(self) -> None:
         for number, name in enumerate(instances(self.replicas)):
@@ -101,6 +104,15 @@ class Stack:
     @property
     def targets_file(self) -> Path:
         return self.run_dir / "prometheus-targets.json"
+
+    @property
+    def supervisor(self) -> Supervisor:
+        """What runs every process of this stack, and restarts any that dies."""
+        return Supervisor(self.run_dir)
+
+    def pids(self) -> dict[str, int]:
+        """Each running process's pid, by name ("patient-api", ..., "nginx")."""
+        return {info["name"]: info["pid"] for info in self.supervisor.processes() if info["pid"]}
 
 
 # name -> (module, command, readiness URL path or None for workers); the order is the start order.
@@ -163,25 +175,25 @@ def migrate(stack: Stack) -> None:
         subprocess.run([sys.executable, "-m", module, "migrate"], env=stack.process_env(), check=True)
 
 
-def start_process(stack: Stack, name: str) -> subprocess.Popen[bytes]:
-    module, command, _ = PROCESSES[kind_of(name)[0]]
-    log = (stack.run_dir / f"{name}.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", module, command],
-        env=stack.process_env(name),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # `make up` returns; the services live on until `make down`
-    )
-    (stack.run_dir / f"{name}.pid").write_text(str(process.pid))
-    return process
+def programs(stack: Stack) -> list[Program]:
+    """Every process of the stack, in start order, NGINX last: what supervisord keeps running.
+    Each program's environment is what it adds to the stack's (`process_env()`)."""
+    shared = stack.process_env()
+    listed = []
+    for name in instances(stack.replicas):
+        module, command, _ = PROCESSES[kind_of(name)[0]]
+        own = {var: value for var, value in stack.process_env(name).items() if shared.get(var) != value}
+        listed.append(Program(name, [sys.executable, "-m", module, command], own, stack.run_dir / f"{name}.log"))
+    nginx = nginx_command(stack, "-g", "daemon off;")
+    listed.append(Program("nginx", nginx, {}, stack.run_dir / "nginx.log"))
+    return listed
 
 
 def port_of(stack: Stack, name: str) -> int:
     return stack.patient_port if name.startswith("patient") else stack.measurement_port
 
 
-def wait_ready(url: str, *, timeout_s: float = 30, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_ready(url: str, *, timeout_s: float = 60, process: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -259,26 +271,30 @@ def nginx_command(stack: Stack, *args: str) -> list[str]:
     return [nginx_binary(), "-p", str(main.parent), "-c", str(main), *args]
 
 
-def start_nginx(stack: Stack, *, foreground: bool) -> subprocess.Popen[bytes]:
+def start_nginx(stack: Stack) -> subprocess.Popen[bytes]:
+    """An NGINX of its own, outside the supervisor (a test's second NGINX with other limits)."""
     render_nginx(stack)
     subprocess.run(nginx_command(stack, "-t", "-q"), check=True)
-    args = nginx_command(stack, *(["-g", "daemon off;"] if foreground else []))
+    args = nginx_command(stack, "-g", "daemon off;")
     log = (stack.run_dir / "nginx.log").open("ab")
     return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def up(stack: Stack, *, foreground_nginx: bool = False) -> None:
-    """Migrate, start every process, start NGINX, and wait until all answer through NGINX."""
+def up(stack: Stack) -> None:
+    """Migrate, start every process and NGINX under supervisord, and wait until all answer
+    through NGINX."""
     stack.run_dir.mkdir(parents=True, exist_ok=True)
     if "AUTH_ISSUER" not in {**os.environ, **stack.env}:  # no identity provider: trust the dev key
         stack.env.update(auth_env(stack.auth_dir))
     migrate(stack)
+    render_nginx(stack)
+    subprocess.run(nginx_command(stack, "-t", "-q"), check=True)
+    stack.supervisor.write_config(programs(stack), metrics_port=stack.supervisor_metrics_port)
+    stack.supervisor.start(stack.process_env())
     for name in instances(stack.replicas):
-        process = stack.processes[name] = start_process(stack, name)
         ready_path = PROCESSES[kind_of(name)[0]][2]
         if ready_path:
-            wait_ready(f"http://127.0.0.1:{stack.api_port(name)}{ready_path}", process=process)
-    stack.processes["nginx"] = start_nginx(stack, foreground=foreground_nginx)
+            wait_ready(f"http://127.0.0.1:{stack.api_port(name)}{ready_path}")
     for _, _, ready_path in PROCESSES.values():
         if ready_path:
             wait_ready(stack.url + ready_path)
@@ -291,6 +307,7 @@ def write_targets(stack: Stack) -> None:
         {"targets": [f"127.0.0.1:{port}"], "labels": {"job": kind_of(name)[0], "service": name.split("-")[0]}}
         for name, port in stack.metrics_ports.items()
     ]
+    targets.append({"targets": [f"127.0.0.1:{stack.supervisor_metrics_port}"], "labels": {"job": "supervisor"}})
     stack.targets_file.write_text(json.dumps(targets, indent=2) + "\n")
 
 
@@ -341,19 +358,49 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 def down(stack: Stack) -> None:
-    """Stop what `up` started, using the pid files it left in run_dir."""
-    pid_files = sorted(stack.run_dir.glob("*.pid"))  # every replica `up` started, and Prometheus
-    pid_files.append(stack.run_dir / "nginx" / "nginx.pid")
-    for pid_file in pid_files:
-        if not pid_file.exists():
-            continue
+    """Stop what `up` started: supervisord stops every process, then itself; and Prometheus."""
+    if stack.supervisor.pid_file.exists():
+        stack.supervisor.shutdown()
+        print("stopped every process and their supervisor")
+    for pid_file in sorted(stack.run_dir.glob("*.pid")):  # Prometheus (`make observe`)
         try:
             os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
             print(f"stopped {pid_file.stem}")
         except (ProcessLookupError, ValueError):
             pass
-        if pid_file.parent == stack.run_dir:  # NGINX removes its own pid file as it exits
-            pid_file.unlink()
+        pid_file.unlink()
+
+
+def status(stack: Stack) -> int:
+    """A line per process: its state, pid, uptime and restarts; 0 when every one is running."""
+    if not stack.supervisor.answering():
+        print(f"The stack is not running (no supervisor answers at {stack.supervisor.socket}): `make up` starts it.")
+        return 1
+    restarts = restart_counts(stack)
+    processes = stack.supervisor.processes()
+    print(f"{'process':<26}{'state':<10}{'pid':>8}  {'uptime':>10}{'restarts':>10}")
+    for info in processes:
+        hours, rest = divmod(info["now"] - info["start"] if info["statename"] == "RUNNING" else 0, 3600)
+        uptime = f"{hours}:{rest // 60:02}:{rest % 60:02}"
+        restarted = restarts.get(info["name"], 0)
+        print(f"{info['name']:<26}{info['statename']:<10}{info['pid'] or '-':>8}  {uptime:>10}{restarted:>10.0f}")
+    return 0 if all(info["statename"] == "RUNNING" for info in processes) else 1
+
+
+def restart_counts(stack: Stack) -> dict[str, float]:
+    """Restarts by process, from the supervisor's event listener (scripts/process_events.py)."""
+    url = f"http://127.0.0.1:{stack.supervisor_metrics_port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            text = response.read().decode()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return {}
+    return {
+        sample.labels["process"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "painkiller_process_restarts_total"
+    }
 
 
 def dev_env(run_dir: Path) -> dict[str, str]:
@@ -378,7 +425,7 @@ def dev_env(run_dir: Path) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "down", "observe"])
+    parser.add_argument("command", choices=["up", "down", "observe", "status"])
     args = parser.parse_args()
     stack = Stack(
         run_dir=ROOT / ".run",
@@ -386,10 +433,13 @@ def main() -> None:
         tls_port=int(os.environ.get("NGINX_TLS_PORT", "8443")),
         patient_port=int(os.environ.get("PATIENT_PORT", "8001")),
         measurement_port=int(os.environ.get("MEASUREMENT_PORT", "8002")),
+        supervisor_metrics_port=int(os.environ.get("SUPERVISOR_METRICS_PORT", "9100")),
     )
     if args.command == "down":
         down(stack)
         return
+    if args.command == "status":
+        sys.exit(status(stack))
     if args.command == "observe":
         port = int(os.environ.get("PROMETHEUS_PORT", "9090"))
         start_prometheus(stack, port=port, scrape_interval="15s")
@@ -402,7 +452,7 @@ def main() -> None:
     print(f"Painkiller is up at {stack.url} and {stack.tls_url} (self-signed certificate)")
     print("  Every route needs a bearer token: `make token` prints one (doc/security.md).")
     print(f"  Swagger UI: {stack.url}/api/v1/patient/docs and {stack.url}/api/v1/measures/docs")
-    print(f"  Logs: {stack.run_dir}/*.log; stop with `make down`")
+    print(f"  Logs: {stack.run_dir}/*.log; every process and its restarts: `make status`; stop with `make down`")
 
 
 if __name__ == "__main__":

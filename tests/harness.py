@@ -1,7 +1,8 @@
 """Real stacks for the cross-service suites: on free ports, each in a RabbitMQ vhost of its own.
 
 A stack is started with the same code `make up` uses (scripts/stack.py): both APIs, both relays,
-both consumers and NGINX, against databases of its own.
+both consumers, the dispatcher and NGINX, under a supervisord of its own, against databases of
+its own.
 """
 
 import contextlib
@@ -115,6 +116,7 @@ def running_stack(
         replicas=replicas,
         replica_ports={name: free_port() for name in stack_module.instances(replicas) if "-api-" in name},
         metrics_ports={name: free_port() for name in stack_module.instances(replicas)},
+        supervisor_metrics_port=free_port(),
         env={**databases, **users.env(), "PAINKILLER_TRACE_DIR": str(run_dir / "traces")},
         process_env_overrides=overrides or {},
         rate_limit_rps=2000,
@@ -122,13 +124,13 @@ def running_stack(
     )
     failed = False
     try:
-        stack_module.up(started, foreground_nginx=True)
+        stack_module.up(started)
         yield started
     except BaseException:
         failed = True
         raise
     finally:
-        stack_module.stop(list(started.processes.values()))
+        started.supervisor.shutdown()
         empty(databases)
         if failed or os.environ.get("KEEP_STACK_LOGS"):  # the processes' logs explain a failure
             print(f"stack logs kept in {run_dir}")

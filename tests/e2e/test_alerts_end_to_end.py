@@ -4,6 +4,8 @@ what the receiver saw: one message per band rise, the same `webhook-id` on every
 lost while the receiver or the dispatcher is down."""
 
 import json
+import os
+import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -130,13 +132,11 @@ def test_the_dispatcher_killed_mid_delivery_loses_nothing(api: httpx.Client, sta
 
 
 def kill9_and_restart(stack: stack_module.Stack, name: str, while_down: Callable[[], object]) -> None:
-    process = stack.processes[name]
-    process.kill()
-    process.wait()
-    try:
-        while_down()
-    finally:
-        stack.processes[name] = stack_module.start_process(stack, name)
+    """SIGKILL, what happens meanwhile, and the process back (its supervisor restarts it)."""
+    pid = stack.supervisor.pid(name)
+    os.kill(pid, signal.SIGKILL)
+    while_down()
+    stack.supervisor.wait_running(name, not_pid=pid)
 
 
 def test_an_event_published_twice_is_delivered_once(api: httpx.Client, stack: stack_module.Stack) -> None:

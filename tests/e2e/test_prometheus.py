@@ -37,8 +37,10 @@ def value(prometheus: str, promql: str) -> float:
 
 
 def test_every_process_is_up_and_requests_and_event_lag_are_measured(api: httpx.Client, prometheus: str) -> None:
-    every_kind = set(stack_module.PROCESSES)
+    every_kind = {*stack_module.PROCESSES, "supervisor"}  # the supervisor's listener counts restarts
     eventually(lambda: {r["metric"]["job"] for r in query(prometheus, "up == 1")} == every_kind or None, timeout_s=30)
+    running = {r["metric"]["process"] for r in query(prometheus, "painkiller_process_running == 1")}
+    assert running == {*stack_module.instances(1), "nginx"}
 
     patient = api.post("/api/v1/patient", json={"first_name": "Prom", "last_name": "Etheus", "age": 40}).json()
     for pulse in (71, 72, 73):
@@ -61,3 +63,4 @@ def test_every_process_is_up_and_requests_and_event_lag_are_measured(api: httpx.
     rules = httpx.get(f"{prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
     alerts = {rule["name"] for group in rules for rule in group["rules"] if rule["type"] == "alerting"}
     assert {"PainkillerOutboxBacklogGrowing", "PainkillerEventLagHigh", "PainkillerEventDeadLettered"} <= alerts
+    assert {"PainkillerProcessRestarting", "PainkillerProcessNotRunning", "PainkillerWorkerReconnecting"} <= alerts

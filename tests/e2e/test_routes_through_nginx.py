@@ -247,7 +247,7 @@ def test_documents_use_json_schema_keywords_only(api: httpx.Client, path: str) -
 
 def test_a_stopped_service_gives_problems_not_hangs(api: httpx.Client, stack) -> None:
     """Patient service down: its routes are 502 from NGINX, new readings a 503 with Retry-After."""
-    stack_module.stop([stack.processes["patient-api"]])
+    stack.supervisor.stop_program("patient-api")
     try:
         down = api.get(f"/api/v1/patient/{uuid.uuid4()}")
         assert down.status_code == 502
@@ -259,8 +259,8 @@ def test_a_stopped_service_gives_problems_not_hangs(api: httpx.Client, stack) ->
         assert reading.headers["content-type"] == "application/problem+json"
         assert int(reading.headers["retry-after"]) > 0
     finally:
-        restarted = stack.processes["patient-api"] = stack_module.start_process(stack, "patient-api")
-        stack_module.wait_ready(stack.url + "/api/v1/patient/health/ready", process=restarted)
+        stack.supervisor.start_program("patient-api")
+        stack_module.wait_ready(stack.url + "/api/v1/patient/health/ready")
     assert api.get("/api/v1/patient/health/ready").status_code == 200
 
 

@@ -397,9 +397,8 @@ def strict_nginx(stack) -> Iterator[stack_module.Stack]:
         tls_port=free_port(),
         rate_limit_rps=2,
         rate_limit_burst=3,
-        processes={},
     )
-    process = stack_module.start_nginx(strict, foreground=True)
+    process = stack_module.start_nginx(strict)
     stack_module.wait_ready(strict.url + "/api/v1/patient/health/live", process=process)
     try:
         yield strict

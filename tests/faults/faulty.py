@@ -8,8 +8,9 @@ cut or take down each link.
 
 import os
 import signal
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ class Faulty:
     consumer_db_proxy: Proxy  # between the patient consumer and PostgreSQL
     client: httpx.Client
     replicas: int = 1  # of every process; each proxy stands in front of every replica of its kind
+    killed: Counter[str] = field(default_factory=Counter)  # SIGKILLs sent, by process name
 
     def named(self, scenario: str) -> str:
         return scenario if self.replicas == 1 else f"{scenario}, {self.replicas} of each"
@@ -92,24 +94,27 @@ def post_readings(client: httpx.Client, patient_ids: list[str], per_patient: int
 
 
 def replicas_of(stack: stack_module.Stack, kind: str) -> list[str]:
-    return [name for name in stack.processes if stack_module.kind_of(name)[0] == kind]
+    return [name for name in stack_module.instances(stack.replicas) if stack_module.kind_of(name)[0] == kind]
 
 
-def kill9(stack: stack_module.Stack, kind: str) -> None:
-    """Every replica of that kind, at once."""
-    for name in replicas_of(stack, kind):
-        os.kill(stack.processes[name].pid, signal.SIGKILL)
-        stack.processes[name].wait()
+def kill9(stack: stack_module.Stack, kind: str) -> dict[str, int]:
+    """Every replica of that kind, at once; the pids killed, by name. The supervisor starts them
+    again at once (`restarted`)."""
+    killed = {name: stack.supervisor.pid(name) for name in replicas_of(stack, kind)}
+    for pid in killed.values():
+        os.kill(pid, signal.SIGKILL)
+    return killed
 
 
-def restart(stack: stack_module.Stack, kind: str) -> None:
-    for name in replicas_of(stack, kind):
-        stack.processes[name] = stack_module.start_process(stack, name)
+def restarted(stack: stack_module.Stack, killed: dict[str, int]) -> None:
+    """Wait until the supervisor has started each killed process again."""
+    for name, pid in killed.items():
+        stack.supervisor.wait_running(name, not_pid=pid)
 
 
 def signal_all(stack: stack_module.Stack, kind: str, signum: int) -> None:
     for name in replicas_of(stack, kind):
-        stack.processes[name].send_signal(signum)
+        os.kill(stack.supervisor.pid(name), signum)
 
 
 def pending(producer: str) -> int:

@@ -1,4 +1,9 @@
-"""Faults of the servers the stack stands on, and the end state every fault test must reach.
+"""The nemesis: faults injected at random while readings pour in, and the end state they must leave.
+
+In the spirit of Jepsen's queue tests: a seeded schedule injects, in a random order and at random
+times, each fault once: PostgreSQL crashed, the broker's application stopped, every connection
+terminated, the patient consumer cut from its database, and a SIGKILL of every kind of process;
+then everything is healed and the end state checked (`assert_end_state`).
 
 PostgreSQL is the machine's own (Debian's cluster, driven with `pg_ctlcluster` as root): a crash
 is `stop -m immediate`, which kills every backend without a checkpoint, as a power cut or an OOM
@@ -6,16 +11,26 @@ kill of the postmaster would, and the restart replays the WAL.
 """
 
 import contextlib
+import random
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import httpx
-from faulty import CONVERGE_S, Faulty, pending
-from harness import POSTGRES_ADMIN, eventually
+import pika
+from faulty import CONVERGE_S, Faulty, kill9, pending
+from harness import POSTGRES_ADMIN, eventually, rabbitmqctl, stack_module
 from load import BAND_OF_HEART_RATE, RETRIED, Writes
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from tally import FAULT_DATABASES, Tally, tally
+
+from painkiller_common.topology import (
+    MEASUREMENT_EVENTS_FOR_PATIENTS,
+    PATIENT_EVENTS_FOR_MEASUREMENTS,
+    PATIENT_EVENTS_FOR_WEBHOOKS,
+)
 
 PAINKILLER_DATABASES = [make_url(url).database for var, url in FAULT_DATABASES.items() if var.endswith("_DATABASE_URL")]
 
@@ -146,3 +161,100 @@ def assert_end_state(f: Faulty, writes: Writes, patient_ids: list[str], since_id
     assert len(expected) == len(patient_ids)
     eventually(lambda: shown_state(f.client, patient_ids) == expected, timeout_s=CONVERGE_S)
     return figures
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One thing the nemesis does to the stack, and how it heals: `inject` returns once healed."""
+
+    name: str
+    inject: Callable[[Faulty, float], None]  # (the faulty stack, how long the fault lasts in s)
+
+
+def _postgres_crash(_f: Faulty, seconds: float) -> None:
+    with postgres_crashed():
+        time.sleep(seconds)
+
+
+def _broker_stop(_f: Faulty, seconds: float) -> None:
+    rabbitmqctl("stop_app")
+    try:
+        time.sleep(seconds)
+    finally:
+        rabbitmqctl("start_app")
+
+
+def _terminate_backends(_f: Faulty, _seconds: float) -> None:
+    terminate_painkiller_backends()
+
+
+def _cut_consumer_from_postgres(f: Faulty, seconds: float) -> None:
+    f.consumer_db_proxy.down()
+    try:
+        time.sleep(seconds)
+    finally:
+        f.consumer_db_proxy.up()
+
+
+def _sigkill(kind: str) -> Callable[[Faulty, float], None]:
+    def inject(f: Faulty, _seconds: float) -> None:
+        f.killed.update(kill9(f.stack, kind).keys())
+
+    return inject
+
+
+FAULTS = [
+    Fault("PostgreSQL crash (stop -m immediate)", _postgres_crash),
+    Fault("broker application stopped", _broker_stop),
+    Fault("pg_terminate_backend of every connection", _terminate_backends),
+    Fault("network cut: patient consumer to PostgreSQL", _cut_consumer_from_postgres),
+    *(Fault(f"SIGKILL {kind}", _sigkill(kind)) for kind in stack_module.PROCESSES),
+]
+
+
+@dataclass(frozen=True)
+class Injection:
+    at_s: float  # after the load began
+    fault: Fault
+    lasts_s: float
+
+
+def schedule(rng: random.Random, window_s: float) -> list[Injection]:
+    """Every fault once, in a random order, at a random time within a slot of its own."""
+    faults = rng.sample(FAULTS, len(FAULTS))
+    slot = window_s / len(faults)
+    plan = []
+    for n, fault in enumerate(faults):
+        lasts = rng.uniform(1.0, 5.0)
+        plan.append(Injection(n * slot + rng.uniform(0, max(slot - lasts - 1, 0)), fault, lasts))
+    return plan
+
+
+def run(f: Faulty, plan: list[Injection], *, started: float) -> None:
+    """Inject each fault at its time; heal everything whatever happens."""
+    try:
+        for injection in plan:
+            time.sleep(max(0.0, started + injection.at_s - time.monotonic()))
+            print(f"{time.monotonic() - started:6.1f} s  {injection.fault.name} ({injection.lasts_s:.1f} s)")
+            injection.fault.inject(f, injection.lasts_s)
+    finally:
+        heal(f)
+
+
+def heal(f: Faulty) -> None:
+    start_postgres()
+    rabbitmqctl("start_app")
+    f.consumer_db_proxy.up()
+
+
+def dead_letters(f: Faulty) -> int:
+    """Messages in the dead-letter queues of every consumer: a good event there is one lost."""
+    queues = [MEASUREMENT_EVENTS_FOR_PATIENTS, PATIENT_EVENTS_FOR_MEASUREMENTS, PATIENT_EVENTS_FOR_WEBHOOKS]
+    connection = pika.BlockingConnection(pika.URLParameters(f.amqp_url))
+    try:
+        channel = connection.channel()
+        return sum(
+            channel.queue_declare(queue.dead_letter_queue, passive=True).method.message_count for queue in queues
+        )
+    finally:
+        connection.close()

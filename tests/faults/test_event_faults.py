@@ -24,7 +24,7 @@ from faulty import (
     kill9,
     pending,
     post_readings,
-    restart,
+    restarted,
     signal_all,
     tally_once,
     warm_up,
@@ -87,9 +87,9 @@ def test_relay_killed_between_publish_and_mark(faulty: Faulty) -> None:
     assert published.applied == 20
     assert pending("measurement_service") == 20, "the relay marked events it had no confirm for"
 
-    kill9(faulty.stack, "measurement-relay")
+    killed = kill9(faulty.stack, "measurement-relay")
     faulty.relay_proxy.cut()
-    restart(faulty.stack, "measurement-relay")
+    restarted(faulty.stack, killed)
     eventually(lambda: pending("measurement_service") == 0, timeout_s=CONVERGE_S)
     figures = tally_once(faulty.stack.run_dir, "measurement_service", lambda t: t.duplicates_delivered >= 20, **counts)
     record_figures(faulty.named("relay SIGKILL between publish and mark"), figures)
@@ -106,9 +106,9 @@ def test_consumer_killed_between_commit_and_ack(faulty: Faulty) -> None:
     applied = tally_once(faulty.stack.run_dir, "measurement_service", lambda t: t.lost == 0, **counts)
     assert applied.applied == 20
 
-    kill9(faulty.stack, "patient-consumer")
+    killed = kill9(faulty.stack, "patient-consumer")
     faulty.consumer_proxy.cut()  # the broker sees the consumer gone and requeues what it had
-    restart(faulty.stack, "patient-consumer")
+    restarted(faulty.stack, killed)
     figures = tally_once(
         faulty.stack.run_dir,
         "measurement_service",

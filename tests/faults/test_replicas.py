@@ -84,10 +84,10 @@ def republish_measurement_events(stack: stack_module.Stack) -> int:
 
 
 def kill_one_of_each(stack: stack_module.Stack) -> list[str]:
-    killed = [name for name in stack.processes if name.endswith("-2")]
+    """SIGKILL; the supervisor starts each again, but the other replica carries on meanwhile."""
+    killed = [name for name in stack_module.instances(stack.replicas) if name.endswith("-2")]
     for name in killed:
-        os.kill(stack.processes[name].pid, signal.SIGKILL)
-        stack.processes[name].wait()
+        os.kill(stack.supervisor.pid(name), signal.SIGKILL)
     return killed
 
 

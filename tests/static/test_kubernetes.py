@@ -63,6 +63,7 @@ def test_every_deployment_is_hardened_probed_and_sized(rendered: list[dict[str, 
             assert {"requests", "limits"} <= container["resources"].keys(), name
         [main] = pod["containers"]
         assert main["livenessProbe"] and main["readinessProbe"], name
+        assert pod.get("restartPolicy", "Always") == "Always", name  # the kubelet restarts what dies
         if name.endswith("-api"):
             assert deployment["spec"]["replicas"] >= 2, name
             assert main["readinessProbe"]["httpGet"]["path"].endswith("/health/ready"), name

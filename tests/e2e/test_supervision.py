@@ -1,0 +1,71 @@
+"""Every process of the stack is supervised: one killed with SIGKILL is running and answering
+again within 5 s, its restart counted, and `make status` lists it with its state and uptime."""
+
+import os
+import signal
+import time
+
+import httpx
+import pytest
+import stack as stack_module
+from harness import eventually
+
+BACK_WITHIN_S = 5.0
+
+
+def answering(stack: stack_module.Stack, name: str) -> bool:
+    """The process does its job's first step: an API answers on its own port, a worker's loop is
+    alive (/live), NGINX proxies."""
+    kind = stack_module.kind_of(name)[0]
+    if name == "nginx":
+        url = stack.url + "/api/v1/patient/health/live"
+    elif stack_module.PROCESSES[kind][2]:
+        url = f"http://127.0.0.1:{stack.api_port(name)}/api/v1/{kind.split('-')[0]}/health/live"
+        url = url.replace("/measurement/", "/measures/")
+    else:
+        url = f"http://127.0.0.1:{stack.metrics_ports[name]}/live"
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def in_group(group: int) -> bool:
+    """Whether any process is left in that process group."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", [*stack_module.instances(1), "nginx"])
+def test_a_process_killed_is_back_within_5_s(stack: stack_module.Stack, name: str) -> None:
+    before = stack_module.restart_counts(stack).get(name, 0)
+    pid = stack.supervisor.pid(name)
+    killed_at = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    stack.supervisor.wait_running(name, not_pid=pid, timeout_s=BACK_WITHIN_S)
+    # Nothing of the killed one lives on (NGINX's workers would, holding its port and answering).
+    eventually(lambda: not in_group(pid), timeout_s=BACK_WITHIN_S)
+    eventually(lambda: answering(stack, name), timeout_s=BACK_WITHIN_S, interval_s=0.05)
+    back_after = time.monotonic() - killed_at
+    print(f"{name}: back and answering {back_after:.2f} s after its SIGKILL")
+    assert back_after < BACK_WITHIN_S
+    eventually(lambda: stack_module.restart_counts(stack).get(name, 0) == before + 1, timeout_s=5)
+
+
+def test_status_lists_every_process_with_its_state_uptime_and_restarts(
+    stack: stack_module.Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    eventually(lambda: all(p["statename"] == "RUNNING" for p in stack.supervisor.processes()), timeout_s=15)
+    assert stack_module.status(stack) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["process", "state", "pid", "uptime", "restarts"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+    assert set(rows) == {*stack_module.instances(1), "nginx"}
+    for name, (state, pid, uptime, restarts) in rows.items():
+        assert state == "RUNNING" and int(pid) == stack.supervisor.pid(name)
+        hours, minutes, seconds = (int(part) for part in uptime.split(":"))
+        assert 0 < hours * 3600 + minutes * 60 + seconds < 3600
+        assert float(restarts) == stack_module.restart_counts(stack).get(name, 0)
