@@ -29,6 +29,7 @@ RESTARTS = Counter(
 )
 RUNNING = Gauge("painkiller_process_running", "1 while supervisord has the process running, else 0.", ["process"])
 RESTARTED_FROM = {"EXITED", "BACKOFF"}  # a start from STOPPED was asked for
+LISTENER = "process-events"  # this program's name in supervisord.conf: not a process of the stack
 
 
 def on_event(event: str, payload: str) -> None:
@@ -36,6 +37,8 @@ def on_event(event: str, payload: str) -> None:
         return
     fields = childutils.get_headers(payload.split("\n", 1)[0])
     process, state = fields["processname"], event.removeprefix("PROCESS_STATE_")
+    if process == LISTENER:
+        return
     RUNNING.labels(process).set(1 if state == "RUNNING" else 0)
     if state == "EXITED":
         kill_leftovers(process, int(fields["pid"]))

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from process_events import LISTENER
 from supervisor.xmlrpc import SupervisorTransport
 
 SCRIPTS = Path(__file__).resolve().parent
@@ -108,7 +109,7 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 [supervisorctl]
 serverurl=unix://{self.socket}
 
-[eventlistener:process-events]
+[eventlistener:{LISTENER}]
 command={_command(listener)}
 events=PROCESS_STATE
 priority=1
@@ -151,7 +152,7 @@ stderr_logfile={self.run_dir / "process-events.log"}
 
     def processes(self) -> list[dict[str, Any]]:
         """supervisord's record of each program: name, statename, pid, start, now, description..."""
-        return [info for info in self.rpc.supervisor.getAllProcessInfo() if info["group"] != "process-events"]
+        return [info for info in self.rpc.supervisor.getAllProcessInfo() if info["group"] != LISTENER]
 
     def info(self, name: str) -> dict[str, Any]:
         info: dict[str, Any] = self.rpc.supervisor.getProcessInfo(name)
