@@ -41,6 +41,9 @@ class AuthSettings(BaseSettings):
     # An unknown kid fetches the JWKS again at most this often: a stream of made-up kids must not
     # turn into a stream of requests to the provider.
     jwks_refetch_after_s: float = Field(default=30, ge=0, le=3600)
+    # How long a key set, and a token verified with it, is trusted before it is checked again: a
+    # key the provider withdrew (compromised, say) is refused within this time, never later.
+    jwks_cache_s: float = Field(default=300, gt=0, le=300)
     leeway_s: int = Field(default=30, ge=0, le=30)
     # Empty: `scope` (space-separated, OAuth 2) or else `scp` (a list, Entra ID and Okta).
     scope_claim: str = ""
@@ -127,10 +130,15 @@ class JwksFile:
 
 
 class JwksUrl:
-    """Keys from the provider's JWKS URL, cached 5 minutes; an unknown kid fetches the set again."""
+    """Keys from the provider's JWKS URL: the set is cached `cache_s`; an unknown kid fetches it again.
 
-    def __init__(self, url: str, refetch_after_s: float) -> None:
-        self._client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5, cooldown_duration=refetch_after_s)
+    Only the set is cached, never a key on its own (`cache_keys`): PyJWT would keep such a key
+    for the life of the process, long after the provider took it out of its set."""
+
+    def __init__(self, url: str, *, refetch_after_s: float, cache_s: float) -> None:
+        self._client = jwt.PyJWKClient(
+            url, cache_keys=False, lifespan=cache_s, timeout=5, cooldown_duration=refetch_after_s
+        )
 
     def get(self, kid: str) -> jwt.PyJWK | None:
         try:
@@ -149,24 +157,27 @@ class TokenVerifier:
         self._keys: JwksFile | JwksUrl = (
             JwksFile(settings.jwks_file)
             if settings.jwks_file
-            else JwksUrl(settings.jwks_url or "", settings.jwks_refetch_after_s)
+            else JwksUrl(
+                settings.jwks_url or "", refetch_after_s=settings.jwks_refetch_after_s, cache_s=settings.jwks_cache_s
+            )
         )
-        self._cache: dict[str, Principal] = {}
+        self._cache: dict[str, tuple[Principal, float]] = {}  # token -> (principal, trusted until)
 
     def cached(self, token: str) -> Principal | None:
-        """A token verified before and not yet expired: no signature check on the hot path."""
-        principal = self._cache.get(token)
-        if principal is not None and principal.expires_at <= time.time():
+        """A token verified lately and not yet expired: no signature check on the hot path. After
+        the key set's cache time it is verified again, so a withdrawn key stops working then."""
+        entry = self._cache.get(token)
+        if entry is not None and entry[1] <= time.time():
             del self._cache[token]
             return None
-        return principal
+        return entry[0] if entry else None
 
     def remember(self, token: str, principal: Principal) -> None:
         if self._settings.cache_size == 0:
             return
         if len(self._cache) >= self._settings.cache_size:
             del self._cache[next(iter(self._cache))]  # the oldest entry: dicts keep insertion order
-        self._cache[token] = principal
+        self._cache[token] = (principal, min(principal.expires_at, time.time() + self._settings.jwks_cache_s))
 
     def verify(self, token: str) -> Principal:
         """The principal a token names; Unauthorized if anything about it is wrong."""

@@ -104,6 +104,42 @@ def test_a_key_removed_from_the_file_no_longer_verifies(tmp_path: Path) -> None:
         verifier.verify(old.token())
 
 
+def test_a_key_withdrawn_from_the_jwks_url_is_refused_within_the_cache_time(provider: JwksServer) -> None:
+    """A key the provider takes out of its set (compromised, say) must stop verifying tokens, those
+    already verified and remembered too, once the key set's cache time has passed."""
+    withdrawn, kept = Key("withdrawn"), Key("kept")
+    provider.keys = [withdrawn, kept]
+    verifier = verifier_for(jwks_url=provider.url, jwks_cache_s=0.5, jwks_refetch_after_s=0)
+    token = withdrawn.token()
+    verifier.remember(token, verifier.verify(token))
+    provider.keys = [kept]
+    time.sleep(0.6)
+    assert verifier.cached(token) is None
+    with pytest.raises(Unauthorized, match="unknown key"):
+        verifier.verify(token)
+    assert verifier.verify(kept.token(sub="dr-k")).subject == "dr-k"
+
+
+def test_a_token_remembered_is_refused_once_its_key_left_the_file(tmp_path: Path) -> None:
+    old, new = Key("old"), Key("new")
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [old.jwk, new.jwk]}))
+    verifier = verifier_for(jwks_file=str(jwks), jwks_cache_s=0.5)
+    token = old.token()
+    verifier.remember(token, verifier.verify(token))
+    jwks.write_text(json.dumps({"keys": [new.jwk]}))
+    assert verifier.cached(token) is not None  # trusted for the cache time, no longer
+    time.sleep(0.6)
+    assert verifier.cached(token) is None
+    with pytest.raises(Unauthorized, match="unknown key"):
+        verifier.verify(token)
+
+
+def test_settings_cap_the_key_set_cache_at_5_minutes() -> None:
+    with pytest.raises(ValidationError):
+        AuthSettings(issuer=ISSUER, audience=AUDIENCE, jwks_file="x", jwks_cache_s=301)
+
+
 def test_a_key_is_used_only_with_its_own_algorithm(tmp_path: Path) -> None:
     rsa_key = Key("rsa", "RS256")
     jwks = tmp_path / "jwks.json"
