@@ -91,6 +91,8 @@ class Stack:
             {f"{name.split('-')[0].upper()}_PORT": str(self.replica_ports[name])} if name in self.replica_ports else {}
         )
         return {
+            # The dev stack's webhook receivers are on this machine; none is allowed by default.
+            "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1 localhost",
             **os.environ,
             "PATIENT_PORT": str(self.patient_port),
             "MEASUREMENT_PORT": str(self.measurement_port),

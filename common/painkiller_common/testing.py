@@ -141,6 +141,7 @@ class Received:
 class Answer:
     status: int = 200
     delay_s: float = 0.0  # wait this long before answering (a slow or hanging receiver)
+    trickle_s: float = 0.0  # send the answer a byte at a time, this far apart (one that never quite answers)
 
 
 class WebhookReceiver:
@@ -162,12 +163,27 @@ class WebhookReceiver:
                     )
                     answer = receiver._answers.pop(0) if receiver._answers else Answer()
                 time.sleep(answer.delay_s)
+                if answer.trickle_s:
+                    self._trickle(
+                        f"HTTP/1.1 {answer.status} OK\r\ncontent-length: 0\r\n\r\n".encode(), answer.trickle_s
+                    )
+                    return
                 self.send_response(answer.status)
                 self.send_header("content-length", "0")
                 self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def _trickle(self, answer: bytes, every_s: float) -> None:
+                self.close_connection = True
+                for byte in answer:
+                    time.sleep(every_s)
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:  # the sender gave up
+                        return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True

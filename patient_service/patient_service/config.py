@@ -12,8 +12,9 @@ class WebhookSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WEBHOOK_", env_file=".env", extra="ignore")
 
     # Hosts that may be reached over plain http and at private or loopback addresses (dev, a
-    # receiver on the same machine). Everything else: https to a public address only.
-    allowed_hosts: str = "127.0.0.1 localhost"
+    # receiver on the same machine). Everything else: https to a public address only. None by
+    # default: `make up` and the tests allow loopback themselves, production names its own.
+    allowed_hosts: str = ""
     # An attempt that has no answer in this time has failed.
     timeout_s: float = Field(default=10, gt=0, le=10)
     # Retries: the first after about `retry_base_s`, then doubling up to `retry_cap_s`, with jitter.

@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from painkiller_common.service import Service
+from patient_service.config import WebhookSettings
 from patient_service.spec import SPEC
 
 
@@ -17,7 +18,11 @@ def service() -> Service[Any]:
 
 @pytest.fixture
 def settings_fields() -> dict[str, Any]:
-    return {"event_producer": "painkiller_measurement"}
+    # Receivers on loopback, as `make up` allows them (none is allowed by default).
+    return {
+        "event_producer": "painkiller_measurement",
+        "webhooks": WebhookSettings(allowed_hosts="127.0.0.1 localhost"),
+    }
 
 
 @pytest.fixture

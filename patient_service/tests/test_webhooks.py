@@ -92,6 +92,21 @@ def test_an_unsafe_url_is_refused_with_422_and_nothing_is_stored(
     assert stored("webhook_subscriptions") == 0
 
 
+@pytest.mark.parametrize(
+    "address",
+    ["64:ff9b::7f00:1", "64:ff9b::a00:7", "2002:7f00:1::1", "2001:0:4136:e378::1", "192.0.0.171", "fec0::1",
+     "100::1", "2001:db8::1", "198.18.0.1", "192.88.99.1", "fd00::1", "ff02::1"],
+)  # fmt: skip
+def test_special_ranges_that_reach_inwards_are_refused(address: str) -> None:
+    """NAT64, 6to4, Teredo and the other special ranges, whatever this Python's `is_global` says."""
+    with pytest.raises(targets.UnsafeTarget, match="private, loopback or reserved"):
+        targets.check(f"https://[{address}]/hook" if ":" in address else f"https://{address}/hook", frozenset())
+
+
+def test_no_host_is_allowed_plain_http_or_inward_by_default() -> None:
+    assert WebhookSettings().allowed == frozenset()
+
+
 def test_a_name_that_resolves_inward_is_refused_unless_allowed() -> None:
     """No SSRF through DNS: the check is on the addresses a name resolves to."""
     with pytest.raises(targets.UnsafeTarget, match="private, loopback or reserved"):
@@ -169,7 +184,7 @@ def test_a_failing_receiver_is_retried_with_backoff_then_failed_and_can_be_resen
     client: TestClient, settings: ServiceSettings
 ) -> None:
     assert isinstance(settings, Settings)
-    sender = dispatcher.Sender(served(client).state.engine, WebhookSettings())
+    sender = dispatcher.Sender(served(client).state.engine, settings.webhooks)
     with WebhookReceiver(answers=[Answer(500), Answer(503)]) as receiver:
         created = subscribe(client, receiver.url)
         dispatcher_consumer(client, settings).apply(event := risk_changed())

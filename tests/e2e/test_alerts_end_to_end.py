@@ -94,6 +94,30 @@ def test_a_receiver_answering_500_gets_the_same_message_again(api: httpx.Client)
     assert [a["status_code"] for a in delivery["attempts"]] == [500, 200]
 
 
+def test_a_trickling_receiver_holds_one_sender_for_10_s_and_starves_no_one(api: httpx.Client) -> None:
+    """A receiver that answers a byte every 2 s would hold a sender for minutes, and with four of its
+    deliveries due, every sender: each attempt ends at its 10 s deadline, a receiver gets one
+    delivery at a time, and another subscription's alert still arrives within 5 s."""
+    with WebhookReceiver(answers=[Answer(trickle_s=2.0)] * 20) as slow, WebhookReceiver() as good:
+        slow_subscription = subscribe(api, slow.url, ["patient.created"])
+        for _ in range(6):
+            create_patient(api)
+        messages(slow, 1)  # its first attempt is under way
+        subscribe(api, good.url, ["patient.created"])
+        created = time.time()
+        create_patient(api)
+        [message] = messages(good, 1, timeout_s=15)
+        print(f"another subscription's alert came {message.at - created:.2f} s after its event")
+        assert message.at - created < 5
+        assert len(slow.received) == 1  # the slow receiver holds one sender, not all of them
+
+        def attempts() -> list[dict]:
+            return [a for d in deliveries(api, slow_subscription) for a in d["attempts"]]
+
+        eventually(attempts, timeout_s=20)
+    assert all(a["error"] == "no answer within 10 s" and a["duration_ms"] < 11_000 for a in attempts())
+
+
 def test_a_receiver_down_for_20_s_gets_the_message_when_it_is_back(api: httpx.Client) -> None:
     port = free_port()  # nothing listens there yet: connections are refused
     subscription = subscribe(api, f"http://127.0.0.1:{port}/hooks/painkiller", ["patient.created"])

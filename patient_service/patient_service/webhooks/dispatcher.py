@@ -7,8 +7,14 @@ the oldest due delivery with `FOR UPDATE SKIP LOCKED`, POST it and record the at
 transaction: a sender killed mid-delivery leaves the row unlocked and still due, and any
 dispatcher sends it again with the same `webhook-id`. Nothing is lost, and a receiver may see a
 message twice: Standard Webhooks receivers drop duplicates by `webhook-id`.
+
+A receiver gets one delivery at a time (the claim locks its subscription's row too, and senders
+skip a locked one), and each attempt has an overall deadline (`timeout_s`), however slowly the
+receiver trickles its answer: a slow or hostile receiver holds one sender for at most that long,
+and never the others, so every other subscription's alerts still go out.
 """
 
+import asyncio
 import logging
 import random
 import threading
@@ -27,7 +33,7 @@ from standardwebhooks import Webhook
 from painkiller_common import logs, metrics
 from painkiller_common.consumer import Batch, Consumer
 from painkiller_common.contracts import Event
-from painkiller_common.db import make_engine, make_session_factory
+from painkiller_common.db import database_unavailable, make_engine, make_session_factory
 from painkiller_common.outbox import UnitOfWork
 from painkiller_common.topology import PATIENT_EVENTS_FOR_WEBHOOKS
 from patient_service.config import Settings, WebhookSettings
@@ -87,18 +93,25 @@ class Sender:
     def __init__(self, engine: Engine, settings: WebhookSettings) -> None:
         self._engine = engine
         self._settings = settings
-        # No redirects followed, no proxy or certificate settings taken from the environment.
-        self._client = httpx.Client(follow_redirects=False, trust_env=False, timeout=settings.timeout_s)
+        # No redirects followed, no proxy or certificate settings taken from the environment. Async,
+        # on a loop of this sender's own: cancelling a POST at its deadline closes its connection,
+        # which no timeout of a blocking client does (they count each read on its own).
+        self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False, timeout=settings.timeout_s)
+        self._loop = asyncio.new_event_loop()
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 if not self.deliver_one():
                     stop.wait(IDLE_WAIT_S)
-            except Exception:  # the database went away, say: the delivery stays due; try again
-                logger.exception("webhook sender failed; retrying")
+            except Exception as exc:  # the delivery stays due; try again
+                if database_unavailable(exc):  # no traceback for an outage: it says nothing new
+                    logger.warning("webhook sender: database unavailable (%s); retrying", type(exc).__name__)
+                else:
+                    logger.exception("webhook sender failed; retrying")
                 stop.wait(1.0)
-        self._client.close()
+        self._loop.run_until_complete(self._client.aclose())
+        self._loop.close()
 
     def deliver_one(self) -> bool:
         """Send the oldest due delivery, if there is one; whether there was."""
@@ -109,7 +122,10 @@ class Sender:
                 .where(WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= func.now())
                 .order_by(WebhookDelivery.next_attempt_at)
                 .limit(1)
-                .with_for_update(skip_locked=True, of=WebhookDelivery)
+                # The subscription too: a receiver busy with one delivery is skipped by the others.
+                # NO KEY UPDATE, so that new deliveries may still reference it (their foreign key
+                # takes KEY SHARE): a plain FOR UPDATE would hold up the consumer that makes them.
+                .with_for_update(skip_locked=True, key_share=True, of=(WebhookDelivery, WebhookSubscription))
             ).first()
             if row is None:
                 return False
@@ -142,10 +158,9 @@ class Sender:
             request = self._client.build_request(
                 "POST", target.connect_url, content=delivery.body.encode(), headers=headers, extensions=extensions
             )
-            response = self._client.send(request, stream=True)
-            response.close()  # the status is the answer; the body is not read
-            status, error = response.status_code, None
-        except httpx.TimeoutException:
+            status = self._loop.run_until_complete(asyncio.wait_for(self._post(request), self._settings.timeout_s))
+            error = None
+        except (TimeoutError, httpx.TimeoutException):
             status, error = None, f"no answer within {self._settings.timeout_s:g} s"
         except httpx.HTTPError as exc:
             status, error = None, f"{type(exc).__name__}: {exc}"[:300]
@@ -153,6 +168,11 @@ class Sender:
         if status is not None and duration_ms > self._settings.timeout_s * 1000:
             status, error = None, f"no answer within {self._settings.timeout_s:g} s"
         return Outcome(status, error, duration_ms)
+
+    async def _post(self, request: httpx.Request) -> int:
+        response = await self._client.send(request, stream=True)
+        await response.aclose()  # the status is the answer; the body is not read
+        return response.status_code
 
     def _record(self, session: Session, delivery: WebhookDelivery, outcome: Outcome, at: datetime) -> None:
         delivery.attempts += 1

@@ -65,11 +65,27 @@ def check(url: str, allowed_hosts: frozenset[str]) -> Target:
     return Target(url=url, host=host, address=addresses[0])
 
 
+# Special-purpose ranges (the IANA registries) that are never a receiver's address, listed rather
+# than left to `is_global`: Pythons without the fix for CVE-2024-4032 call some of them global,
+# and some lead inwards by translation (NAT64 maps 64:ff9b::7f00:1 to 127.0.0.1, 6to4 and Teredo
+# embed an IPv4 address).
+DENIED = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+        "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15",
+        "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+        "::/127", "::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/23",
+        "2001:db8::/32", "2002::/16", "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+    )
+)  # fmt: skip
+
+
 def _public(address: str) -> bool:
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:  # ::ffff:127.0.0.1 is loopback
         ip = ip.ipv4_mapped
-    return ip.is_global
+    return ip.is_global and not any(ip in network for network in DENIED)
 
 
 def _resolve(host: str, port: int) -> list[str]:
