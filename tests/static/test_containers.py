@@ -116,6 +116,30 @@ def test_compose_has_no_default_passwords_and_no_guest(compose: dict) -> None:
         assert not any(var.endswith("ADMIN_DATABASE_URL") for var in env), "only migrations know the superuser"
 
 
+def test_plain_http_is_on_loopback_and_only_nginx_is_trusted_to_forward(compose: dict) -> None:
+    """Patient data over plain HTTP stays on the host; HTTPS serves the network. The APIs believe
+    an X-Forwarded-For from NGINX's own address only, never from anyone (`*`)."""
+    nginx = compose["services"]["nginx"]
+    http, https = nginx["ports"]
+    assert http.startswith("127.0.0.1:") and http.endswith(":8080")
+    assert https.endswith(":8443")
+    address = nginx["networks"]["default"]["ipv4_address"]
+    for service in ("patient", "measurement"):
+        trusted = compose["services"][f"{service}-api"]["environment"][f"{service.upper()}_FORWARDED_ALLOW_IPS"]
+        assert trusted == address != "*"
+
+
+ONE_SHOTS = {"patient-migrate", "measurement-migrate", "broker-definitions"}  # they run to completion
+
+
+def test_every_long_running_service_is_restarted_and_one_shots_are_not(compose: dict) -> None:
+    """Compose is the supervisor there: whatever dies, the databases and the broker included, comes
+    back; a migration that failed must not loop, the services waiting on it stay down."""
+    for name, service in compose["services"].items():
+        expected = "no" if name in ONE_SHOTS else "unless-stopped"
+        assert service.get("restart") == expected, name
+
+
 def test_relays_and_consumers_have_a_liveness_healthcheck(compose: dict) -> None:
     for name in ("patient-relay", "patient-consumer", "measurement-relay", "measurement-consumer"):
         probe = " ".join(compose["services"][name]["healthcheck"]["test"])

@@ -96,6 +96,12 @@ def test_no_credential_is_written_in_the_manifests(rendered: list[dict[str, Any]
     assert not [key for key in config if re.search("PASSWORD|SECRET|TOKEN$", key)]
 
 
+def test_no_client_written_forwarded_address_is_believed(rendered: list[dict[str, Any]]) -> None:
+    config = of_kind(rendered, "ConfigMap")["painkiller-config"]["data"]
+    for service in ("PATIENT", "MEASUREMENT"):
+        assert "*" not in config[f"{service}_FORWARDED_ALLOW_IPS"]
+
+
 def test_every_api_route_reaches_its_service_through_the_ingress(rendered: list[dict[str, Any]]) -> None:
     [ingress] = of_kind(rendered, "Ingress").values()
     paths = [(p["path"], p["backend"]["service"]["name"]) for rule in ingress["spec"]["rules"]
