@@ -5,6 +5,7 @@ who the caller is, which one patient a `patient/` token may reach, and what to w
 audit trail. Refused attempts are audited too, in a transaction of their own (doc/security.md).
 """
 
+import dataclasses
 import hashlib
 import logging
 import uuid
@@ -20,9 +21,10 @@ from sqlalchemy import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from painkiller_common import audit
+from painkiller_common import audit, logs
 from painkiller_common.auth import CONTEXTS, Forbidden, Principal, TokenVerifier, Unauthorized
-from painkiller_common.errors import DomainError, NotFound
+from painkiller_common.errors import Conflict, DomainError, NotFound
+from painkiller_common.fhir import Gone, MultipleMatches
 from painkiller_common.problems import Problem, on_domain_error, on_problem, status_of
 
 logger = logging.getLogger(__name__)
@@ -68,6 +70,16 @@ class Access:
             "client_address": self.client_address,
         }
 
+    def also(self, request: Request, resource: str, permissions: str, *, action: str) -> "Access":
+        """The same caller's access for a second thing its request does (a conditional create's
+        search): 403 unless the token grants that too, and audited as `action`, not as the first."""
+        other = dataclasses.replace(self, action=action, resource_type=resource, only_patient=None)
+        request.state.access = other  # a refusal is audited as what was refused
+        assert other.principal is not None  # `self` was granted: its caller is known
+        _grant(other, other.principal, resource, permissions, CONTEXTS)
+        request.state.access = self
+        return other
+
     def reach(self, patient_id: uuid.UUID) -> None:
         """404 for a patient this caller may not see, exactly as if it did not exist."""
         if self.only_patient is not None and patient_id != self.only_patient:
@@ -105,23 +117,30 @@ def requires(
             action=action or ACTIONS[permissions[0]],
             resource_type=resource,
             audit_table=request.app.state.audit_table,
-            request_id=request.headers.get("x-request-id"),
+            request_id=logs.REQUEST_ID.get(),  # the request's, well formed (AccessLog)
             client_address=request.client.host if request.client else None,
         )
         request.state.access = access
         if credentials is None:
             raise Unauthorized("Send a bearer token in the Authorization header.", token_sent=False)
         access.principal = principal = await _principal(request.app.state.token_verifier, credentials.credentials)
-        context = principal.granted_in(resource, permissions, contexts)
-        if context is None:
-            raise Forbidden(f"This needs one of the scopes {', '.join(needed)}.", needed=" ".join(needed))
-        if context == "patient":
-            if principal.patient_id is None:
-                raise Forbidden("A patient/ scope needs a `patient` claim in the token.", needed=" ".join(needed))
-            access.only_patient = principal.patient_id
+        _grant(access, principal, resource, permissions, contexts)
         return access
 
     return check
+
+
+def _grant(access: Access, principal: Principal, resource: str, permissions: str, contexts: tuple[str, ...]) -> None:
+    """403 unless `principal` has `permissions` on `resource` in one of `contexts`; a `patient/`
+    scope limits `access` to the token's patient."""
+    context = principal.granted_in(resource, permissions, contexts)
+    needed = " ".join(f"{context}/{resource}.{permissions}" for context in contexts)
+    if context is None:
+        raise Forbidden(f"This needs one of the scopes {needed.replace(' ', ', ')}.", needed=needed)
+    if context == "patient":
+        if principal.patient_id is None:
+            raise Forbidden("A patient/ scope needs a `patient` claim in the token.", needed=needed)
+        access.only_patient = principal.patient_id
 
 
 async def _principal(verifier: TokenVerifier, token: str) -> Principal:
@@ -134,8 +153,9 @@ async def _principal(verifier: TokenVerifier, token: str) -> Principal:
 
 
 def install_refusal_audit(app: FastAPI) -> None:
-    """Audit every 401 and 403, and a 404 on a data route, then answer problem+json."""
-    for refusal in (Unauthorized, Forbidden, NotFound):
+    """Audit every 401 and 403, a 404 on a data route, and the 409, 410 and 412 that say something
+    of a record (it exists, it was deleted, it matches), then answer problem+json."""
+    for refusal in (Unauthorized, Forbidden, NotFound, Conflict, Gone, MultipleMatches):
         # Typed for any Exception by Starlette; only called with the class registered here.
         app.add_exception_handler(refusal, _audit_refusal)  # type: ignore[arg-type]
 
@@ -149,6 +169,8 @@ async def _audit_refusal(request: Request, exc: Problem | DomainError) -> Respon
 
 def _record_refusal(request: Request, access: Access, status: int) -> None:
     patient_id = _uuid(request.path_params.get("patient_id"))
+    if patient_id is None and access.resource_type == "Patient":  # FHIR's /Patient/{resource_id}
+        patient_id = _uuid(request.path_params.get("resource_id"))
     resource_id = _uuid(request.path_params.get("measurement_id")) or patient_id
     try:
         with request.app.state.session_factory() as session, session.begin():

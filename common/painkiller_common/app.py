@@ -72,6 +72,7 @@ def create_app(service: Service[S], settings: S | None = None) -> FastAPI:
         app.include_router(health_router(readiness, prefix), include_in_schema=prefix == service.docs_prefix)
     for router in service.routers():
         app.include_router(router)
+    app.add_middleware(ProtectiveHeaders)
     app.add_middleware(AccessLog)
     # FastAPI's documented way to extend the document; mypy objects to assigning a method.
     app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
@@ -175,7 +176,8 @@ class AccessLog:
             await send(message)
 
         headers = dict(scope["headers"])
-        request_id, traceparent = (headers.get(name, b"").decode("latin-1") or None for name in HEADERS_IN)
+        sent_id, traceparent = (headers.get(name, b"").decode("latin-1") or None for name in HEADERS_IN)
+        request_id = logs.request_id_of(sent_id)  # what the audit row records too (Access)
         with logs.work(request_id=request_id, traceparent=traceparent):
             try:
                 await self.app(scope, receive, send_status)
@@ -196,6 +198,38 @@ class AccessLog:
 
 # The ids a request brings (NGINX sets X-Request-ID when the client did not), for logs.work.
 HEADERS_IN = (b"x-request-id", b"traceparent")
+
+# Patient data must not be cached (by a browser or a proxy), sniffed into another type, framed by
+# another page, or leak its URL in a Referer. NGINX says the same, but in Kubernetes the Ingress
+# reaches the services directly: the apps say it themselves, on every answer.
+PROTECTIVE_HEADERS = (
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+)
+
+
+class ProtectiveHeaders:
+    """Adds PROTECTIVE_HEADERS to every response that does not set them itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_protected(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [header for header in PROTECTIVE_HEADERS if header[0] not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_protected)
 
 
 def problem_openapi(app: FastAPI) -> dict[str, Any]:

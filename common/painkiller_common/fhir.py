@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.resource import Resource
@@ -29,6 +30,9 @@ PREFIX = "/fhir"
 FHIR_JSON = "application/fhir+json"
 FHIR_VERSION = "4.3.0"  # R4B: the models every resource is validated with
 DEFAULT_COUNT = 20
+# A transaction Bundle is one reading's Observations: a handful. More is refused before any is
+# validated, which is the costly part.
+MAX_BUNDLE_ENTRIES = 100
 
 # The OperationOutcome issue code for each status (https://hl7.org/fhir/R4B/valueset-issue-type.html).
 ISSUE_CODES = {
@@ -60,6 +64,10 @@ class Malformed(Invalid):
 
 class MultipleMatches(DomainError):
     """A conditional create whose condition matches more than one resource (412)."""
+
+
+class TooManyEntries(DomainError):
+    """A transaction Bundle with more entries than one request may hold (413)."""
 
 
 class BadRequest(DomainError):
@@ -95,8 +103,15 @@ async def read_body(request: Request) -> bytes:
 RawBody = Annotated[bytes, Depends(read_body)]
 
 
+async def parse_off_the_loop(model: type[Resource], body: bytes) -> Resource:
+    """`parse_resource` in a worker thread, for async routes: validating a large body takes a
+    while (half a second for 1 MB), and the event loop serves every other request meanwhile."""
+    return await run_in_threadpool(parse_resource, model, body)
+
+
 def parse_resource(model: type[Resource], body: bytes) -> Resource:
-    """The request's body as a resource of `model`; 400 with the elements at fault if it is not one."""
+    """The request's body as a resource of `model`; 400 with the elements at fault if it is not one,
+    413 for a Bundle of more than MAX_BUNDLE_ENTRIES entries (counted before any is validated)."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than any resource
@@ -104,6 +119,9 @@ def parse_resource(model: type[Resource], body: bytes) -> Resource:
     expected = model.get_resource_type()
     if not isinstance(data, dict) or data.get("resourceType") != expected:
         raise BadRequest(f"Send a resource of type {expected}.")
+    entries = data.get("entry")
+    if expected == "Bundle" and isinstance(entries, list) and len(entries) > MAX_BUNDLE_ENTRIES:
+        raise TooManyEntries(f"Bundle.entry: at most {MAX_BUNDLE_ENTRIES} entries, not {len(entries)}.")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

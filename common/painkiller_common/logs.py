@@ -10,6 +10,7 @@ service's HTTP call, into the outbox row, the AMQP message's headers and what a 
 
 import logging
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -74,6 +75,12 @@ def work(*, request_id: str | None, traceparent: str | None, event_id: str | Non
         EVENT_ID.reset(tokens[2])
         TRACEPARENT.reset(tokens[1])
         REQUEST_ID.reset(tokens[0])
+
+
+def request_id_of(sent: str | None) -> str:
+    """A request's id: the one the client (or NGINX) sent if it is well formed, else a new one. It
+    goes into logs, the outbox and the audit trail, where a client must not write what it likes."""
+    return sent if sent and _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
 
 
 def outgoing_headers() -> dict[str, str]:

@@ -176,6 +176,7 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     fhir.Gone: 410,
     fhir.BadRequest: 400,
     fhir.MultipleMatches: 412,
+    fhir.TooManyEntries: 413,
 }
 
 

@@ -101,12 +101,13 @@ def audit_table(metadata: MetaData) -> Table:
     """Who read or changed which record, one row per record touched (HIPAA 164.312(b)).
 
     Append-only: the runtime role may INSERT and SELECT it, never UPDATE or DELETE (the
-    migrations grant that), and nothing prunes it. Ids only, never names or other PHI.
+    migrations grant that), and nothing prunes it. Ids only, never names or other PHI. A row's
+    `id` and `at` are the server's: the runtime role may not insert either (AUDIT_CALLER_COLUMNS).
     """
     return Table(
         "audit_events",
         metadata,
-        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("id", BigInteger, Identity(always=True), primary_key=True),
         Column("at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
         Column("actor", String(255), nullable=False),  # the token's `sub`; "anonymous" without one
         Column("client_id", String(255)),

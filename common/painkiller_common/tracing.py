@@ -7,6 +7,10 @@ few calls below go to OpenTelemetry's no-op API.
 
 FastAPI, SQLAlchemy and httpx come instrumented; the relay's publish and the consumer's apply are
 spans of our own that continue the trace from the outbox row and the AMQP message's headers.
+
+No span leaves the process with a query string: searches put names, MRNs and birth dates there
+(`?name=`, `identifier=`), and the instrumentations record whole URLs. Every exporter gets the
+spans through `_WithoutQueries`, whichever instrumentation made them.
 """
 
 import json
@@ -44,10 +48,10 @@ def configure(service: str, process_kind: str) -> None:
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        provider.add_span_processor(BatchSpanProcessor(_WithoutQueries(OTLPSpanExporter())))
     if directory := os.environ.get("PAINKILLER_TRACE_DIR"):
         path = os.path.join(directory, f"{service}-{process_kind}.jsonl")
-        provider.add_span_processor(SimpleSpanProcessor(_FileExporter(path)))
+        provider.add_span_processor(SimpleSpanProcessor(_WithoutQueries(_FileExporter(path))))
     trace.set_tracer_provider(provider)
     HTTPXClientInstrumentor().instrument()
 
@@ -77,8 +81,51 @@ def span(name: str, kind: SpanKind, parent: str | None) -> Iterator[None]:
         yield
 
 
+# Attributes that hold nothing but a query string.
+QUERY_ATTRIBUTES = frozenset({"url.query", "http.query"})
+
+
+class _WithoutQueries(SpanExporter):
+    """Hands `exporter` each span with the query string cut from every attribute (`/x?name=Ada`
+    becomes `/x`), and attributes that are only a query left out."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self._exporter = exporter
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._exporter.export([_without_queries(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._exporter.force_flush(timeout_millis)
+
+
+def _without_queries(span: ReadableSpan) -> ReadableSpan:
+    attributes = {
+        name: value.split("?", 1)[0] if isinstance(value, str) else value
+        for name, value in (span.attributes or {}).items()
+        if name not in QUERY_ATTRIBUTES
+    }
+    return ReadableSpan(
+        name=span.name.split("?", 1)[0],
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attributes,
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
 class _FileExporter(SpanExporter):
-    """Spans as JSON lines: name, kind, trace id, span id and parent span id."""
+    """Spans as JSON lines: name, kind, trace id, span id, parent span id and attributes."""
 
     def __init__(self, path: str) -> None:
         self._path, self._lock = path, threading.Lock()
@@ -90,7 +137,7 @@ class _FileExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def _summary(span: ReadableSpan) -> dict[str, str | None]:
+def _summary(span: ReadableSpan) -> dict[str, object]:
     context = span.get_span_context()
     assert context is not None
     return {
@@ -99,4 +146,5 @@ def _summary(span: ReadableSpan) -> dict[str, str | None]:
         "trace_id": f"{context.trace_id:032x}",
         "span_id": f"{context.span_id:016x}",
         "parent_id": f"{span.parent.span_id:016x}" if span.parent else None,
+        "attributes": {name: str(value) for name, value in (span.attributes or {}).items()},
     }

@@ -60,7 +60,9 @@ class Writer:
             patient_id=posted.patient_id,
             data=posted.reading(),
             key=self.key,
-            scope=f"POST {request.url.path}",
+            # The patient is in the JSON route's path, so in its scope; here it is in the body, and
+            # a key sent again for another patient must not answer with the first one's reading.
+            scope=f"POST {request.url.path} Patient/{posted.patient_id}",
             location_prefix="/api/v1/measures",
         )
         return Stored(MeasurementOut.model_validate(json.loads(bytes(answer.body))), answer.headers.get(REPLAYED))
@@ -118,11 +120,11 @@ def _uuid(value: str) -> uuid.UUID | None:
 
 @router.post("/Observation", name="fhir_observation_create", dependencies=JsonBody)
 async def create_observation(request: Request, body: fhir.RawBody, writer: WriterDep) -> Response:
-    resource = fhir.parse_resource(Observation, body)
+    resource = await fhir.parse_off_the_loop(Observation, body)
     assert isinstance(resource, Observation)  # parse_resource returns the model it is given
     posted = Posted()
     posted.add(resource, "Observation")
-    if (existing := await _existing(request, writer.pool, writer.access)) is not None:
+    if (existing := await _existing(request, writer, posted)) is not None:
         return fhir.resource_response(existing)  # If-None-Exist matched: nothing is created
     stored = await writer.store(request, posted)
     created = _observations(stored.reading, posted)[0]
@@ -133,7 +135,7 @@ async def create_observation(request: Request, body: fhir.RawBody, writer: Write
 async def transaction(request: Request, body: fhir.RawBody, writer: WriterDep) -> Response:
     """A transaction Bundle of Observations of one measurement (one patient, one time), stored as
     one reading: all of them or none."""
-    bundle = fhir.parse_resource(Bundle, body)
+    bundle = await fhir.parse_off_the_loop(Bundle, body)
     assert isinstance(bundle, Bundle)  # parse_resource returns the model it is given
     if bundle.type != "transaction":
         raise fhir.BadRequest("Only transaction Bundles are processed here.")
@@ -156,13 +158,22 @@ async def transaction(request: Request, body: fhir.RawBody, writer: WriterDep) -
     return fhir.resource_response(answer, headers=stored.headers())
 
 
-async def _existing(request: Request, pool: PoolDep, access: Access) -> Observation | None:
-    """The Observation a conditional create's `If-None-Exist` matches, if one does; 412 if several."""
+async def _existing(request: Request, writer: Writer, posted: Posted) -> Observation | None:
+    """The Observation a conditional create's `If-None-Exist` matches, if one does; 412 if several.
+
+    The condition is a search, and is treated as one: it needs the search permission and is
+    audited as a search. It may only look at the posted Observation's own subject (naming another
+    patient is 400): a create must not become a way to read, or to learn of, anyone else's."""
     query = fhir.condition(request, OBSERVATION_SEARCH)
     if query is None:
         return None
-    async with pool.acquire() as conn, conn.transaction():
-        found = await fhir_observations.search(conn, query, _patients(query, access))
+    access = writer.access.also(request, "Observation", "s", action="search")
+    assert posted.patient_id is not None  # Posted.add sets it from every Observation
+    access.reach(posted.patient_id)
+    if _patients(query, access) not in (None, [posted.patient_id]):
+        raise fhir.BadRequest(f"If-None-Exist may search only the posted subject, Patient/{posted.patient_id}.")
+    async with writer.pool.acquire() as conn, conn.transaction():
+        found = await fhir_observations.search(conn, query, [posted.patient_id])
         await access.record_async(conn, 200, found.touched)
     if len(found.observations) > 1:
         raise fhir.MultipleMatches("If-None-Exist matches more than one Observation.")

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from painkiller_common import audit
 from painkiller_common.access import USER_OR_SYSTEM, Access, requires
 from painkiller_common.app import JsonBody, json_response, require_csv
+from painkiller_common.auth import Forbidden
 from painkiller_common.db import SessionDep
 from painkiller_common.idempotency import IdempotencyKey, Outcome, run_once
 from painkiller_common.pagination import Page
@@ -152,6 +153,11 @@ async def get_patient(patient_id: uuid.UUID, pool: PoolDep, access: CanRead) -> 
     return json_response(await service.read_patient(pool=pool, access=access, patient_id=patient_id))
 
 
+# A patient's app must not move itself to SpO2 scale 2 (a lower NEWS2, silenced alerts) or take
+# another record number: these are the ward's decisions.
+CLINICIANS_FIELDS = frozenset({"spo2_scale", "mrn"})
+
+
 @router.patch(
     "/{patient_id:uuid}",
     name="update",
@@ -162,8 +168,13 @@ async def get_patient(patient_id: uuid.UUID, pool: PoolDep, access: CanRead) -> 
 def update_patient(
     patient_id: uuid.UUID, data: PatientUpdate, session: SessionDep, settings: SettingsDep, access: CanUpdate
 ) -> PatientOut:
-    """Change only the fields sent; setting `age` forgets `birth_date` and the other way round."""
+    """Change only the fields sent; setting `age` forgets `birth_date` and the other way round.
+    `spo2_scale` and `mrn` are clinicians' fields: a `patient/` token may not change them."""
     access.reach(patient_id)
+    if access.only_patient is not None and (sent := sorted(data.model_fields_set & CLINICIANS_FIELDS)):
+        raise Forbidden(
+            f"{', '.join(sent)}: changed by clinicians only, not with a patient/ token.", needed="user/Patient.u"
+        )
     patient = service.update_patient(session=session, patient_id=patient_id, data=data, settings=settings)
     access.record(session, 200, [(patient_id, patient_id)])
     return service.to_out(patient)

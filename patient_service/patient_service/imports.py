@@ -128,7 +128,8 @@ def _patient(row: dict[str, str]) -> PatientCreate:
             "mrn": row["patient_id"],
             "first_name": row["first_name"],
             "last_name": row["last_name"],
-            "age": int(age) if age.isdigit() else age,  # a non-number stays a string and is refused
+            # ASCII digits only: "²" is a digit to isdigit(), not to int(). Else a string, refused.
+            "age": int(age) if age.isascii() and age.isdigit() else age,
             "conditions": [condition] if condition else [],
         }
     )

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import ProgrammingError
 
+from painkiller_common.pytest_plugin import served
 from painkiller_common.testing import DatabaseRoles
 
 ADA = {"first_name": "Ada", "last_name": "Lovelace", "age": 36}
@@ -33,6 +34,22 @@ def test_a_patient_token_reaches_its_own_patient_only(client: TestClient, make_p
     assert hidden.json()["detail"] == f"Patient {other['id']} does not exist."
     assert client.get("/api/v1/patient", headers=own).status_code == 403  # lists are for clinicians
     assert client.get("/api/v1/patient/at-risk", headers=own).status_code == 403
+
+
+@pytest.mark.parametrize("change", [{"spo2_scale": 2}, {"mrn": "MRN-9"}, {"spo2_scale": 2, "last_name": "X"}])
+def test_a_patient_token_cannot_change_the_clinicians_fields(
+    client: TestClient, make_patient, token, change: dict
+) -> None:
+    """Moving oneself to SpO2 scale 2 would lower one's NEWS2 and silence the alerts."""
+    mine = make_patient()
+    own = as_(token(scope="patient/Patient.rus", patient=mine["id"], subject="home-app"))
+    refused = client.patch(f"/api/v1/patient/{mine['id']}", json=change, headers=own)
+    assert refused.status_code == 403, refused.text
+    assert client.get(f"/api/v1/patient/{mine['id']}").json() == mine  # nothing changed
+    assert client.patch(f"/api/v1/patient/{mine['id']}", json={"last_name": "Byron"}, headers=own).status_code == 200
+    assert client.patch(f"/api/v1/patient/{mine['id']}", json=change).status_code == 200  # a clinician may
+    refusals = [(r["actor"], r["action"]) for r in audit_of(client, mine["id"]) if r["status"] == 403]
+    assert refusals == [("home-app", "update")]
 
 
 def test_a_patient_token_without_its_patient_claim_is_403(client: TestClient, make_patient, token) -> None:
@@ -99,6 +116,20 @@ def test_a_page_of_patients_audits_each_patient_returned(client: TestClient, mak
     client.get("/api/v1/patient", params={"limit": 1})
     assert [r["action"] for r in audit_of(client, first["id"])][0] == "search"
     assert [r["action"] for r in audit_of(client, second["id"])][0] == "create"  # not on that page
+
+
+def test_a_conflict_and_a_deleted_record_are_audited(client: TestClient, make_patient) -> None:
+    """A 409 says a record exists, a 410 that it did: both are accesses to the trail."""
+    patient = make_patient(mrn="MRN-409")
+    assert client.post("/api/v1/patient", json={**ADA, "mrn": "MRN-409"}).status_code == 409
+    client.delete(f"/api/v1/patient/{patient['id']}")
+    assert client.get(f"/fhir/Patient/{patient['id']}").status_code == 410
+    with served(client).state.session_factory() as session:
+        rows = session.execute(text("SELECT action, status, patient_id FROM audit_events WHERE status IN (409, 410)"))
+        assert sorted((action, status, str(pid) if pid else None) for action, status, pid in rows) == [
+            ("create", 409, None),
+            ("read", 410, patient["id"]),
+        ]
 
 
 def test_a_request_without_a_token_is_401_and_audited(client: TestClient, make_patient) -> None:

@@ -46,6 +46,7 @@ def test_bad_lines_are_reported_by_line_number_and_the_rest_imported(client: Tes
             "H-1,Ann,Lee,41,",  # line 7: repeated MRN
             "H-7,Too,Many,30,x,y",  # line 8: wrong number of fields
             "H-8,Gil,Hart,30,Asthma",  # line 9: fine
+            "H-9,Ivy,Jay,²,",  # line 10: a digit to str.isdigit(), not a number
         ]
     )
     report = post_csv(client, text + "\n").json()
@@ -57,6 +58,7 @@ def test_bad_lines_are_reported_by_line_number_and_the_rest_imported(client: Tes
         (6, "6.patient_id"),
         (7, "7.patient_id"),
         (8, "8.row"),
+        (10, "10.age"),
     ]
     assert stored("patients") == 2
 

@@ -191,12 +191,31 @@ def test_an_observation_posted_in_fhir_is_a_reading_with_its_events(api: httpx.C
     assert locations == [f"Observation/{newest['id']}-blood-pressure", f"Observation/{newest['id']}-heart-rate"]
 
 
+def test_a_bundle_of_more_than_100_entries_is_413_before_any_is_validated(api: httpx.Client) -> None:
+    """Validating a Bundle's entries is what costs (about half a second per megabyte); a reading
+    is a handful of Observations, so more than 100 entries are refused unread."""
+    patient = new_patient(api)
+    entry = {"request": {"method": "POST", "url": "Observation"}, "resource": heart_rate(patient, 70, NOW)}
+    too_many = {"resourceType": "Bundle", "type": "transaction", "entry": [entry] * 101}
+    outcome = issue(post(api, "/fhir", too_many), 413)
+    assert outcome["code"] == "too-long" and "Bundle.entry" in outcome["diagnostics"]
+    assert api.get(f"/api/v1/patient/{patient}/measurements").json()["items"] == []
+    # 100 of the same Observation are validated, and refused as one reading cannot hold them.
+    assert issue(post(api, "/fhir", {**too_many, "entry": [entry] * 100}), 422)["code"] == "processing"
+
+
 def test_an_observation_is_stored_once_with_an_idempotency_key_or_if_none_exist(api: httpx.Client) -> None:
     patient = new_patient(api)
     observation = heart_rate(patient, 77, NOW)
     first = valid(post(api, "/fhir/Observation", observation, **{"Idempotency-Key": "fhir-once-1"}), 201)
     again = post(api, "/fhir/Observation", observation, **{"Idempotency-Key": "fhir-once-1"})
     assert valid(again, 201) == first and again.headers["idempotent-replayed"] == "true"
+    # The same key and values for another patient: that patient's own reading, not the first replayed.
+    other = new_patient(api, "Other")
+    theirs = valid(
+        post(api, "/fhir/Observation", heart_rate(other, 77, NOW), **{"Idempotency-Key": "fhir-once-1"}), 201
+    )
+    assert theirs["subject"] == {"reference": f"Patient/{other}"} and theirs["id"] != first["id"]
 
     def if_none_exist(**params: str) -> dict[str, str]:
         return {"If-None-Exist": urlencode({"patient": patient, **params})}
@@ -332,6 +351,49 @@ def test_scopes_and_the_patient_context_hold_on_the_fhir_routes(stack, api: http
     with httpx.Client(base_url=stack.url, headers=bearer(stack, scope="user/Patient.rs"), timeout=10) as reader:
         assert issue(reader.get("/fhir/Observation"), 403)["code"] == "forbidden"
         assert issue(post(reader, "/fhir/Patient", fhir_patient("X")), 403)["code"] == "forbidden"
+
+
+def test_a_conditional_create_is_a_search_of_the_posted_subject_only(stack, api: httpx.Client) -> None:
+    """`If-None-Exist` runs a search: without the search permission it is refused, it may look at
+    the posted Observation's own subject only, and the audit trail records it as the search it is.
+    A create-only token could otherwise learn other patients' readings, or that they exist (412)."""
+    mine, theirs = new_patient(api, "Mine"), new_patient(api, "Theirs")
+    for patient in (mine, theirs):
+        api.post(f"/api/v1/patient/{patient}/measurements", json={"heart_rate_bpm": 90, "measured_at": NOW.isoformat()})
+    earlier = NOW - timedelta(minutes=5)
+    probe = {"If-None-Exist": urlencode({"patient": theirs, "code": "8867-4"})}
+    create_only = bearer(stack, scope="user/Observation.c", subject="create-only")
+    with httpx.Client(base_url=stack.url, headers=create_only, timeout=10) as creator:
+        assert (
+            issue(post(creator, "/fhir/Observation", heart_rate(mine, 71, earlier), **probe), 403)["code"]
+            == "forbidden"
+        )
+        own = {"If-None-Exist": urlencode({"patient": mine, "code": "8867-4"})}
+        assert (
+            issue(post(creator, "/fhir/Observation", heart_rate(mine, 71, earlier), **own), 403)["code"] == "forbidden"
+        )
+    searcher = bearer(stack, scope="user/Observation.cs", subject="searcher")
+    with httpx.Client(base_url=stack.url, headers=searcher, timeout=10) as client:
+        assert (
+            issue(post(client, "/fhir/Observation", heart_rate(mine, 72, earlier), **probe), 400)["code"] == "invalid"
+        )
+        same = {"If-None-Exist": urlencode({"patient": mine, "code": "8867-4", "date": NOW.isoformat()})}
+        assert (
+            valid(post(client, "/fhir/Observation", heart_rate(mine, 90, NOW), **same))["valueQuantity"]["value"] == 90
+        )
+        # No patient named: the condition is about the posted subject, never about everyone's.
+        any_90 = {"If-None-Exist": urlencode({"code": "8867-4", "date": NOW.isoformat()})}
+        assert valid(post(client, "/fhir/Observation", heart_rate(mine, 90, NOW), **any_90))["subject"] == {
+            "reference": f"Patient/{mine}"
+        }
+    for patient in (mine, theirs):  # nothing was created by any of it
+        assert len(api.get(f"/api/v1/patient/{patient}/measurements").json()["items"]) == 1
+    rows = api.get("/api/v1/measures/audit", params={"patient_id": mine}).json()["items"]
+    assert {(r["actor"], r["action"], r["status"]) for r in rows if r["actor"] == "searcher"} == {
+        ("searcher", "search", 200)
+    }
+    assert [r for r in api.get("/api/v1/measures/audit", params={"patient_id": theirs}).json()["items"]
+            if r["actor"] in ("searcher", "create-only") and r["status"] == 200] == []  # fmt: skip
 
 
 @pytest.mark.parametrize("path", ["/fhir/Patient", "/fhir/Observation", "/fhir/Observation/$lastn", "/fhir"])

@@ -164,6 +164,33 @@ def test_responses_carry_request_id_and_safety_headers(api: httpx.Client, stack)
     assert len(minted) == 32
 
 
+PROTECTIVE = {
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "content-security-policy": "frame-ancestors 'none'",
+}
+
+
+@pytest.mark.parametrize("through", ["nginx", "own port"])
+def test_patient_data_carries_the_protective_headers_once_with_or_without_nginx(
+    api: httpx.Client, stack, through: str
+) -> None:
+    """In Kubernetes the Ingress reaches a service without NGINX: the service itself must say that
+    its answers are not to be cached, sniffed or framed, and NGINX must not say it twice."""
+    patient = api.post("/api/v1/patient", json={"first_name": "Hedy", "last_name": "Lamarr", "age": 40}).json()
+    api.post(f"/api/v1/patient/{patient['id']}/measurements", json={"heart_rate_bpm": 70})
+    paths = [f"/api/v1/patient/{patient['id']}", f"/api/v1/patient/{patient['id']}/measurements", "/fhir/Patient"]
+    for path in paths:
+        port = stack.measurement_port if path.endswith("/measurements") else stack.patient_port
+        base = stack.url if through == "nginx" else f"http://127.0.0.1:{port}"
+        response = httpx.get(base + path, headers=api.headers, timeout=10)
+        assert response.status_code == 200, (path, response.text)
+        assert {name: response.headers.get_list(name) for name in PROTECTIVE} == {
+            name: [value] for name, value in PROTECTIVE.items()
+        }, path
+
+
 def test_unknown_path_is_a_problem_from_nginx(api: httpx.Client) -> None:
     response = api.get("/wp-admin/setup.php")
     assert response.status_code == 404

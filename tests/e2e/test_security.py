@@ -269,6 +269,45 @@ def test_audit_rows_cannot_be_altered_by_the_runtime_role(api: httpx.Client, wor
             engine.dispose()
 
 
+FORGERIES = (
+    "INSERT INTO audit_events (id, actor, action, resource_type, status) VALUES (1000000, 'x', 'read', 'Patient', 200)",
+    "INSERT INTO audit_events (at, actor, action, resource_type, status)"
+    " VALUES ('2020-01-01', 'x', 'read', 'Patient', 200)",
+    "INSERT INTO audit_events (id, actor, action, resource_type, status) OVERRIDING SYSTEM VALUE"
+    " VALUES (1000001, 'x', 'read', 'Patient', 200)",
+)
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+def test_the_runtime_role_cannot_choose_an_audit_rows_id_or_time(world: World, forgery: str) -> None:
+    """A role that could set them could backdate a row, or take the id the next real one gets."""
+    for var in ("PATIENT_DATABASE_URL", "MEASUREMENT_DATABASE_URL"):
+        engine = create_engine(E2E_DATABASES[var])
+        try:
+            with pytest.raises(Exception, match="permission denied|cannot insert"), engine.begin() as conn:
+                conn.execute(text(forgery))
+        finally:
+            engine.dispose()
+
+
+@pytest.mark.parametrize("sent", ["a b", "x" * 65, "<script>", "evil\u202eid"])
+def test_an_ill_formed_request_id_is_replaced_not_recorded(stack, api: httpx.Client, world: World, sent: str) -> None:
+    """Straight to the API's own port, as an Ingress would: no NGINX to sanitise the header."""
+    marker = f"rid-{uuid.uuid4().hex[:8]}"
+    url = f"http://127.0.0.1:{stack.patient_port}/api/v1/patient/{world.patient}"
+    answer = httpx.get(url, headers={**bearer(stack, subject=marker), "X-Request-ID": sent.encode("utf-8")}, timeout=10)
+    assert answer.status_code == 200
+    engine = create_engine(E2E_DATABASES["PATIENT_MIGRATION_DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            recorded = conn.execute(
+                text("SELECT request_id FROM audit_events WHERE actor = :a"), {"a": marker}
+            ).scalar()
+    finally:
+        engine.dispose()
+    assert recorded is not None and recorded != sent and len(recorded) == 32 and recorded.isalnum()
+
+
 def test_no_process_connects_as_a_superuser_or_as_guest(stack, api: httpx.Client, world: World) -> None:
     engine = create_engine(E2E_DATABASES["PATIENT_ADMIN_DATABASE_URL"])
     try:
@@ -370,7 +409,9 @@ def test_forged_events_are_dead_lettered_and_change_nothing(stack, api: httpx.Cl
     assert [m["id"] for m in listed] == [world.measurement]
 
 
-def test_a_canary_name_appears_in_no_log(stack, api: httpx.Client) -> None:
+def test_a_canary_name_appears_in_no_log_and_no_trace(stack, api: httpx.Client) -> None:
+    """Logs of every process and NGINX's, and every span exported (the test stack writes them all,
+    with their attributes, under traces/): searches carry names in their query strings."""
     canary = f"Canary{uuid.uuid4().hex[:10]}"
     created = api.post("/api/v1/patient", json={"first_name": canary, "last_name": canary, "mrn": canary, "age": 9})
     assert created.status_code == 201
@@ -379,8 +420,10 @@ def test_a_canary_name_appears_in_no_log(stack, api: httpx.Client) -> None:
     api.post("/api/v1/patient/list", json={"name": canary})
     api.post("/api/v1/patient", json={"first_name": canary, "last_name": canary, "mrn": canary, "age": 9})  # 409
     api.patch(f"/api/v1/patient/{created.json()['id']}", json={"first_name": canary + "\u202e"})  # 422
-    logs = [path for path in Path(stack.run_dir).rglob("*.log")]
-    assert logs
+    api.get("/fhir/Patient", params={"name": canary})
+    api.get("/fhir/Patient", params={"identifier": canary, "birthdate": "1941-12-09"})
+    logs = [*Path(stack.run_dir).rglob("*.log"), *Path(stack.run_dir).rglob("*.jsonl")]
+    assert any(path.suffix == ".jsonl" and "GET /fhir/Patient" in path.read_text() for path in logs)
     leaking = [str(path) for path in logs if canary in path.read_text(errors="replace")]
     assert leaking == []
 
@@ -405,6 +448,24 @@ def strict_nginx(stack) -> Iterator[stack_module.Stack]:
     finally:
         stack_module.stop([process])
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def test_nginx_errors_log_no_query_string(strict_nginx, stack) -> None:
+    """A 429 or a 502 is an error NGINX logs with the request line; the query holds names."""
+    canary = f"Canary{uuid.uuid4().hex[:10]}"
+    with httpx.Client(base_url=strict_nginx.url, timeout=5, headers=bearer(stack)) as client:
+        limited = [client.get("/api/v1/patient", params={"name": canary}).status_code for _ in range(10)]
+        assert 429 in limited
+        time.sleep(1.5)  # the burst back
+        stack.supervisor.stop_program("patient-api")
+        try:
+            assert client.get("/api/v1/patient", params={"name": canary}).status_code == 502
+        finally:
+            stack.supervisor.start_program("patient-api")
+            stack_module.wait_ready(stack.url + "/api/v1/patient/health/ready")
+    logs = list(Path(strict_nginx.run_dir).rglob("*.log"))
+    assert any("upstream=" in path.read_text() for path in logs)  # the access log has what happened
+    assert [str(path) for path in logs if canary in path.read_text(errors="replace")] == []
 
 
 def test_nginx_limits_requests_per_address_with_429_problems(strict_nginx) -> None:
