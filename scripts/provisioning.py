@@ -103,12 +103,13 @@ def _user_exists(user: str) -> bool:
 
 
 def auth_env(auth_dir: Path) -> dict[str, str]:
-    """Both services trust the dev key; the measurement service gets its own token (system/Patient.r)."""
+    """Both services trust the dev key; the measurement service gets its own token, which may ask
+    whether a patient exists and nothing more (system/PatientExistence.r)."""
     jwks = ensure_dev_key(auth_dir)
     token_file = auth_dir / "measurement-service.token"
     token_file.touch(mode=0o600)
     token_file.write_text(
-        mint(auth_dir, scope="system/Patient.r", subject="measurement-service", ttl_s=SERVICE_TOKEN_TTL_S)
+        mint(auth_dir, scope="system/PatientExistence.r", subject="measurement-service", ttl_s=SERVICE_TOKEN_TTL_S)
     )
     return {
         "AUTH_ISSUER": DEV_ISSUER,

@@ -174,7 +174,10 @@ def _record_refusal(request: Request, access: Access, status: int) -> None:
     resource_id = _uuid(request.path_params.get("measurement_id")) or patient_id
     try:
         with request.app.state.session_factory() as session, session.begin():
-            access.record(session, status, [(resource_id, patient_id)])
+            if access.principal is None:  # no valid token: counted, not a row each (tables.py)
+                audit.count_refusal(session, request.app.state.refused_table, access.client_address, status)
+            else:
+                access.record(session, status, [(resource_id, patient_id)])
     except SQLAlchemyError as exc:  # the refusal stands; the log says the trail has a gap
         logger.error("could not audit a refused request (%s) request_id=%s", type(exc).__name__, access.request_id)
 

@@ -62,6 +62,7 @@ def create_app(service: Service[S], settings: S | None = None) -> FastAPI:
     # Made here, not in the lifespan: an API without a way to check tokens must not start at all.
     app.state.token_verifier = TokenVerifier(settings.auth)
     app.state.audit_table = service.tables.audit_events
+    app.state.refused_table = service.tables.refused_requests
     app.state.settings = settings
     readiness = {
         "database": Check(health.database),

@@ -8,7 +8,8 @@ from datetime import datetime
 
 from asyncpg import Connection
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from painkiller_common.pagination import Cursor, Limit, Page, clamp_limit, decode_int_cursor, page_of
@@ -55,6 +56,18 @@ def record(session: Session, table: Table, columns: dict[str, object], touched: 
     """One row per (record id, patient id), in a single statement."""
     session.execute(
         insert(table), [{**columns, "resource_id": resource, "patient_id": patient} for resource, patient in touched]
+    )
+
+
+def count_refusal(session: Session, table: Table, client_address: str | None, status: int) -> None:
+    """One more refusal without a valid token from this address, in this minute."""
+    minute = func.date_trunc("minute", func.now())
+    upsert = pg_insert(table).values(minute=minute, client_address=client_address or "", status=status, requests=1)
+    session.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[table.c.minute, table.c.client_address, table.c.status],
+            set_={"requests": table.c.requests + 1},
+        )
     )
 
 

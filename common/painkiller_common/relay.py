@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 OUTBOX_RETENTION = timedelta(days=7)
 PROCESSED_EVENT_RETENTION = timedelta(days=30)  # far longer than any redelivery
 IDEMPOTENCY_KEY_RETENTION = timedelta(hours=24)
+REFUSAL_RETENTION = timedelta(days=90)  # the counts of refusals without a valid token (tables.py)
 BACKLOG_EVERY_S = 1.0  # how often the outbox gauges are refreshed
 BROKER_REPORT_EVERY_S = 10.0  # how often a connected relay says so again (readiness: stale after 30 s)
 
@@ -462,5 +463,6 @@ class Relay:
                     t.idempotency_keys.c.created_at < func.now() - IDEMPOTENCY_KEY_RETENTION
                 )
             )
+            db.execute(delete(t.refused_requests).where(t.refused_requests.c.minute < func.now() - REFUSAL_RETENTION))
         if sent.rowcount:
             logger.info("pruned %d published events", sent.rowcount)

@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     Identity,
     Index,
+    Integer,
     MetaData,
     PrimaryKeyConstraint,
     SmallInteger,
@@ -29,6 +30,7 @@ class EventTables:
     idempotency_keys: Table
     audit_events: Table
     broker_status: Table
+    refused_requests: Table
 
 
 def event_tables(metadata: MetaData) -> EventTables:
@@ -94,6 +96,7 @@ def event_tables(metadata: MetaData) -> EventTables:
         idempotency_keys=idempotency,
         audit_events=audit_table(metadata),
         broker_status=broker_status,
+        refused_requests=refused_table(metadata),
     )
 
 
@@ -119,4 +122,22 @@ def audit_table(metadata: MetaData) -> Table:
         Column("request_id", String(64)),
         Column("client_address", String(64)),
         Index("ix_audit_events_patient_id", "patient_id", "id"),
+    )
+
+
+def refused_table(metadata: MetaData) -> Table:
+    """Requests refused for want of a valid token, counted per client address, status and minute.
+
+    A row each in the audit trail would let an unauthenticated flood grow it without bound, 100
+    rows a second per address: these are counted instead, and kept REFUSAL_RETENTION (relay.py).
+    Refusals of a known caller (403, 404, 409...) stay rows of the audit trail.
+    """
+    return Table(
+        "refused_requests",
+        metadata,
+        Column("minute", DateTime(timezone=True), nullable=False),
+        Column("client_address", String(64), nullable=False),
+        Column("status", SmallInteger, nullable=False),
+        Column("requests", Integer, nullable=False),
+        PrimaryKeyConstraint("minute", "client_address", "status"),
     )

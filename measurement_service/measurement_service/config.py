@@ -18,5 +18,5 @@ class Settings(ServiceSettings):
     patient_service_url: str = "http://127.0.0.1:8001"
     # Short: a slow patient service must turn into a quick 503, not a pile of waiting requests.
     patient_service_timeout_s: float = Field(default=2.0, gt=0, le=30)
-    # A file holding this service's own token for that question (scope system/Patient.r).
+    # A file holding this service's own token for that question (scope system/PatientExistence.r).
     patient_service_token_file: str | None = None

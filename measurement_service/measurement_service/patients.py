@@ -3,8 +3,9 @@
 The replica answers almost always. On a miss (a patient created a moment ago, whose event has not
 arrived yet) the patient service is asked once over its internal address with a short timeout;
 an unreachable patient service is a 503 with Retry-After, never a 500. The service asks with a
-token of its own (`system/Patient.r`), read from a file so that whatever renews it (a sidecar of
-the identity provider, `make up` in dev) can replace it without a restart (doc/security.md).
+token of its own, `system/PatientExistence.r`: whether a patient exists and nothing more, never
+the record. It is read from a file so that whatever renews it (a sidecar of the identity
+provider, `make up` in dev) can replace it without a restart (doc/security.md).
 """
 
 import logging
@@ -31,7 +32,7 @@ class PatientDirectory:
         try:
             # The request's ids go along, so the patient service's log lines join this request's.
             headers = {"Authorization": f"Bearer {self._token.read()}", **logs.outgoing_headers()}
-            response = await self._client.get(f"/api/v1/patient/{patient_id}", headers=headers)
+            response = await self._client.get(f"/api/v1/patient/{patient_id}/exists", headers=headers)
         except (httpx.HTTPError, OSError) as exc:
             logger.warning(
                 "patient service unreachable: %s %s", type(exc).__name__, exc if isinstance(exc, OSError) else ""
@@ -42,7 +43,7 @@ class PatientDirectory:
         if response.status_code in (401, 403):
             logger.error("the patient service refused this service's token (%s)", response.status_code)
             raise Unavailable("The patient service could not answer; retry shortly.")
-        if response.status_code != 200:
+        if response.status_code != 204:
             logger.warning("patient service answered %s for a lookup", response.status_code)
             raise Unavailable("The patient service could not answer; retry shortly.")
 

@@ -4,12 +4,14 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from sqlalchemy import select
 
 from painkiller_common import audit
 from painkiller_common.access import USER_OR_SYSTEM, Access, requires
 from painkiller_common.app import JsonBody, json_response, require_csv
 from painkiller_common.auth import Forbidden
 from painkiller_common.db import SessionDep
+from painkiller_common.errors import NotFound
 from painkiller_common.idempotency import IdempotencyKey, Outcome, run_once
 from painkiller_common.pagination import Page
 from painkiller_common.pg import PoolDep
@@ -17,7 +19,7 @@ from painkiller_common.problems import problem_responses
 from patient_service import imports, service
 from patient_service.config import Settings
 from patient_service.imports import ImportReport
-from patient_service.models import EVENT_TABLES
+from patient_service.models import EVENT_TABLES, Patient
 from patient_service.schemas import (
     AtRiskFilter,
     AtRiskPatient,
@@ -47,6 +49,9 @@ CanSearch = Annotated[Access, Depends(requires("Patient", "s", contexts=USER_OR_
 CanUpdate = Annotated[Access, Depends(requires("Patient", "u"))]
 CanDelete = Annotated[Access, Depends(requires("Patient", "d"))]
 CanReadAudit = Annotated[Access, Depends(requires("AuditEvent", "s", contexts=USER_OR_SYSTEM))]
+# Whether a patient exists, and nothing more: the measurement service's token has this scope only,
+# not Patient.r, so a leak of that token reveals no name or MRN (doc/security.md).
+CanCheckExistence = Annotated[Access, Depends(requires("PatientExistence", "r", contexts=("system",)))]
 
 
 def _touched(patients: Page[PatientOut] | Page[AtRiskPatient]) -> list[tuple[uuid.UUID, uuid.UUID]]:
@@ -156,6 +161,15 @@ async def get_patient(patient_id: uuid.UUID, pool: PoolDep, access: CanRead) -> 
 # A patient's app must not move itself to SpO2 scale 2 (a lower NEWS2, silenced alerts) or take
 # another record number: these are the ward's decisions.
 CLINICIANS_FIELDS = frozenset({"spo2_scale", "mrn"})
+
+
+@router.get("/{patient_id:uuid}/exists", name="exists", status_code=status.HTTP_204_NO_CONTENT, include_in_schema=False)
+def patient_exists(patient_id: uuid.UUID, session: SessionDep, access: CanCheckExistence) -> Response:
+    """204 if the patient exists, 404 if not; no record leaves. For the measurement service."""
+    if session.scalar(select(Patient.id).where(Patient.id == patient_id)) is None:
+        raise NotFound(f"Patient {patient_id} does not exist.")
+    access.record(session, 204, [(patient_id, patient_id)])
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.patch(

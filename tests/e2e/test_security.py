@@ -42,6 +42,7 @@ ROUTES = [
     ("GET", "/api/v1/patient/audit?patient_id={patient}", None),
     ("GET", "/api/v1/patient/{patient}", None),
     ("GET", "/api/v1/patient/{patient}/risk", None),
+    ("GET", "/api/v1/patient/{patient}/exists", None),
     ("PATCH", "/api/v1/patient/{patient}", {"age": 4}),
     ("DELETE", "/api/v1/patient/{patient}", None),
     ("POST", "/api/v1/patient/delete/{patient}", None),
@@ -230,12 +231,19 @@ def test_refusals_and_reads_land_in_the_audit_trail(stack, api: httpx.Client, wo
     api.get(f"/api/v1/patient/{world.patient}", headers=bearer(stack, scope="user/Observation.r", subject="nosy"))
     api.get(f"/api/v1/patient/{world.patient}", headers={"Authorization": "Bearer junk"})
     rows = api.get("/api/v1/patient/audit", params={"patient_id": world.patient}).json()["items"]
-    assert [(r["actor"], r["action"], r["status"]) for r in rows[:3]] == [
-        ("anonymous", "read", 401),
+    assert [(r["actor"], r["action"], r["status"]) for r in rows[:2]] == [
         ("nosy", "read", 403),
         ("dr-who", "read", 200),
     ]
-    assert rows[2]["request_id"] == "rid-1"
+    assert rows[1]["request_id"] == "rid-1"
+    # Without a valid token: counted per address and minute, not a row each (doc/security.md).
+    engine = create_engine(E2E_DATABASES["PATIENT_MIGRATION_DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            counted = conn.execute(text("SELECT sum(requests) FROM refused_requests WHERE status = 401")).scalar()
+    finally:
+        engine.dispose()
+    assert counted >= 1
     readings = api.get("/api/v1/measures/audit", params={"patient_id": world.patient}).json()["items"]
     assert (readings[-1]["action"], readings[-1]["resource_id"]) == ("create", world.measurement)
 
@@ -267,6 +275,18 @@ def test_audit_rows_cannot_be_altered_by_the_runtime_role(api: httpx.Client, wor
                     conn.execute(text(statement))
         finally:
             engine.dispose()
+
+
+def test_the_measurement_services_token_learns_existence_and_nothing_more(stack, world: World) -> None:
+    """It asks whether a patient exists (a reading for one created a moment ago); a leak of it must
+    not reveal names or MRNs."""
+    token = (stack.auth_dir / "measurement-service.token").read_text().strip()
+    with httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as service:
+        assert service.get(f"/api/v1/patient/{world.patient}/exists").status_code == 204
+        assert service.get(f"/api/v1/patient/{uuid.uuid4()}/exists").status_code == 404
+        assert service.get(f"/api/v1/patient/{world.patient}").status_code == 403
+        assert service.get("/api/v1/patient", params={"name": "a"}).status_code == 403
+        assert service.get(f"/fhir/Patient/{world.patient}").status_code == 403
 
 
 FORGERIES = (
