@@ -137,11 +137,13 @@ def element_path(resource_type: str, loc: Sequence[str | int]) -> str:
 
 
 def base_url(request: Request, configured: str | None) -> str:
-    """The FHIR base clients use: the configured one, else the one this request came to (NGINX
-    passes the Host header the client sent, port included, as X-Forwarded-Host)."""
+    """The FHIR base clients use: the configured one (`FHIR_BASE_URL`), else the one this request
+    came to, by its `Host` (NGINX passes the one the client sent, port included, once it matched
+    ALLOWED_HOSTS). Never `X-Forwarded-Host`: anyone reaching a service directly could write it,
+    and point the links and `Location` of the answer elsewhere."""
     if configured:
         return configured.rstrip("/")
-    host = request.headers.get("x-forwarded-host") or request.headers.get("host") or request.url.netloc
+    host = request.headers.get("host") or request.url.netloc
     return f"{request.url.scheme}://{host}{PREFIX}"
 
 

@@ -191,6 +191,21 @@ def test_an_observation_posted_in_fhir_is_a_reading_with_its_events(api: httpx.C
     assert locations == [f"Observation/{newest['id']}-blood-pressure", f"Observation/{newest['id']}-heart-rate"]
 
 
+def test_links_never_follow_a_client_written_forwarded_host(stack, api: httpx.Client) -> None:
+    """Straight to the service, as an Ingress would: a client's X-Forwarded-Host must not point the
+    `next` links or the `Location` of its answer at another host."""
+    new_patient(api, "Linked")
+    new_patient(api, "Linked")
+    direct = f"http://127.0.0.1:{stack.patient_port}"
+    forged = {**api.headers, "X-Forwarded-Host": "evil.example", "content-type": FHIR_JSON}
+    page = httpx.get(f"{direct}/fhir/Patient", params={"_count": "1"}, headers=forged, timeout=10).json()
+    created = httpx.post(f"{direct}/fhir/Patient", json=fhir_patient("Forged"), headers=forged, timeout=10)
+    assert created.status_code == 201
+    links = [link["url"] for link in page["link"]] + [created.headers["location"]]
+    assert not [url for url in links if "evil.example" in url], links
+    assert all(url.startswith(direct) for url in links), links
+
+
 def test_a_bundle_of_more_than_100_entries_is_413_before_any_is_validated(api: httpx.Client) -> None:
     """Validating a Bundle's entries is what costs (about half a second per megabyte); a reading
     is a handful of Observations, so more than 100 entries are refused unread."""
