@@ -23,6 +23,7 @@ import pika
 import pytest
 from harness import bearer, broker, eventually, running_stack, stack_module
 from harness import test_databases as databases_named
+from load import BAND_OF_HEART_RATE, SETS
 from sqlalchemy import create_engine, text
 from tally import FIGURES, Tally
 
@@ -30,15 +31,6 @@ from painkiller_common.contracts import EXCHANGE
 
 REPLICA_DATABASES = databases_named("replicas")
 PATIENTS, READINGS_EACH = 200, 3
-# Full NEWS2 sets (tests/e2e/test_risk_end_to_end.py): the newest reading alone decides the band.
-SETS = {
-    "low": dict(respiratory_rate_bpm=16, spo2_percent=97, on_oxygen=False, systolic_mmhg=124, diastolic_mmhg=78,
-                heart_rate_bpm=76, consciousness="alert", temperature_c=36.9),
-    "medium": dict(respiratory_rate_bpm=22, spo2_percent=95, on_oxygen=False, systolic_mmhg=108, diastolic_mmhg=70,
-                   heart_rate_bpm=104, consciousness="alert", temperature_c=38.3),
-    "high": dict(respiratory_rate_bpm=27, spo2_percent=91, on_oxygen=True, systolic_mmhg=92, diastolic_mmhg=58,
-                 heart_rate_bpm=128, consciousness="confusion", temperature_c=39.4),
-}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +125,7 @@ def test_a_shuffled_duplicated_stream_ends_as_one_ordered_consumer_would(replica
                        "SELECT DISTINCT ON (patient_id) patient_id::text, id::text, heart_rate_bpm FROM measurements"
                        " WHERE patient_id = ANY(CAST(:ids AS uuid[])) ORDER BY patient_id, measured_at DESC",
                        ids=surviving)  # fmt: skip
-        band_of = {values["heart_rate_bpm"]: band for band, values in SETS.items()}
-        expected = {pid: (rid, band_of[rate]) for pid, rid, rate in newest}
+        expected = {pid: (rid, BAND_OF_HEART_RATE[rate]) for pid, rid, rate in newest}
         assert len(expected) == len(surviving)
         kept = {rid for pid, _, _, rid in readings if rid not in removed_readings and pid not in removed_patients}
         stored_ids = {row[0] for row in query("MEASUREMENT_DATABASE_URL", "SELECT id::text FROM measurements")}
