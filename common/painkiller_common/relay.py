@@ -64,9 +64,13 @@ class _Listener:
             keepalives_interval=5,
             keepalives_count=3,
         )
-        self.conn.autocommit = True
-        with self.conn.cursor() as cur:
-            cur.execute(f"LISTEN {OUTBOX_CHANNEL}")
+        try:
+            self.conn.autocommit = True
+            with self.conn.cursor() as cur:
+                cur.execute(f"LISTEN {OUTBOX_CHANNEL}")
+        except psycopg2.Error:
+            self.close()  # connected, but could not LISTEN: not left open behind the poll
+            raise
         # Kept, not asked again: a connection the server dropped no longer has a fileno() to
         # give, and the loop must still unregister it.
         self.fd = self.conn.fileno()
