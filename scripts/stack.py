@@ -374,7 +374,8 @@ def down(stack: Stack) -> None:
 
 
 def status(stack: Stack) -> int:
-    """A line per process: its state, pid, uptime and restarts; 0 when every one is running."""
+    """A line per process: its state, pid, uptime and restarts; 0 when every one runs (STARTING is a
+    process started less than 5 s ago, not yet proven; BACKOFF, EXITED or FATAL one that is down)."""
     if not stack.supervisor.answering():
         print(f"The stack is not running (no supervisor answers at {stack.supervisor.socket}): `make up` starts it.")
         return 1
@@ -382,11 +383,11 @@ def status(stack: Stack) -> int:
     processes = stack.supervisor.processes()
     print(f"{'process':<26}{'state':<10}{'pid':>8}  {'uptime':>10}{'restarts':>10}")
     for info in processes:
-        hours, rest = divmod(info["now"] - info["start"] if info["statename"] == "RUNNING" else 0, 3600)
+        hours, rest = divmod(info["now"] - info["start"] if info["pid"] else 0, 3600)
         uptime = f"{hours}:{rest // 60:02}:{rest % 60:02}"
         restarted = restarts.get(info["name"], 0)
         print(f"{info['name']:<26}{info['statename']:<10}{info['pid'] or '-':>8}  {uptime:>10}{restarted:>10.0f}")
-    return 0 if all(info["statename"] == "RUNNING" for info in processes) else 1
+    return 0 if all(info["statename"] in ("RUNNING", "STARTING") for info in processes) else 1
 
 
 def restart_counts(stack: Stack) -> dict[str, float]:
