@@ -7,6 +7,7 @@ which restarts any that dies (scripts/supervision.py).
 """
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -107,9 +108,10 @@ class Stack:
     def targets_file(self) -> Path:
         return self.run_dir / "prometheus-targets.json"
 
-    @property
+    @functools.cached_property
     def supervisor(self) -> Supervisor:
-        """What runs every process of this stack, and restarts any that dies."""
+        """What runs every process of this stack, and restarts any that dies. One per stack, so that
+        the one that started supervisord also reaps it when it stops."""
         return Supervisor(self.run_dir)
 
     def pids(self) -> dict[str, int]:
@@ -273,10 +275,15 @@ def nginx_command(stack: Stack, *args: str) -> list[str]:
     return [nginx_binary(), "-p", str(main.parent), "-c", str(main), *args]
 
 
-def start_nginx(stack: Stack) -> subprocess.Popen[bytes]:
-    """An NGINX of its own, outside the supervisor (a test's second NGINX with other limits)."""
+def prepare_nginx(stack: Stack) -> None:
+    """Write NGINX's configuration and have NGINX check it: a mistake stops here, not in a loop of restarts."""
     render_nginx(stack)
     subprocess.run(nginx_command(stack, "-t", "-q"), check=True)
+
+
+def start_nginx(stack: Stack) -> subprocess.Popen[bytes]:
+    """An NGINX of its own, outside the supervisor (a test's second NGINX with other limits)."""
+    prepare_nginx(stack)
     args = nginx_command(stack, "-g", "daemon off;")
     log = (stack.run_dir / "nginx.log").open("ab")
     return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -289,8 +296,7 @@ def up(stack: Stack) -> None:
     if "AUTH_ISSUER" not in {**os.environ, **stack.env}:  # no identity provider: trust the dev key
         stack.env.update(auth_env(stack.auth_dir))
     migrate(stack)
-    render_nginx(stack)
-    subprocess.run(nginx_command(stack, "-t", "-q"), check=True)
+    prepare_nginx(stack)
     stack.supervisor.write_config(programs(stack), metrics_port=stack.supervisor_metrics_port)
     stack.supervisor.start(stack.process_env())
     for name in instances(stack.replicas):
