@@ -115,6 +115,8 @@ class Bench:
             vhost=VHOST,
             names={service: f"{VHOST}-{service}" for service in SERVICES},
             passwords={service: f"bench-{service}" for service in SERVICES},
+            admin=f"{VHOST}-admin",
+            admin_password="bench-admin",
         )
         self.stack = stack_module.Stack(
             run_dir=self.work,

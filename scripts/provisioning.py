@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from painkiller_common.broker_access import EVENTS_EXCHANGE, OTHER, SERVICES, grant
+from painkiller_common.broker_access import EVENTS_EXCHANGE, OTHER, SERVICES, Grant, admin_grant, grant
 from painkiller_common.devauth import DEV_AUDIENCE, DEV_ISSUER, ensure_dev_key, mint
 
 # How long the measurement service's own token for the patient service lives in dev.
@@ -26,13 +26,15 @@ def rabbitmqctl(*args: str) -> None:
 
 
 def load_secrets(path: Path) -> dict[str, str]:
-    """Passwords of this stack's roles and users, made once and kept (0600) under the run dir."""
-    if path.exists():
-        return json.loads(path.read_text())
-    made = {f"{service}_{kind}": secrets.token_urlsafe(24) for service in SERVICES for kind in ("db", "owner", "amqp")}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_text(json.dumps(made, indent=2))
+    """Passwords of this stack's roles and users, made once and kept (0600) under the run dir; one
+    that an older checkout did not make is added."""
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    names = [f"{service}_{kind}" for service in SERVICES for kind in ("db", "owner", "amqp")] + ["broker_admin"]
+    made = {name: kept.get(name) or secrets.token_urlsafe(24) for name in names}
+    if made != kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(made, indent=2))
     return made
 
 
@@ -60,39 +62,55 @@ def database_env(
 
 @dataclass(frozen=True)
 class BrokerUsers:
-    """One RabbitMQ user per service, with rights in one virtual host only."""
+    """One RabbitMQ user per service, with rights in one virtual host only, and the admin user
+    that declares the topology there at `migrate`."""
 
     vhost: str
     names: dict[str, str]  # service -> user name
     passwords: dict[str, str]
+    admin: str
+    admin_password: str
     address: str = "127.0.0.1:5672"
 
     def url(self, service: str, address: str | None = None) -> str:
-        user, password = self.names[service], quote(self.passwords[service], safe="")
-        return f"amqp://{user}:{password}@{address or self.address}/{quote(self.vhost, safe='')}"
+        return self._url(self.names[service], self.passwords[service], address)
+
+    def admin_url(self, address: str | None = None) -> str:
+        return self._url(self.admin, self.admin_password, address)
+
+    def _url(self, user: str, password: str, address: str | None) -> str:
+        credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
+        return f"amqp://{credentials}@{address or self.address}/{quote(self.vhost, safe='')}"
 
     def env(self) -> dict[str, str]:
+        """Every process's broker settings; the admin's are for `migrate` only (stack.py keeps
+        them from the running processes)."""
         env = {}
         for service in SERVICES:
             env[f"{service.upper()}_AMQP_URL"] = self.url(service)
+            env[f"{service.upper()}_AMQP_ADMIN_URL"] = self.admin_url()
             env[f"{service.upper()}_EVENT_PRODUCER"] = self.names[OTHER[service]]
         return env
 
     def create(self) -> None:
-        """Create (or reset) the users and give each only what its service uses. The `--` keeps a
-        password that starts with "-" from being read as an option."""
+        """Create (or reset) the users and give each only what it uses."""
+        self._create(admin_grant(self.admin), self.admin_password)
         for service in SERVICES:
-            user = self.names[service]
-            if _user_exists(user):
-                rabbitmqctl("change_password", user, "--", self.passwords[service])
-            else:
-                rabbitmqctl("add_user", user, "--", self.passwords[service])
-            rights = grant(service, user)
-            rabbitmqctl("set_permissions", "-p", self.vhost, user, *[rights.resources] * 3)
-            rabbitmqctl("set_topic_permissions", "-p", self.vhost, user, EVENTS_EXCHANGE, rights.publish, rights.bind)
+            self._create(grant(service, self.names[service]), self.passwords[service])
+
+    def _create(self, rights: Grant, password: str) -> None:
+        # The `--` keeps a password that starts with "-" from being read as an option.
+        if _user_exists(rights.user):
+            rabbitmqctl("change_password", rights.user, "--", password)
+        else:
+            rabbitmqctl("add_user", rights.user, "--", password)
+        rabbitmqctl("set_permissions", "-p", self.vhost, rights.user, rights.configure, rights.write, rights.read)
+        rabbitmqctl(
+            "set_topic_permissions", "-p", self.vhost, rights.user, EVENTS_EXCHANGE, rights.publish, rights.bind
+        )
 
     def delete(self) -> None:
-        for user in self.names.values():
+        for user in (self.admin, *self.names.values()):
             if _user_exists(user):
                 rabbitmqctl("delete_user", user)
 

@@ -27,6 +27,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from provisioning import BrokerUsers, auth_env, database_env, dev_certificate, load_secrets
 from supervision import Program, Supervisor
 
+from painkiller_common.broker_access import ADMIN_USER
+
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_DIR = ROOT / "nginx"
 OBSERVABILITY = ROOT / "observability"
@@ -179,14 +181,20 @@ def migrate(stack: Stack) -> None:
         subprocess.run([sys.executable, "-m", module, "migrate"], env=stack.process_env(), check=True)
 
 
+def runtime_env(env: dict[str, str]) -> dict[str, str]:
+    """A running process's environment: without the PostgreSQL superuser's and the broker admin's
+    URLs, which only `migrate` uses (doc/security.md)."""
+    return {var: value for var, value in env.items() if "ADMIN" not in var}
+
+
 def programs(stack: Stack) -> list[Program]:
     """Every process of the stack, in start order, NGINX last: what supervisord keeps running.
     Each program's environment is what it adds to the stack's (`process_env()`)."""
-    shared = stack.process_env()
+    shared = runtime_env(stack.process_env())
     listed = []
     for name in instances(stack.replicas):
         module, command, _ = PROCESSES[kind_of(name)[0]]
-        own = {var: value for var, value in stack.process_env(name).items() if shared.get(var) != value}
+        own = {var: value for var, value in runtime_env(stack.process_env(name)).items() if shared.get(var) != value}
         listed.append(Program(name, [sys.executable, "-m", module, command], own, stack.run_dir / f"{name}.log"))
     nginx = nginx_command(stack, "-g", "daemon off;")
     listed.append(Program("nginx", nginx, {}, stack.run_dir / "nginx.log"))
@@ -298,7 +306,7 @@ def up(stack: Stack) -> None:
     migrate(stack)
     prepare_nginx(stack)
     stack.supervisor.write_config(programs(stack), metrics_port=stack.supervisor_metrics_port)
-    stack.supervisor.start(stack.process_env())
+    stack.supervisor.start(runtime_env(stack.process_env()))
     for name in instances(stack.replicas):
         ready_path = PROCESSES[kind_of(name)[0]][2]
         if ready_path:
@@ -425,6 +433,8 @@ def dev_env(run_dir: Path) -> dict[str, str]:
         vhost="/",
         names={"patient": "painkiller_patient", "measurement": "painkiller_measurement"},
         passwords={service: passwords[f"{service}_amqp"] for service in ("patient", "measurement")},
+        admin=ADMIN_USER,
+        admin_password=passwords["broker_admin"],
     )
     if not any(var in os.environ for var in ("PATIENT_AMQP_URL", "MEASUREMENT_AMQP_URL")):
         broker.create()

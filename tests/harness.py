@@ -68,6 +68,8 @@ def broker() -> Iterator[BrokerUsers]:
         vhost=name,
         names={service: f"{name}-{service}" for service in SERVICES},
         passwords={service: secrets.token_urlsafe(16) for service in SERVICES},
+        admin=f"{name}-admin",
+        admin_password=secrets.token_urlsafe(16),
         address=RABBITMQ,
     )
     users.create()

@@ -1,42 +1,57 @@
-"""What each service's RabbitMQ user may do, in one place: `make up` applies it with rabbitmqctl,
-compose loads it as a definitions file (`python -m painkiller_common.broker_access`).
+"""What each RabbitMQ user may do, in one place: `make up` applies it with rabbitmqctl, compose
+loads it as a definitions file (`python -m painkiller_common.broker_access`), and the Kubernetes
+manifests are checked against it.
 
-A service's user may configure, write and read only the shared exchanges and its own queues, and
-topic permissions let it publish only its own event types (`patient.*` or `measurement.*`) and
-bind only to the events it consumes (BINDS). Never `guest` (doc/security.md).
+A service's user configures nothing: the shared exchanges and every queue are declared at
+`migrate` by a broker admin user that no running process knows. The service's user may write only
+to the events exchange (its relay), with topic permissions that let it publish only its own event
+types (`patient.*` or `measurement.*`), and read only the queues its consumers take events from
+(not their dead-letter queues, not anyone else's). Never `guest` (doc/security.md).
 """
 
 import base64
 import hashlib
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass
 
+from painkiller_common.topology import EXCHANGE, QUEUES
+
 SERVICES = ("patient", "measurement")
 OTHER = {"patient": "measurement", "measurement": "patient"}
-# Whose events each service's queues may bind to: the other's, and for the patient service its
-# own too, which its webhook dispatcher sends on (doc/alerts.md).
-BINDS = {"patient": "measurement|patient", "measurement": "patient"}
-SHARED_TOPOLOGY = r"painkiller\.(events|unrouted|dead)"
-EVENTS_EXCHANGE = "painkiller.events"
+EVENTS_EXCHANGE = EXCHANGE
+ADMIN_USER = "painkiller_broker_admin"
+NOTHING = "^$"  # RabbitMQ's way of saying "no resource"
+EVERYTHING = ".*"
 
 
 @dataclass(frozen=True)
 class Grant:
     user: str
-    resources: str  # configure, write and read: the same names
-    publish: str  # topic permission, write
-    bind: str  # topic permission, read
+    configure: str
+    write: str
+    read: str
+    publish: str  # topic permission on the events exchange, write
+    bind: str  # topic permission on the events exchange, read
 
 
 def grant(service: str, user: str) -> Grant:
+    own_queues = "|".join(re.escape(queue.name) for queue in QUEUES[service])
     return Grant(
         user=user,
-        resources=rf"^({SHARED_TOPOLOGY}|{service}_service\..*)$",
+        configure=NOTHING,
+        write=rf"^{re.escape(EVENTS_EXCHANGE)}$",
+        read=rf"^({own_queues})$",
         publish=rf"^{service}\.",
-        bind=rf"^({BINDS[service]})\.",
+        bind=NOTHING,  # the admin binds the queues at `migrate`
     )
+
+
+def admin_grant(user: str = ADMIN_USER) -> Grant:
+    """Declares the topology at `migrate`; the tests' observers use it too. No management tag."""
+    return Grant(user, EVERYTHING, EVERYTHING, EVERYTHING, EVERYTHING, EVERYTHING)
 
 
 def password_hash(password: str) -> str:
@@ -45,23 +60,23 @@ def password_hash(password: str) -> str:
     return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
 
 
-def definitions(vhost: str, passwords: dict[str, str]) -> dict[str, object]:
-    """A definitions file with one user per service and their rights in `vhost`."""
-    grants = [grant(service, f"painkiller_{service}") for service in SERVICES]
+def definitions(vhost: str, passwords: dict[str, str], admin_password: str) -> dict[str, object]:
+    """A definitions file with the admin user and one user per service, and their rights in `vhost`."""
+    grants = [admin_grant(), *(grant(service, f"painkiller_{service}") for service in SERVICES)]
+    secrets_of = {ADMIN_USER: admin_password, **{f"painkiller_{s}": passwords[s] for s in SERVICES}}
     return {
         "vhosts": [{"name": vhost}],
         "users": [
             {
                 "name": g.user,
-                "password_hash": password_hash(passwords[service]),
+                "password_hash": password_hash(secrets_of[g.user]),
                 "hashing_algorithm": "rabbit_password_hashing_sha256",
                 "tags": [],
             }
-            for service, g in zip(SERVICES, grants, strict=True)
+            for g in grants
         ],
         "permissions": [
-            {"user": g.user, "vhost": vhost, "configure": g.resources, "write": g.resources, "read": g.resources}
-            for g in grants
+            {"user": g.user, "vhost": vhost, "configure": g.configure, "write": g.write, "read": g.read} for g in grants
         ],
         "topic_permissions": [
             {"user": g.user, "vhost": vhost, "exchange": EVENTS_EXCHANGE, "write": g.publish, "read": g.bind}
@@ -71,9 +86,11 @@ def definitions(vhost: str, passwords: dict[str, str]) -> dict[str, object]:
 
 
 def main() -> None:
-    """Print the definitions for PATIENT_AMQP_PASSWORD and MEASUREMENT_AMQP_PASSWORD (both required)."""
+    """Print the definitions for PATIENT_AMQP_PASSWORD, MEASUREMENT_AMQP_PASSWORD and
+    AMQP_ADMIN_PASSWORD (all required)."""
     passwords = {service: os.environ[f"{service.upper()}_AMQP_PASSWORD"] for service in SERVICES}
-    print(json.dumps(definitions(os.environ.get("AMQP_VHOST", "/"), passwords), indent=2))
+    vhost = os.environ.get("AMQP_VHOST", "/")
+    print(json.dumps(definitions(vhost, passwords, os.environ["AMQP_ADMIN_PASSWORD"]), indent=2))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from painkiller_common.relay import Relay
 from painkiller_common.service import S, Service
 from painkiller_common.settings import ServiceSettings
 from painkiller_common.tables import EventTables
-from painkiller_common.topology import QueueSpec, declare_with
+from painkiller_common.topology import QUEUES, QueueSpec, declare_with
 
 
 def run(service: Service[S], *, app_factory: str, argv: Sequence[str] | None = None) -> None:
@@ -28,9 +28,7 @@ def run(service: Service[S], *, app_factory: str, argv: Sequence[str] | None = N
     settings = service.load_settings()
     commands: dict[str, Callable[[], None]] = {
         "api": lambda: serve(settings, app_factory),
-        "migrate": lambda: migrate(
-            settings, service.migrations, service.runtime_role, service.queue, *service.extra_queues
-        ),
+        "migrate": lambda: migrate(settings, service.migrations, service.runtime_role, QUEUES[service.name]),
         "relay": lambda: relay(settings, service.tables),
         "consumer": lambda: consume(service, settings),
         **{name: partial(command, settings) for name, command in service.extra_commands.items()},
@@ -43,10 +41,10 @@ def run(service: Service[S], *, app_factory: str, argv: Sequence[str] | None = N
     commands[args.command]()
 
 
-def migrate(settings: ServiceSettings, migrations_dir: Path, runtime_role: str, *queues: QueueSpec) -> None:
+def migrate(settings: ServiceSettings, migrations_dir: Path, runtime_role: str, queues: Sequence[QueueSpec]) -> None:
     """Roles and database first when a superuser URL is given; then the newest schema, as the
-    owner; then this service's queues on the broker, so no event published before its consumers
-    first start is lost."""
+    owner; then the shared exchanges and this service's queues on the broker, as its admin user,
+    so no event published before its consumers first start is lost."""
     if settings.admin_database_url:
         provision(
             admin_url=settings.admin_database_url,
@@ -55,8 +53,7 @@ def migrate(settings: ServiceSettings, migrations_dir: Path, runtime_role: str, 
             runtime_role=runtime_role,
         )
     upgrade(migrations_dir, settings.migration_database_url)
-    for queue in queues:
-        declare_with(settings.amqp_url, queue)
+    declare_with(settings.amqp_admin_url or settings.amqp_url, queues)
 
 
 def relay(settings: ServiceSettings, tables: EventTables) -> None:

@@ -35,7 +35,7 @@ from painkiller_common.contracts import Event, parse_event
 from painkiller_common.db import database_unavailable
 from painkiller_common.outbox import UnitOfWork
 from painkiller_common.tables import EventTables
-from painkiller_common.topology import QueueSpec, declare
+from painkiller_common.topology import QueueSpec, check
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class Consumer:
     def _consume(self) -> None:
         self._connection = pika.BlockingConnection(connection_parameters(self._amqp_url))
         channel = self._connection.channel()
-        declare(channel, self._queue)
+        check(channel, self._queue)  # `migrate` declared it; this user may not
         channel.basic_qos(prefetch_count=self._prefetch)
         logger.info("consuming %s", self._queue.name)
         pending: list[Delivery] = []

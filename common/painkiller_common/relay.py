@@ -38,7 +38,7 @@ from painkiller_common.migrations import OUTBOX_CHANNEL
 from painkiller_common.outbox import backlog
 from painkiller_common.pg import dsn
 from painkiller_common.tables import EventTables
-from painkiller_common.topology import declare_with
+from painkiller_common.topology import check_with
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class Relay:
 
     def _run_connection(self) -> None:
         try:
-            declare_with(self._amqp_url)  # the exchanges; each queue is its own service's
+            check_with(self._amqp_url)  # `migrate` declared it; this user may not
         except AMQPError:
             self._report_broker(connected=False)
             raise

@@ -36,10 +36,9 @@ class Service(Generic[S]):
     batch: Callable[[UnitOfWork, S], Batch]  # how its consumer applies a batch of events
     # What else its app holds while it runs, set up and torn down with it (a client, a cache).
     state: Callable[[FastAPI, S], AbstractAsyncContextManager[None]] | None = None
-    # Processes of its own beside api, relay and consumer (`python -m <service> <name>`), and the
-    # queues they read, declared by `migrate` like the consumer's.
+    # Processes of its own beside api, relay and consumer (`python -m <service> <name>`); the
+    # queues they read are in topology.QUEUES with the consumer's.
     extra_commands: Mapping[str, Callable[[S], None]] = field(default_factory=dict)
-    extra_queues: Sequence[QueueSpec] = ()
 
     def load_settings(self) -> S:
         """The settings from the environment (the service's own prefix), read once."""

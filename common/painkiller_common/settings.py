@@ -22,6 +22,9 @@ class ServiceSettings(BaseSettings):
     db_max_overflow: int = Field(default=3, ge=0, le=100)
     # Each service has a broker user of its own (doc/security.md), never `guest`.
     amqp_url: str
+    # The broker's admin user, for `migrate` to declare the exchanges and queues (no running
+    # process has it); unset: `amqp_url`'s user declares them, if it may (the services' own tests).
+    amqp_admin_url: str | None = None
     # The broker user the other service publishes as: its consumer applies no one else's events.
     event_producer: str
     log_level: str = "INFO"

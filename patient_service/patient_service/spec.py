@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from painkiller_common.service import Service
-from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS, PATIENT_EVENTS_FOR_WEBHOOKS
+from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS
 from patient_service import fhir_api
 from patient_service.api import PREFIX, router
 from patient_service.config import Settings
@@ -26,5 +26,4 @@ SPEC: Service[Settings] = Service(
     migrations=Path(__file__).parent / "migrations",
     batch=MeasurementEvents,
     extra_commands={"dispatcher": dispatcher.run},
-    extra_queues=[PATIENT_EVENTS_FOR_WEBHOOKS],
 )

@@ -24,12 +24,18 @@ import pytest
 import stack as stack_module
 from cryptography.hazmat.primitives.asymmetric import ec
 from harness import E2E_DATABASES, bearer, eventually, free_port, observer_url, vhost_of
+from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ChannelClosedByBroker
 from sqlalchemy import create_engine, text
 
 from painkiller_common.contracts import EXCHANGE, VITALS
 from painkiller_common.devauth import DEV_AUDIENCE, DEV_ISSUER, JWKS, PRIVATE_KEY
-from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS, PATIENT_EVENTS_FOR_MEASUREMENTS
+from painkiller_common.topology import (
+    DEAD_LETTERS,
+    MEASUREMENT_EVENTS_FOR_PATIENTS,
+    PATIENT_EVENTS_FOR_MEASUREMENTS,
+    UNROUTED,
+)
 
 P = "00000000-0000-4000-8000-00000000000{}"  # stand-ins, filled with real ids per test
 # Every route of both APIs with a body it accepts: (method, path, json body or CSV).
@@ -374,6 +380,59 @@ def test_a_broker_user_cannot_publish_outside_its_topic(stack, world: World) -> 
         publish(measurement_user, "patient.deleted", json.dumps(event).encode(), user_id=user)
     with pytest.raises(ChannelClosedByBroker, match="PRECONDITION_FAILED"):  # user_id must be its own
         publish(measurement_user, "measurement.recorded", b"{}", user_id=f"{vhost_of(stack)}-patient")
+
+
+def refused(url: str, operation: Callable[[BlockingChannel], object]) -> bool:
+    """Whether the broker refuses `operation` to the user of `url` (a refusal closes the channel)."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        try:
+            operation(channel)
+        except ChannelClosedByBroker as exc:
+            return exc.reply_code == 403
+        return False
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def test_a_service_user_cannot_change_the_topology_or_reach_queues_not_its_own(stack, world: World) -> None:
+    """The shared topology is declared by an admin user at `migrate`: a service's user may only
+    publish to the events exchange (its relay) and consume its own queues (its consumers)."""
+    measurement = stack.env["MEASUREMENT_AMQP_URL"]
+    patients_dead = MEASUREMENT_EVENTS_FOR_PATIENTS.dead_letter_queue
+    forbidden: dict[str, Callable[[BlockingChannel], object]] = {
+        "redeclare the events exchange": lambda c: c.exchange_declare(
+            EXCHANGE, "topic", durable=True, arguments={"alternate-exchange": UNROUTED}
+        ),
+        "delete the events exchange": lambda c: c.exchange_delete(EXCHANGE),
+        "declare a queue of its own service": lambda c: c.queue_declare("measurement_service.extra", durable=True),
+        "bind its queue to more events": lambda c: c.queue_bind(
+            PATIENT_EVENTS_FOR_MEASUREMENTS.name, EXCHANGE, routing_key="measurement.*"
+        ),
+        "purge the unrouted events": lambda c: c.queue_purge(UNROUTED),
+        "purge its own dead letters": lambda c: c.queue_purge(PATIENT_EVENTS_FOR_MEASUREMENTS.dead_letter_queue),
+        "publish into the other's dead letters": lambda c: c.basic_publish(DEAD_LETTERS, patients_dead, b"{}"),
+        "publish straight into the other's queue": lambda c: c.basic_publish(
+            "", MEASUREMENT_EVENTS_FOR_PATIENTS.name, b"{}"
+        ),
+        "read the other's queue": lambda c: c.basic_get(MEASUREMENT_EVENTS_FOR_PATIENTS.name),
+    }
+    allowed = {operation for operation, call in forbidden.items() if not refused(measurement, call)}
+    assert allowed == set()
+    # What it needs still works (its consumer reads the queue: every end-to-end test shows that).
+    assert not refused(measurement, lambda c: c.queue_declare(PATIENT_EVENTS_FOR_MEASUREMENTS.name, passive=True))
+
+
+def test_no_running_process_knows_the_superuser_or_the_broker_admin(stack) -> None:
+    """Only `migrate` is given the admin URLs: a process that is broken into cannot use them."""
+    processes = {info["name"]: info["pid"] for info in stack.supervisor.processes()}
+    assert "patient-relay" in processes and "measurement-consumer" in processes
+    for name, pid in processes.items():
+        variables = [item.split(b"=", 1)[0].decode() for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")]
+        assert [var for var in variables if "ADMIN" in var] == [], name
 
 
 def dead_letters(stack, queue: str) -> int:

@@ -144,8 +144,8 @@ def warm_up(f: Faulty) -> list[str]:
     post_readings(f.client, patient_ids, 1)
     converged(f.stack.run_dir, "patient_service", attempted=0, committed=0)
     converged(f.stack.run_dir, "measurement_service", attempted=0, committed=0)
-    # The webhook dispatchers too: a consumer declares the shared topology when it connects, so
-    # one connecting late would bring back a queue a test has just deleted.
+    # The webhook dispatchers too: a consumer connecting late, while a test has cut the
+    # topology, would find its queue missing and wait out a back-off the test does not expect.
     dispatchers = list(f.stack.run_dir.glob("patient-dispatcher*.log"))
     eventually(lambda: all("consuming patient_service.webhook_events" in log.read_text() for log in dispatchers))
     assert len(dispatchers) == f.replicas
