@@ -123,7 +123,9 @@ def start(stack: ContainerStack) -> None:
     for service in images.SERVICES:  # one-off migration containers, as compose runs them
         stack.run(f"{service}-migrate", service_image(service), "python", "-m", f"{service}_service", "migrate",
                   env={}, detach=False)  # fmt: skip
-    no_admin = {f"{service.upper()}_ADMIN_DATABASE_URL": "" for service in images.SERVICES}
+    # As in compose, only the migrations know the superuser and the broker's admin.
+    no_admin = {f"{service.upper()}_{var}": "" for service in images.SERVICES for var in ("ADMIN_DATABASE_URL",
+                "AMQP_ADMIN_URL")}  # fmt: skip
     stack.ports = {service: free_port() for service in images.SERVICES}
     for service, port in stack.ports.items():
         metrics = free_port()

@@ -1,5 +1,8 @@
 """The container files, checked without a Docker engine: lint, parse, and agree with the native run."""
 
+import base64
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -111,9 +114,32 @@ def test_compose_has_no_default_passwords_and_no_guest(compose: dict) -> None:
     for secret in re.findall(r"\$\{(\w*PASSWORD\w*)([^}]*)\}", text):
         assert secret[1].startswith(":?"), f"{secret[0]} must be required, with no default"
     assert "guest" not in text
-    for name in ("patient-api", "measurement-consumer"):
-        env = compose["services"][name]["environment"]
-        assert not any(var.endswith("ADMIN_DATABASE_URL") for var in env), "only migrations know the superuser"
+    painkillers = {name: s for name, s in compose["services"].items() if s.get("image", "").startswith("painkiller/")}
+    for name, service in painkillers.items():
+        admin = [var for var in service.get("environment", {}) if "ADMIN" in var]
+        if name.endswith("-migrate"):
+            assert len(admin) == 2, "migrations know the superuser and the broker admin"
+        elif name != "broker-definitions":
+            assert admin == [], f"only migrations know the superuser and the broker admin, not {name}"
+
+
+def test_the_broker_definitions_compose_loads_hold_each_user_with_its_password() -> None:
+    """The definitions file RabbitMQ boots with in compose: each user's password hash checks
+    against the password given, and nobody but the admin may configure anything."""
+    passwords = {"PATIENT_AMQP_PASSWORD": "p-secret", "MEASUREMENT_AMQP_PASSWORD": "m-secret",
+                 "AMQP_ADMIN_PASSWORD": "a-secret"}  # fmt: skip
+    out = subprocess.run([sys.executable, "-m", "painkiller_common.broker_access"], env={**os.environ, **passwords},
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    definitions = json.loads(out)
+    expected = {"painkiller_patient": "p-secret", "painkiller_measurement": "m-secret",
+                "painkiller_broker_admin": "a-secret"}  # fmt: skip
+    for user in definitions["users"]:
+        salted = base64.b64decode(user["password_hash"])
+        assert hashlib.sha256(salted[:4] + expected.pop(user["name"]).encode()).digest() == salted[4:]
+        assert user["tags"] == []
+    assert expected == {}
+    configure = {rights["user"]: rights["configure"] for rights in definitions["permissions"]}
+    assert configure == {"painkiller_broker_admin": ".*", "painkiller_patient": "^$", "painkiller_measurement": "^$"}
 
 
 def test_plain_http_is_on_loopback_and_only_nginx_is_trusted_to_forward(compose: dict) -> None:

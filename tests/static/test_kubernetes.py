@@ -16,7 +16,7 @@ import yaml
 from fastapi.routing import APIRoute
 
 from measurement_service.spec import SPEC as MEASUREMENT
-from painkiller_common.broker_access import grant
+from painkiller_common.broker_access import ADMIN_USER, EXCHANGE, admin_grant, grant
 from patient_service.spec import SPEC as PATIENT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,11 +138,23 @@ def test_the_databases_and_the_broker_come_from_operators_replicated_and_backed_
 def test_the_broker_users_have_exactly_the_rights_of_the_security_design(rendered: list[dict[str, Any]]) -> None:
     permissions = {doc["spec"]["user"]: doc["spec"]["permissions"] for doc in of_kind(rendered, "Permission").values()}
     topics = {doc["spec"]["user"]: doc["spec"]["permissions"] for doc in of_kind(rendered, "TopicPermission").values()}
-    for service in ("patient", "measurement"):
-        rights = grant(service, f"painkiller_{service}")
-        assert permissions[rights.user] == {"configure": rights.resources, "write": rights.resources,
-                                            "read": rights.resources}  # fmt: skip
-        assert topics[rights.user] == {"exchange": "painkiller.events", "write": rights.publish, "read": rights.bind}
+    for rights in [*(grant(service, f"painkiller_{service}") for service in ("patient", "measurement")), admin_grant()]:
+        assert permissions[rights.user] == {"configure": rights.configure, "write": rights.write, "read": rights.read}
+        if rights.user != ADMIN_USER:
+            assert topics[rights.user] == {"exchange": EXCHANGE, "write": rights.publish, "read": rights.bind}
+    assert len(permissions) == 3
+
+
+def test_only_the_migrations_know_the_broker_admin(rendered: list[dict[str, Any]]) -> None:
+    for name, deployment in of_kind(rendered, "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        for container in [*pod["initContainers"], *pod["containers"]]:
+            env = {var["name"]: var for var in container["env"]}
+            knows = any(var.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == "broker-admin-amqp"
+                        for var in env.values())  # fmt: skip
+            assert knows == (container["name"] == "migrate"), (name, container["name"])
+            service = name.split("-")[0].upper()
+            assert (f"{service}_AMQP_ADMIN_URL" in env) == knows, (name, container["name"])
 
 
 def test_each_service_reaches_only_its_own_database(rendered: list[dict[str, Any]]) -> None:
