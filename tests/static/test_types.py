@@ -9,7 +9,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_mypy_finds_nothing() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--no-incremental", "--config-file", str(ROOT / "mypy.ini")],
+        # Incremental, with its cache under the venv: a minute on a clean clone, seconds after.
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--cache-dir",
+            str(ROOT / ".venv" / "mypy-cache"),
+            "--config-file",
+            str(ROOT / "mypy.ini"),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,
