@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYPROJECTS := common/pyproject.toml patient_service/pyproject.toml measurement_service/pyproject.toml
 
-.PHONY: venv up down status observe token test test-fast audit test-containers images lint bench bench-replicas clean
+.PHONY: servers test-servers venv up down status observe token test test-fast audit test-containers images lint bench bench-replicas clean
 
 # One venv for both services and the tests; constraints.txt pins every package, transitive ones too.
 $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
@@ -18,7 +18,18 @@ $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
 
 venv: $(STAMP)
 
-up: venv  ## databases, migrations, both services and NGINX on :8080; REPLICAS=2 runs two of each process
+# PostgreSQL, RabbitMQ and NGINX installed and running (as root on Debian/Ubuntu it installs them),
+# and a PostgreSQL admin role with a password: scripts/bootstrap.py, standard library only.
+servers:
+	@$(PYTHON) scripts/bootstrap.py --for up
+
+test-servers:
+	@$(PYTHON) scripts/bootstrap.py --for tests
+
+# The tests set up their databases with the admin role bootstrap.py made (or POSTGRES_ADMIN_URL).
+WITH_ADMIN := POSTGRES_ADMIN_URL="$$($(PYTHON) scripts/bootstrap.py --admin-url)"
+
+up: servers venv  ## servers, databases, migrations, both services and NGINX on :8080; REPLICAS=2 runs two of each process
 	$(PY) scripts/stack.py up
 
 # A dev token signed by the key `make up` made; SCOPE, PATIENT, SUB and TTL narrow it.
@@ -34,14 +45,14 @@ status: venv  ## every process of `make up`: state, pid, uptime, restarts (exit 
 down:
 	@if [ -x $(PY) ]; then $(PY) scripts/stack.py down; fi
 
-test: venv  ## every test: unit, end to end through NGINX, container files
-	$(PY) -m pytest
+test: test-servers venv  ## every test: unit, end to end through NGINX, container files
+	@$(WITH_ADMIN) $(PY) -m pytest
 
-test-fast: venv  ## the edit-test loop (under 2 minutes once mypy's cache is warm): lint, each service's own tests, tokens, static checks and types; no stack
-	$(PY) -m pytest -q patient_service/tests measurement_service/tests tests/auth tests/static
+test-fast: test-servers venv  ## the edit-test loop (under 2 minutes once mypy's cache is warm): lint, each service's own tests, tokens, static checks and types; no stack
+	@$(WITH_ADMIN) $(PY) -m pytest -q patient_service/tests measurement_service/tests tests/auth tests/static
 
-test-containers: venv  ## builds the images, starts the stack from them, runs pytest inside them (also part of `make test`)
-	$(PY) -m pytest tests/containers
+test-containers: test-servers venv  ## builds the images, starts the stack from them, runs pytest inside them (also part of `make test`)
+	@$(WITH_ADMIN) $(PY) -m pytest tests/containers
 
 images: venv  ## every image (both services, their test targets, NGINX), with docker or podman; offline if need be
 	$(PY) scripts/images.py
@@ -62,8 +73,8 @@ audit:  ## known vulnerabilities of every pinned package (constraints.txt); fail
 clean: down
 	rm -rf $(VENV) $(AUDIT_VENV) .run
 
-bench: venv  ## the benchmark: wrk through NGINX, ratios to a baseline app, 10k vs 5M rows
+bench: test-servers venv  ## the benchmark: wrk through NGINX, ratios to a baseline app, 10k vs 5M rows
 	$(PY) bench/run.py
 
-bench-replicas: venv  ## the same load on one and on two of every process (doc/scaling.md)
+bench-replicas: test-servers venv  ## the same load on one and on two of every process (doc/scaling.md)
 	$(PY) bench/replicas.py

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import bootstrap  # noqa: E402
 import stack as stack_module  # noqa: E402
 from provisioning import SERVICES, BrokerUsers, database_env  # noqa: E402
 
@@ -37,7 +38,7 @@ from painkiller_common.db import ensure_database  # noqa: E402
 from painkiller_common.devauth import mint  # noqa: E402
 from painkiller_common.pagination import encode_cursor  # noqa: E402
 
-ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+ADMIN = bootstrap.admin_url()
 # The stack connects as its least-privilege roles; the benchmark's own seeding, as the owners.
 STACK_DATABASES = {
     **database_env("patient", ADMIN, "patients_bench"),
@@ -47,7 +48,7 @@ DATABASES = {
     "PATIENT_DATABASE_URL": STACK_DATABASES["PATIENT_MIGRATION_DATABASE_URL"],
     "MEASUREMENT_DATABASE_URL": STACK_DATABASES["MEASUREMENT_MIGRATION_DATABASE_URL"],
 }
-BASELINE_DB = "postgresql+psycopg2://postgres@127.0.0.1:5432/bench_baseline"
+BASELINE_DB = ADMIN.rsplit("/", 1)[0] + "/bench_baseline"
 VHOST = "painkiller-bench"
 MEASURED_AT = "2026-11-20T08:00:00Z"
 PATIENTS = 200

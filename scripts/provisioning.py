@@ -30,7 +30,7 @@ def load_secrets(path: Path) -> dict[str, str]:
     that an older checkout did not make is added."""
     kept = json.loads(path.read_text()) if path.exists() else {}
     names = [f"{service}_{kind}" for service in SERVICES for kind in ("db", "owner", "amqp")] + ["broker_admin"]
-    made = {name: kept.get(name) or secrets.token_urlsafe(24) for name in names}
+    made = {**kept, **{name: kept.get(name) or secrets.token_urlsafe(24) for name in names}}
     if made != kept:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)

@@ -23,6 +23,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import bootstrap
 from prometheus_client.parser import text_string_to_metric_families
 from provisioning import BrokerUsers, auth_env, database_env, dev_certificate, load_secrets
 from supervision import Program, Supervisor
@@ -424,7 +425,7 @@ def dev_env(run_dir: Path) -> dict[str, str]:
     """Least-privilege roles and broker users for the dev stack, with passwords kept in run_dir;
     a URL already set in the environment is used as it is."""
     passwords = load_secrets(run_dir / "credentials.json")
-    admin = os.environ.get("POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+    admin = bootstrap.admin_url()  # scripts/bootstrap.py made it, or POSTGRES_ADMIN_URL
     env = {
         **database_env("patient", admin, "patients", passwords),
         **database_env("measurement", admin, "measurements", passwords),

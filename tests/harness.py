@@ -26,11 +26,12 @@ from painkiller_common.testing import truncate_all
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import bootstrap  # noqa: E402
 import stack as stack_module  # noqa: E402
 from provisioning import SERVICES, BrokerUsers, database_env  # noqa: E402
 
 # A superuser, to provision the test databases' roles; the stacks connect as those roles.
-POSTGRES_ADMIN = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN = os.environ.get("TEST_POSTGRES_ADMIN_URL") or bootstrap.admin_url()
 
 
 def test_databases(suffix: str) -> dict[str, str]:

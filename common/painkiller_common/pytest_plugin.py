@@ -31,8 +31,10 @@ _SETTINGS: dict[str, ServiceSettings] = {}
 
 @pytest.fixture
 def database(service: Service[Any]) -> DatabaseRoles:
-    """The test database as each of its roles: admin, owner, runtime (`PATIENT_TEST_DATABASE_URL`...)."""
-    default = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{service.name}s_test"
+    """The test database as each of its roles: admin, owner, runtime (`PATIENT_TEST_DATABASE_URL`...,
+    else POSTGRES_ADMIN_URL's server, which `make test` sets)."""
+    server = make_url(os.environ.get("POSTGRES_ADMIN_URL") or "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+    default = server.set(database=f"{service.name}s_test").render_as_string(hide_password=False)
     admin_url = os.environ.get(f"{service.name.upper()}_TEST_DATABASE_URL", default)
     return DatabaseRoles.of(admin_url, service.name, service.runtime_role)
 

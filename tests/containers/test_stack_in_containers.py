@@ -17,9 +17,10 @@ from pathlib import Path
 import httpx
 import images
 import pytest
-from harness import broker, eventually, free_port
+from harness import POSTGRES_ADMIN, broker, eventually, free_port
 from harness import test_databases as databases_named
 from provisioning import auth_env, dev_certificate
+from sqlalchemy import make_url
 
 from painkiller_common.devauth import mint
 from painkiller_common.testing import truncate_all
@@ -197,7 +198,7 @@ def test_a_patient_goes_through_the_nginx_container(containers: ContainerStack) 
 
 @pytest.mark.parametrize("service", ["measurement", "patient"])  # the patient tests check the other database
 def test_the_services_own_tests_pass_inside_their_containers(built: dict[str, int], service: str) -> None:
-    database = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{service}s_test"
+    database = make_url(POSTGRES_ADMIN).set(database=f"{service}s_test").render_as_string(hide_password=False)
     result = engine("run", "--rm", *HARDENED, f"--env={service.upper()}_TEST_DATABASE_URL={database}",
                     f"{service_image(service)}:test", check=False, timeout=900)  # fmt: skip
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-2000:]
