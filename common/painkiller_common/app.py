@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, nullcontext
 from importlib import metadata
 from typing import Any
@@ -73,6 +73,8 @@ def create_app(service: Service[S], settings: S | None = None) -> FastAPI:
         app.include_router(health_router(readiness, prefix), include_in_schema=prefix == service.docs_prefix)
     for router in service.routers():
         app.include_router(router)
+    if service.aliases:
+        app.add_middleware(PrefixAliases, aliases=service.aliases)
     app.add_middleware(ProtectiveHeaders)
     app.add_middleware(AccessLog)
     # FastAPI's documented way to extend the document; mypy objects to assigning a method.
@@ -231,6 +233,28 @@ class ProtectiveHeaders:
             await send(message)
 
         await self.app(scope, receive, send_protected)
+
+
+class PrefixAliases:
+    """Serves each alias prefix as the prefix it stands for: the path is rewritten before routing,
+    so each route exists once, and the alias stays out of the OpenAPI document."""
+
+    def __init__(self, app: ASGIApp, aliases: Mapping[str, str]) -> None:
+        self.app = app
+        self.aliases = aliases
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = self._rewritten(scope)
+        await self.app(scope, receive, send)
+
+    def _rewritten(self, scope: Scope) -> Scope:
+        path: str = scope["path"]
+        for alias, prefix in self.aliases.items():
+            if path == alias or path.startswith(f"{alias}/"):
+                raw: bytes = scope.get("raw_path") or path.encode()
+                return {**scope, "path": prefix + path[len(alias) :], "raw_path": prefix.encode() + raw[len(alias) :]}
+        return scope
 
 
 def problem_openapi(app: FastAPI) -> dict[str, Any]:

@@ -39,6 +39,8 @@ class Service(Generic[S]):
     # Processes of its own beside api, relay and consumer (`python -m <service> <name>`); the
     # queues they read are in topology.QUEUES with the consumer's.
     extra_commands: Mapping[str, Callable[[S], None]] = field(default_factory=dict)
+    # Prefixes served as another (alias -> prefix), every route of it included, out of the document.
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
     def load_settings(self) -> S:
         """The settings from the environment (the service's own prefix), read once."""

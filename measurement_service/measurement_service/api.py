@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from measurement_service import pages, service
 from measurement_service.models import EVENT_TABLES, Measurement
 from measurement_service.patients import PatientDirectory
+from measurement_service.permissions import CreateReading, DeleteReading, ReadAudit, ReadReading, SearchReadings
 from measurement_service.schemas import (
     BatchIn,
     BatchOut,
@@ -21,7 +22,7 @@ from measurement_service.schemas import (
     Reading,
 )
 from painkiller_common import audit
-from painkiller_common.access import USER_OR_SYSTEM, Access, requires
+from painkiller_common.access import Access
 from painkiller_common.app import JsonBody, json_response
 from painkiller_common.auth import Forbidden
 from painkiller_common.db import SessionDep
@@ -45,11 +46,6 @@ DirectoryDep = Annotated[PatientDirectory, Depends(get_directory)]
 # Idempotency-Key sent again with another body.
 WRITE_ERRORS = problem_responses(404, 409, 415, 422, 503)
 # Which scope each route needs (doc/security.md); a patient/ token reaches its own patient only.
-CanCreate = Annotated[Access, Depends(requires("Observation", "c"))]
-CanRead = Annotated[Access, Depends(requires("Observation", "r"))]
-CanSearch = Annotated[Access, Depends(requires("Observation", "s"))]
-CanDelete = Annotated[Access, Depends(requires("Observation", "d"))]
-CanReadAudit = Annotated[Access, Depends(requires("AuditEvent", "s", contexts=USER_OR_SYSTEM))]
 
 
 BATCH_DOC = (
@@ -76,7 +72,7 @@ async def record_for_patient(
     data: Reading,
     pool: PoolDep,
     directory: DirectoryDep,
-    access: CanCreate,
+    access: CreateReading,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Store a reading for this patient (404 if the patient does not exist)."""
@@ -106,7 +102,7 @@ async def record_batch_for_patient(
     batch: BatchIn,
     pool: PoolDep,
     directory: DirectoryDep,
-    access: CanCreate,
+    access: CreateReading,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Store many readings for this patient."""
@@ -130,7 +126,7 @@ async def list_for_patient(
     query: Annotated[PatientMeasurementFilter, Query()],
     pool: PoolDep,
     directory: DirectoryDep,
-    access: CanSearch,
+    access: SearchReadings,
 ) -> Response:
     """This patient's readings, newest `measured_at` first."""
     access.reach(patient_id)
@@ -147,121 +143,127 @@ def _reachable(session: UnitOfWork, access: Access, measurement_id: uuid.UUID) -
     return measurement
 
 
-def measures_router(prefix: str, *, in_schema: bool) -> APIRouter:
-    """The /measures routes; built twice so /api/v1/measurements serves the same handlers."""
-    router = APIRouter(prefix=prefix, tags=["measurements"], include_in_schema=in_schema)
+measures_router = APIRouter(prefix=PREFIX, tags=["measurements"])  # also /api/v1/measurements (spec.py)
 
-    @router.post(
-        "",
-        name="create",
-        status_code=status.HTTP_201_CREATED,
-        response_model=MeasurementOut,
-        dependencies=JsonBody,
-        responses=WRITE_ERRORS,
+
+@measures_router.post(
+    "",
+    name="create",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MeasurementOut,
+    dependencies=JsonBody,
+    responses=WRITE_ERRORS,
+)
+async def record(
+    data: MeasurementCreate,
+    pool: PoolDep,
+    directory: DirectoryDep,
+    access: CreateReading,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Store a reading for the patient named by `patient_id` in the body."""
+    return await service.record_one(
+        pool=pool,
+        directory=directory,
+        access=access,
+        patient_id=data.patient_id,
+        data=data,
+        key=idempotency_key,
+        scope=f"POST {PREFIX}",  # a retry through the alias is the same request: it reaches this route
+        location_prefix=PREFIX,
     )
-    async def record(
-        data: MeasurementCreate,
-        pool: PoolDep,
-        directory: DirectoryDep,
-        access: CanCreate,
-        idempotency_key: IdempotencyKey = None,
-    ) -> Response:
-        """Store a reading for the patient named by `patient_id` in the body."""
-        return await service.record_one(
-            pool=pool,
-            directory=directory,
-            access=access,
-            patient_id=data.patient_id,
-            data=data,
-            key=idempotency_key,
-            scope=f"POST {PREFIX}",  # one scope for both prefixes: a retry through the alias is the same request
-            location_prefix=PREFIX,
-        )
 
-    @router.post(
-        "/batch",
-        name="batch",
-        response_model=BatchOut,
-        dependencies=JsonBody,
-        responses=WRITE_ERRORS,
-        description=BATCH_DOC,
+
+@measures_router.post(
+    "/batch",
+    name="batch",
+    response_model=BatchOut,
+    dependencies=JsonBody,
+    responses=WRITE_ERRORS,
+    description=BATCH_DOC,
+)
+async def record_batch(
+    batch: MeasurementBatchIn,
+    pool: PoolDep,
+    directory: DirectoryDep,
+    access: CreateReading,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Store many readings, each naming its `patient_id`."""
+    scope = f"POST {PREFIX}/batch"
+    return await service.record_batch(
+        pool=pool,
+        directory=directory,
+        access=access,
+        patient_id=None,
+        batch=batch,
+        key=idempotency_key,
+        scope=scope,
     )
-    async def record_batch(
-        batch: MeasurementBatchIn,
-        pool: PoolDep,
-        directory: DirectoryDep,
-        access: CanCreate,
-        idempotency_key: IdempotencyKey = None,
-    ) -> Response:
-        """Store many readings, each naming its `patient_id`."""
-        scope = f"POST {PREFIX}/batch"
-        return await service.record_batch(
-            pool=pool,
-            directory=directory,
-            access=access,
-            patient_id=None,
-            batch=batch,
-            key=idempotency_key,
-            scope=scope,
-        )
 
-    @router.get("", name="list", response_model=Page[MeasurementOut], responses=problem_responses(422))
-    async def list_all(query: Annotated[MeasurementFilter, Query()], pool: PoolDep, access: CanSearch) -> Response:
-        """Readings, newest `measured_at` first, optionally for one patient and a time window.
-        Without `patient_id`, for `user/` and `system/` tokens only."""
-        if access.only_patient is not None:
-            if query.patient_id is None:
-                raise Forbidden("A patient/ token must name its patient_id.", needed="user/Observation.s")
-            access.reach(query.patient_id)
-        async with pool.acquire() as conn:
-            body = await pages.page_json(conn, access, query, query.patient_id)
-        return Response(body, media_type="application/json")
 
-    @router.post(
-        "/list",
-        name="list_by_body",
-        response_model=Page[MeasurementOut],
-        dependencies=JsonBody,
-        responses=problem_responses(415, 422),
-    )
-    async def list_by_body(query: MeasurementSearch, pool: PoolDep, access: CanSearch) -> Response:
-        """The same as `GET`, with the filters in a JSON body."""
-        return await list_all(query, pool, access)
+@measures_router.get("", name="list", response_model=Page[MeasurementOut], responses=problem_responses(422))
+async def list_all(query: Annotated[MeasurementFilter, Query()], pool: PoolDep, access: SearchReadings) -> Response:
+    """Readings, newest `measured_at` first, optionally for one patient and a time window.
+    Without `patient_id`, for `user/` and `system/` tokens only."""
+    if access.only_patient is not None:
+        if query.patient_id is None:
+            raise Forbidden("A patient/ token must name its patient_id.", needed="user/Observation.s")
+        access.reach(query.patient_id)
+    async with pool.acquire() as conn:
+        body = await pages.page_json(conn, access, query, query.patient_id)
+    return Response(body, media_type="application/json")
 
-    @router.get("/audit", name="audit", response_model=Page[audit.AuditEventOut], responses=problem_responses(422))
-    def read_audit(query: Annotated[audit.AuditFilter, Query()], session: SessionDep, access: CanReadAudit) -> Response:
-        """Who read or changed this patient's readings here, newest first (doc/security.md)."""
-        page = audit.page(session, EVENT_TABLES.audit_events, query)
-        access.record(session, 200, [(None, query.patient_id)])
-        return json_response(page)
 
-    @router.get("/{measurement_id:uuid}", name="read", response_model=MeasurementOut, responses=problem_responses(404))
-    def get_one(measurement_id: uuid.UUID, session: SessionDep, access: CanRead) -> MeasurementOut:
-        measurement = _reachable(session, access, measurement_id)
-        access.record(session, 200, [(measurement.id, measurement.patient_id)])
-        return MeasurementOut.model_validate(measurement)
+@measures_router.post(
+    "/list",
+    name="list_by_body",
+    response_model=Page[MeasurementOut],
+    dependencies=JsonBody,
+    responses=problem_responses(415, 422),
+)
+async def list_by_body(query: MeasurementSearch, pool: PoolDep, access: SearchReadings) -> Response:
+    """The same as `GET`, with the filters in a JSON body."""
+    return await list_all(query, pool, access)
 
-    @router.delete(
-        "/{measurement_id:uuid}",
-        name="delete",
-        status_code=status.HTTP_204_NO_CONTENT,
-        responses=problem_responses(404),
-    )
-    def delete(measurement_id: uuid.UUID, session: SessionDep, access: CanDelete) -> None:
-        """Delete a reading. Clients that cannot send DELETE may POST to `.../delete/{measurement_id}`."""
-        measurement = _reachable(session, access, measurement_id)
-        service.delete_measurement(session=session, measurement=measurement)
-        access.record(session, 204, [(measurement.id, measurement.patient_id)])
 
-    @router.post(
-        "/delete/{measurement_id:uuid}",
-        name="delete_by_post",
-        status_code=status.HTTP_204_NO_CONTENT,
-        # An alias, described on DELETE; left out of the document as the /measurements prefix is.
-        include_in_schema=False,
-    )
-    def delete_by_post(measurement_id: uuid.UUID, session: SessionDep, access: CanDelete) -> None:
-        """The same as `DELETE`, for clients that only POST."""
-        delete(measurement_id, session, access)
+@measures_router.get("/audit", name="audit", response_model=Page[audit.AuditEventOut], responses=problem_responses(422))
+def read_audit(query: Annotated[audit.AuditFilter, Query()], session: SessionDep, access: ReadAudit) -> Response:
+    """Who read or changed this patient's readings here, newest first (doc/security.md)."""
+    page = audit.page(session, EVENT_TABLES.audit_events, query)
+    access.record(session, 200, [(None, query.patient_id)])
+    return json_response(page)
 
-    return router
+
+@measures_router.get(
+    "/{measurement_id:uuid}", name="read", response_model=MeasurementOut, responses=problem_responses(404)
+)
+def get_one(measurement_id: uuid.UUID, session: SessionDep, access: ReadReading) -> MeasurementOut:
+    measurement = _reachable(session, access, measurement_id)
+    access.record(session, 200, [(measurement.id, measurement.patient_id)])
+    return MeasurementOut.model_validate(measurement)
+
+
+@measures_router.delete(
+    "/{measurement_id:uuid}",
+    name="delete",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(404),
+)
+def delete(measurement_id: uuid.UUID, session: SessionDep, access: DeleteReading) -> None:
+    """Delete a reading. Clients that cannot send DELETE may POST to `.../delete/{measurement_id}`."""
+    measurement = _reachable(session, access, measurement_id)
+    service.delete_measurement(session=session, measurement=measurement)
+    access.record(session, 204, [(measurement.id, measurement.patient_id)])
+
+
+@measures_router.post(
+    "/delete/{measurement_id:uuid}",
+    name="delete_by_post",
+    status_code=status.HTTP_204_NO_CONTENT,
+    # An alias, described on DELETE; left out of the document as the /measurements prefix is.
+    include_in_schema=False,
+)
+def delete_by_post(measurement_id: uuid.UUID, session: SessionDep, access: DeleteReading) -> None:
+    """The same as `DELETE`, for clients that only POST."""
+    delete(measurement_id, session, access)

@@ -17,9 +17,10 @@ from fhir.resources.R4B.observation import Observation
 from measurement_service import fhir_observations, service
 from measurement_service.api import DirectoryDep
 from measurement_service.fhir_observations import Posted
+from measurement_service.permissions import CreateReading, ReadReading, SearchReadings
 from measurement_service.schemas import MeasurementOut
 from painkiller_common import fhir
-from painkiller_common.access import Access, requires
+from painkiller_common.access import Access
 from painkiller_common.app import JsonBody
 from painkiller_common.errors import NotFound
 from painkiller_common.fhir_capability import search_parameters
@@ -29,9 +30,6 @@ from painkiller_common.pg import PoolDep
 
 router = APIRouter(prefix=fhir.PREFIX, include_in_schema=False)
 
-CanCreate = Annotated[Access, Depends(requires("Observation", "c"))]
-CanRead = Annotated[Access, Depends(requires("Observation", "r"))]
-CanSearch = Annotated[Access, Depends(requires("Observation", "s"))]
 OBSERVATION_SEARCH = search_parameters("Observation")
 REPLAYED = "Idempotent-Replayed"
 
@@ -46,7 +44,7 @@ class Writer:
 
     pool: PoolDep
     directory: DirectoryDep
-    access: CanCreate
+    access: CreateReading
     key: IdempotencyKey = None
 
     async def store(self, request: Request, posted: Posted) -> "Stored":
@@ -72,7 +70,7 @@ WriterDep = Annotated[Writer, Depends()]
 
 
 @router.get("/Observation/{resource_id}", name="fhir_observation_read")
-async def read_observation(resource_id: str, pool: PoolDep, access: CanRead) -> Response:
+async def read_observation(resource_id: str, pool: PoolDep, access: ReadReading) -> Response:
     named = parse_observation_id(resource_id)
     async with pool.acquire() as conn, conn.transaction():
         row = await fhir_observations.read(conn, named[0]) if named else None
@@ -85,7 +83,7 @@ async def read_observation(resource_id: str, pool: PoolDep, access: CanRead) -> 
 
 
 @router.get("/Observation", name="fhir_observation_search")
-async def search_observations(request: Request, pool: PoolDep, access: CanSearch) -> Response:
+async def search_observations(request: Request, pool: PoolDep, access: SearchReadings) -> Response:
     query = fhir.search(request, OBSERVATION_SEARCH)
     if any(value != "-date" for value in query.values("_sort")):
         raise fhir.BadRequest("_sort: only -date (newest first) is served.")

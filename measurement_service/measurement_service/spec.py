@@ -29,14 +29,8 @@ async def patient_directory(app: FastAPI, settings: Settings) -> AsyncIterator[N
 
 
 def routers() -> list[APIRouter]:
-    """A patient's readings, /api/v1/measures, the same under the alias (out of the document), and
-    FHIR's Observations."""
-    return [
-        patient_router,
-        measures_router(PREFIX, in_schema=True),
-        measures_router(ALIAS_PREFIX, in_schema=False),
-        fhir_api.router,
-    ]
+    """A patient's readings, /api/v1/measures (also served under the alias), and FHIR's Observations."""
+    return [patient_router, measures_router, fhir_api.router]
 
 
 SPEC: Service[Settings] = Service(
@@ -47,7 +41,7 @@ SPEC: Service[Settings] = Service(
         "`/api/v1/measurements`. Errors are RFC 9457 `application/problem+json`."
     ),
     docs_prefix=PREFIX,
-    health_prefixes=[PREFIX, ALIAS_PREFIX],
+    health_prefixes=[PREFIX],
     settings=Settings,
     routers=routers,
     tables=EVENT_TABLES,
@@ -56,4 +50,5 @@ SPEC: Service[Settings] = Service(
     migrations=Path(__file__).parent / "migrations",
     batch=lambda session, settings: PatientEvents(session),
     state=patient_directory,
+    aliases={ALIAS_PREFIX: PREFIX},
 )

@@ -7,7 +7,6 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from sqlalchemy import select
 
 from painkiller_common import audit
-from painkiller_common.access import USER_OR_SYSTEM, Access, requires
 from painkiller_common.app import JsonBody, json_response, require_csv
 from painkiller_common.auth import Forbidden
 from painkiller_common.db import SessionDep
@@ -20,6 +19,16 @@ from patient_service import imports, service
 from patient_service.config import Settings
 from patient_service.imports import ImportReport
 from patient_service.models import EVENT_TABLES, Patient
+from patient_service.permissions import (
+    CheckExistence,
+    CreatePatient,
+    DeletePatient,
+    ImportPatients,
+    ListPatients,
+    ReadAudit,
+    ReadPatient,
+    UpdatePatient,
+)
 from patient_service.schemas import (
     AtRiskFilter,
     AtRiskPatient,
@@ -42,16 +51,8 @@ async def get_app_settings(request: Request) -> Settings:
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 # Which scope each route needs (doc/security.md); a patient/ token reaches its own patient only.
-CanCreate = Annotated[Access, Depends(requires("Patient", "c", contexts=USER_OR_SYSTEM))]
-CanImport = Annotated[Access, Depends(requires("Patient", "cu", contexts=USER_OR_SYSTEM, action="import"))]
-CanRead = Annotated[Access, Depends(requires("Patient", "r"))]
-CanSearch = Annotated[Access, Depends(requires("Patient", "s", contexts=USER_OR_SYSTEM))]
-CanUpdate = Annotated[Access, Depends(requires("Patient", "u"))]
-CanDelete = Annotated[Access, Depends(requires("Patient", "d"))]
-CanReadAudit = Annotated[Access, Depends(requires("AuditEvent", "s", contexts=USER_OR_SYSTEM))]
 # Whether a patient exists, and nothing more: the measurement service's token has this scope only,
 # not Patient.r, so a leak of that token reveals no name or MRN (doc/security.md).
-CanCheckExistence = Annotated[Access, Depends(requires("PatientExistence", "r", contexts=("system",)))]
 
 
 def _touched(patients: Page[PatientOut] | Page[AtRiskPatient]) -> list[tuple[uuid.UUID, uuid.UUID]]:
@@ -67,7 +68,7 @@ def _touched(patients: Page[PatientOut] | Page[AtRiskPatient]) -> list[tuple[uui
     responses=problem_responses(404, 409, 415, 422),
 )
 def create_patient(
-    data: PatientCreate, session: SessionDep, access: CanCreate, idempotency_key: IdempotencyKey = None
+    data: PatientCreate, session: SessionDep, access: CreatePatient, idempotency_key: IdempotencyKey = None
 ) -> Response:
     """Register a patient; the `Location` header gives the new patient's URL. A request repeated
     with the same Idempotency-Key gets the first answer again, or 404 once that patient is deleted."""
@@ -97,7 +98,7 @@ def create_patient(
     openapi_extra={"requestBody": {"content": {"text/csv": {"schema": imports.BODY_SCHEMA}}}},
 )
 def import_patients(
-    body: Annotated[bytes, Body(media_type="text/csv")], session: SessionDep, access: CanImport
+    body: Annotated[bytes, Body(media_type="text/csv")], session: SessionDep, access: ImportPatients
 ) -> ImportReport:
     """Create or update patients from the hospital's CSV file."""
     report, changed = imports.import_patients(session=session, body=body)
@@ -106,7 +107,7 @@ def import_patients(
 
 
 @router.get("", name="list", response_model=Page[PatientOut], responses=problem_responses(422))
-def list_patients(query: Annotated[PatientFilter, Query()], session: SessionDep, access: CanSearch) -> Response:
+def list_patients(query: Annotated[PatientFilter, Query()], session: SessionDep, access: ListPatients) -> Response:
     """A page of patients in registration order, optionally filtered by name or MRN."""
     page = service.list_patients(session=session, query=query)
     access.record(session, 200, _touched(page))
@@ -120,13 +121,13 @@ def list_patients(query: Annotated[PatientFilter, Query()], session: SessionDep,
     dependencies=JsonBody,
     responses=problem_responses(415, 422),
 )
-def list_patients_by_body(query: PatientSearch, session: SessionDep, access: CanSearch) -> Response:
+def list_patients_by_body(query: PatientSearch, session: SessionDep, access: ListPatients) -> Response:
     """The same as `GET /api/v1/patient`, with the filters in a JSON body."""
     return list_patients(query, session, access)
 
 
 @router.get("/at-risk", name="list_at_risk", response_model=Page[AtRiskPatient], responses=problem_responses(422))
-def list_at_risk(query: Annotated[AtRiskFilter, Query()], session: SessionDep, access: CanSearch) -> Response:
+def list_at_risk(query: Annotated[AtRiskFilter, Query()], session: SessionDep, access: ListPatients) -> Response:
     """The ward view: patients whose NEWS2 band is at least `min_band`, highest score first."""
     page = service.list_at_risk(session=session, query=query)
     access.record(session, 200, _touched(page))
@@ -134,7 +135,7 @@ def list_at_risk(query: Annotated[AtRiskFilter, Query()], session: SessionDep, a
 
 
 @router.get("/audit", name="audit", response_model=Page[audit.AuditEventOut], responses=problem_responses(422))
-def read_audit(query: Annotated[audit.AuditFilter, Query()], session: SessionDep, access: CanReadAudit) -> Response:
+def read_audit(query: Annotated[audit.AuditFilter, Query()], session: SessionDep, access: ReadAudit) -> Response:
     """Who read or changed this patient's record here, newest first (doc/security.md)."""
     page = audit.page(session, EVENT_TABLES.audit_events, query)
     access.record(session, 200, [(None, query.patient_id)])
@@ -144,7 +145,9 @@ def read_audit(query: Annotated[audit.AuditFilter, Query()], session: SessionDep
 @router.get(
     "/{patient_id:uuid}/risk", name="risk", response_model=RiskAssessmentOut, responses=problem_responses(404, 422)
 )
-def get_risk(patient_id: uuid.UUID, session: SessionDep, settings: SettingsDep, access: CanRead) -> RiskAssessmentOut:
+def get_risk(
+    patient_id: uuid.UUID, session: SessionDep, settings: SettingsDep, access: ReadPatient
+) -> RiskAssessmentOut:
     """NEWS2, blood-pressure category and variability from the patient's recent readings."""
     access.reach(patient_id)
     risk = service.get_risk(session=session, patient_id=patient_id, settings=settings)
@@ -153,7 +156,7 @@ def get_risk(patient_id: uuid.UUID, session: SessionDep, settings: SettingsDep, 
 
 
 @router.get("/{patient_id:uuid}", name="read", response_model=PatientOut, responses=problem_responses(404))
-async def get_patient(patient_id: uuid.UUID, pool: PoolDep, access: CanRead) -> Response:
+async def get_patient(patient_id: uuid.UUID, pool: PoolDep, access: ReadPatient) -> Response:
     access.reach(patient_id)
     return json_response(await service.read_patient(pool=pool, access=access, patient_id=patient_id))
 
@@ -164,7 +167,7 @@ CLINICIANS_FIELDS = frozenset({"spo2_scale", "mrn"})
 
 
 @router.get("/{patient_id:uuid}/exists", name="exists", status_code=status.HTTP_204_NO_CONTENT, include_in_schema=False)
-def patient_exists(patient_id: uuid.UUID, session: SessionDep, access: CanCheckExistence) -> Response:
+def patient_exists(patient_id: uuid.UUID, session: SessionDep, access: CheckExistence) -> Response:
     """204 if the patient exists, 404 if not; no record leaves. For the measurement service."""
     if session.scalar(select(Patient.id).where(Patient.id == patient_id)) is None:
         raise NotFound(f"Patient {patient_id} does not exist.")
@@ -180,7 +183,7 @@ def patient_exists(patient_id: uuid.UUID, session: SessionDep, access: CanCheckE
     responses=problem_responses(404, 409, 415, 422),
 )
 def update_patient(
-    patient_id: uuid.UUID, data: PatientUpdate, session: SessionDep, settings: SettingsDep, access: CanUpdate
+    patient_id: uuid.UUID, data: PatientUpdate, session: SessionDep, settings: SettingsDep, access: UpdatePatient
 ) -> PatientOut:
     """Change only the fields sent; setting `age` forgets `birth_date` and the other way round.
     `spo2_scale` and `mrn` are clinicians' fields: a `patient/` token may not change them."""
@@ -197,7 +200,7 @@ def update_patient(
 @router.delete(
     "/{patient_id:uuid}", name="delete", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404)
 )
-def delete_patient(patient_id: uuid.UUID, session: SessionDep, access: CanDelete) -> None:
+def delete_patient(patient_id: uuid.UUID, session: SessionDep, access: DeletePatient) -> None:
     """Delete a patient; their readings follow. Clients that cannot send DELETE may POST to
     `/api/v1/patient/delete/{patient_id}`."""
     access.reach(patient_id)
@@ -213,6 +216,6 @@ def delete_patient(patient_id: uuid.UUID, session: SessionDep, access: CanDelete
     # take it for a second resource rather than the patient's own URL.
     include_in_schema=False,
 )
-def delete_patient_by_post(patient_id: uuid.UUID, session: SessionDep, access: CanDelete) -> None:
+def delete_patient_by_post(patient_id: uuid.UUID, session: SessionDep, access: DeletePatient) -> None:
     """The same as `DELETE /api/v1/patient/{patient_id}`, for clients that only POST."""
     delete_patient(patient_id, session, access)

@@ -6,14 +6,12 @@ Same tokens, scopes and audit trail as the JSON API; errors are OperationOutcome
 
 import uuid
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient as FhirPatient
 
 from painkiller_common import fhir
-from painkiller_common.access import USER_OR_SYSTEM, Access, requires
 from painkiller_common.app import JsonBody
 from painkiller_common.db import SessionDep
 from painkiller_common.fhir_capability import LASTN, capability_statement, search_parameters
@@ -21,13 +19,10 @@ from painkiller_common.fhir_vitals import Vital, observation, selected
 from patient_service import fhir_patients, service
 from patient_service.config import Settings
 from patient_service.models import Patient
+from patient_service.permissions import CreatePatient, ReadPatient, SearchObservations, SearchPatients
 
 router = APIRouter(prefix=fhir.PREFIX, include_in_schema=False)
 
-CanCreate = Annotated[Access, Depends(requires("Patient", "c", contexts=USER_OR_SYSTEM))]
-CanRead = Annotated[Access, Depends(requires("Patient", "r"))]
-CanSearch = Annotated[Access, Depends(requires("Patient", "s"))]
-CanSearchObservations = Annotated[Access, Depends(requires("Observation", "s"))]
 PATIENT_SEARCH = search_parameters("Patient")
 
 
@@ -46,7 +41,7 @@ async def metadata() -> Response:
 
 
 @router.get("/Patient/{patient_id}", name="fhir_patient_read")
-def read_patient(patient_id: str, request: Request, session: SessionDep, access: CanRead) -> Response:
+def read_patient(patient_id: str, request: Request, session: SessionDep, access: ReadPatient) -> Response:
     key = fhir_patients.key_of(patient_id)
     access.reach(key)  # before the lookup: another patient's record is not even "gone"
     patient = fhir_patients.find(session, key)
@@ -56,7 +51,7 @@ def read_patient(patient_id: str, request: Request, session: SessionDep, access:
 
 
 @router.get("/Patient", name="fhir_patient_search")
-def search_patients(request: Request, session: SessionDep, access: CanSearch) -> Response:
+def search_patients(request: Request, session: SessionDep, access: SearchPatients) -> Response:
     query = fhir.search(request, PATIENT_SEARCH)
     system = _settings(request).fhir_mrn_system
     patients, next_cursor = fhir_patients.search(session, query, system, access.only_patient)
@@ -66,7 +61,7 @@ def search_patients(request: Request, session: SessionDep, access: CanSearch) ->
 
 
 @router.post("/Patient", name="fhir_patient_create", dependencies=JsonBody, status_code=status.HTTP_201_CREATED)
-def create_patient(request: Request, body: fhir.RawBody, session: SessionDep, access: CanCreate) -> Response:
+def create_patient(request: Request, body: fhir.RawBody, session: SessionDep, access: CreatePatient) -> Response:
     system = _settings(request).fhir_mrn_system
     resource = fhir.parse_resource(FhirPatient, body)
     assert isinstance(resource, FhirPatient)  # parse_resource returns the model it is given
@@ -78,7 +73,7 @@ def create_patient(request: Request, body: fhir.RawBody, session: SessionDep, ac
 
 
 @router.get("/Observation/$lastn", name="fhir_observation_lastn")
-def last_observations(request: Request, session: SessionDep, access: CanSearchObservations) -> Response:
+def last_observations(request: Request, session: SessionDep, access: SearchObservations) -> Response:
     """The newest Observation of each vital of one patient, from `latest_vitals`."""
     query = fhir.search(request, LASTN)
     patients = query.values("patient") + query.values("subject")

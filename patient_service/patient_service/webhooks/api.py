@@ -6,16 +6,22 @@ else's, sent elsewhere.
 """
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
-from painkiller_common.access import USER_OR_SYSTEM, Access, requires
 from painkiller_common.app import JsonBody, json_response
 from painkiller_common.db import SessionDep
 from painkiller_common.pagination import Cursor, Limit, Page
 from painkiller_common.problems import problem_responses
 from patient_service.api import PREFIX, SettingsDep
+from patient_service.permissions import (
+    CreateSubscription,
+    DeleteSubscription,
+    ReadSubscription,
+    SearchSubscriptions,
+    UpdateSubscription,
+)
 from patient_service.webhooks import store
 from patient_service.webhooks.schemas import (
     DeliveryFilter,
@@ -29,17 +35,6 @@ from patient_service.webhooks.schemas import (
 router = APIRouter(prefix=f"{PREFIX}/subscriptions", tags=["subscriptions"])
 
 
-def _can(permission: str) -> Any:
-    return Depends(requires("Subscription", permission, contexts=USER_OR_SYSTEM))
-
-
-CanCreate = Annotated[Access, _can("c")]
-CanRead = Annotated[Access, _can("r")]
-CanSearch = Annotated[Access, _can("s")]
-CanUpdate = Annotated[Access, _can("u")]
-CanDelete = Annotated[Access, _can("d")]
-
-
 @router.post(
     "",
     name="subscription_create",
@@ -49,7 +44,7 @@ CanDelete = Annotated[Access, _can("d")]
     responses=problem_responses(415, 422),
 )
 def create_subscription(
-    data: SubscriptionCreate, session: SessionDep, settings: SettingsDep, access: CanCreate
+    data: SubscriptionCreate, session: SessionDep, settings: SettingsDep, access: CreateSubscription
 ) -> Response:
     """Send these events to `url`, signed (Standard Webhooks). The answer holds the signing secret,
     shown only here; 422 for a URL that is not https to a public address."""
@@ -63,7 +58,10 @@ def create_subscription(
 
 @router.get("", name="subscription_list", response_model=Page[SubscriptionOut], responses=problem_responses(422))
 def list_subscriptions(
-    session: SessionDep, access: CanSearch, limit: Annotated[Limit | None, Query()] = None, cursor: Cursor | None = None
+    session: SessionDep,
+    access: SearchSubscriptions,
+    limit: Annotated[Limit | None, Query()] = None,
+    cursor: Cursor | None = None,
 ) -> Response:
     """Every subscription, oldest first (no secrets)."""
     page = store.subscriptions(session, limit, cursor)
@@ -77,7 +75,7 @@ def list_subscriptions(
     response_model=SubscriptionOut,
     responses=problem_responses(404),
 )
-def get_subscription(subscription_id: uuid.UUID, session: SessionDep, access: CanRead) -> Response:
+def get_subscription(subscription_id: uuid.UUID, session: SessionDep, access: ReadSubscription) -> Response:
     subscription = store.to_out(store.get(session, subscription_id))
     access.record(session, 200, [(subscription_id, None)])
     return json_response(subscription)
@@ -89,7 +87,7 @@ def get_subscription(subscription_id: uuid.UUID, session: SessionDep, access: Ca
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(404),
 )
-def delete_subscription(subscription_id: uuid.UUID, session: SessionDep, access: CanDelete) -> None:
+def delete_subscription(subscription_id: uuid.UUID, session: SessionDep, access: DeleteSubscription) -> None:
     """Stop sending; deliveries not yet made are dropped with the subscription."""
     store.unsubscribe(session, subscription_id)
     access.record(session, 204, [(subscription_id, None)])
@@ -101,7 +99,7 @@ def delete_subscription(subscription_id: uuid.UUID, session: SessionDep, access:
     response_model=SecretOut,
     responses=problem_responses(404),
 )
-def rotate_secret(subscription_id: uuid.UUID, session: SessionDep, access: CanUpdate) -> Response:
+def rotate_secret(subscription_id: uuid.UUID, session: SessionDep, access: UpdateSubscription) -> Response:
     """A new signing secret; deliveries carry a signature by each of the old and new secrets for
     24 hours, so the receiver can switch without dropping any."""
     secret = store.rotate_secret(session, subscription_id)
@@ -116,7 +114,7 @@ def rotate_secret(subscription_id: uuid.UUID, session: SessionDep, access: CanUp
     responses=problem_responses(404, 422),
 )
 def list_deliveries(
-    subscription_id: uuid.UUID, query: Annotated[DeliveryFilter, Query()], session: SessionDep, access: CanRead
+    subscription_id: uuid.UUID, query: Annotated[DeliveryFilter, Query()], session: SessionDep, access: ReadSubscription
 ) -> Response:
     """The subscription's deliveries, newest first, each with every attempt: status code or error,
     time, and when it is tried next."""
@@ -133,7 +131,11 @@ def list_deliveries(
     responses=problem_responses(404, 409),
 )
 def retry_delivery(
-    subscription_id: uuid.UUID, delivery_id: uuid.UUID, session: SessionDep, settings: SettingsDep, access: CanUpdate
+    subscription_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    access: UpdateSubscription,
 ) -> Response:
     """Send a failed delivery again now, with the same `webhook-id`, and retry it as a new one; 409
     once it was delivered."""
