@@ -7,7 +7,7 @@ Each event is versioned (`version`, the schema version) and ordered per aggregat
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -47,6 +47,26 @@ Weight = Annotated[float, Number(0.2, 700), Field(description="Body weight, kg (
 Height = Annotated[float, Number(20, 300), Field(description="Body height, cm (LOINC 8302-2).")]
 Glucose = Annotated[float, Number(1, 3000), Field(description="Blood glucose, mg/dL (LOINC 2339-0).")]
 Source = Annotated[str, Text(100)]
+
+
+def _limits(vital: object) -> tuple[float, float]:
+    limits = next(m for m in get_args(vital)[1:] if isinstance(m, Number))
+    return limits.ge, limits.le
+
+
+# Each numeric vital's range, from its type above: the API's schemas, the consumers' validation and
+# the databases' CHECK constraints (tables.vital_range_checks) all refuse what lies outside it.
+VITAL_RANGES: dict[str, tuple[float, float]] = {
+    "temperature_c": _limits(Temperature),
+    "heart_rate_bpm": _limits(HeartRate),
+    "respiratory_rate_bpm": _limits(RespiratoryRate),
+    "spo2_percent": _limits(SpO2),
+    "systolic_mmhg": _limits(Systolic),
+    "diastolic_mmhg": _limits(Diastolic),
+    "weight_kg": _limits(Weight),
+    "height_cm": _limits(Height),
+    "glucose_mg_dl": _limits(Glucose),
+}
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 

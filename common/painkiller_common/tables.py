@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from painkiller_common.contracts import VITAL_RANGES
+
 
 @dataclass(frozen=True)
 class EventTables:
@@ -141,3 +143,11 @@ def refused_table(metadata: MetaData) -> Table:
         Column("requests", Integer, nullable=False),
         PrimaryKeyConstraint("minute", "client_address", "status"),
     )
+
+
+def vital_range_checks() -> list[CheckConstraint]:
+    """The database refuses a vital outside its range too, whoever writes (contracts.VITAL_RANGES)."""
+    return [
+        CheckConstraint(f"{name} BETWEEN {low:g} AND {high:g}", name=f"{name}_range")
+        for name, (low, high) in VITAL_RANGES.items()
+    ]

@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from painkiller_common.migrations import NAMING_CONVENTION
-from painkiller_common.tables import event_tables
+from painkiller_common.tables import event_tables, vital_range_checks
 
 
 class Base(DeclarativeBase):
@@ -51,8 +51,7 @@ class Measurement(Base):
         # The API refuses these first; the database refuses them too, whoever writes.
         CheckConstraint("(systolic_mmhg IS NULL) = (diastolic_mmhg IS NULL)", name="bp_pair"),
         CheckConstraint("diastolic_mmhg < systolic_mmhg", name="bp_order"),
-        CheckConstraint("temperature_c BETWEEN 10 AND 50", name="temperature_range"),
-        CheckConstraint("spo2_percent BETWEEN 0 AND 100", name="spo2_range"),
+        *vital_range_checks(),
         # Newest first, per patient and overall: the two listing orders.
         Index("ix_measurements_patient_time", "patient_id", "measured_at", "id"),
         # A device's reading is stored once however often it is resent (manual ones have no source).

@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from painkiller_common.migrations import NAMING_CONVENTION
-from painkiller_common.tables import event_tables
+from painkiller_common.tables import event_tables, vital_range_checks
 
 SEXES = ("male", "female", "other", "unknown")
 
@@ -112,7 +112,7 @@ class VitalReading(Base):
     on_oxygen: Mapped[bool | None] = mapped_column(Boolean)
     consciousness: Mapped[str | None] = mapped_column(String(12))
 
-    __table_args__ = (Index("ix_vital_readings_patient_time", "patient_id", "measured_at"),)
+    __table_args__ = (*vital_range_checks(), Index("ix_vital_readings_patient_time", "patient_id", "measured_at"))
 
 
 class RiskAssessmentRow(Base):
