@@ -1,5 +1,5 @@
 """The guarantees under real concurrency, through NGINX, the APIs, the relays and the consumers:
-what must stay true however requests interleave (groundwork for the faster write path of #9)."""
+what must stay true however requests interleave, whatever the write path (doc/performance.md)."""
 
 import threading
 import uuid
