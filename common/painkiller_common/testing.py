@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import Engine, Table, create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from painkiller_common import pg
 from painkiller_common.auth import AuthSettings
@@ -222,3 +222,17 @@ def with_its_pair(vital: str, value: float) -> dict[str, float]:
     if vital == "diastolic_mmhg":
         return {vital: value, "systolic_mmhg": 400}
     return {vital: value}
+
+
+def refusing_constraint(url: str, table: str, row: dict[str, Any]) -> str | None:
+    """The constraint that refuses inserting `row` into `table` as `url`'s role; None if stored."""
+    columns = ", ".join(row)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({', '.join(':' + c for c in row)})"), row)
+    except IntegrityError as refused:
+        return str(refused.orig.diag.constraint_name)  # type: ignore[union-attr]  # psycopg2's error has diag
+    finally:
+        engine.dispose()
+    return None
