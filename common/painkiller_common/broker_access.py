@@ -63,17 +63,22 @@ def password_hash(password: str) -> str:
 def definitions(vhost: str, passwords: dict[str, str], admin_password: str) -> dict[str, object]:
     """A definitions file with the admin user and one user per service, and their rights in `vhost`."""
     grants = [admin_grant(), *(grant(service, f"painkiller_{service}") for service in SERVICES)]
-    secrets_of = {ADMIN_USER: admin_password, **{f"painkiller_{s}": passwords[s] for s in SERVICES}}
+    return users_definitions(vhost, grants, [admin_password, *(passwords[s] for s in SERVICES)])
+
+
+def users_definitions(vhost: str, grants: list[Grant], passwords: list[str]) -> dict[str, object]:
+    """Users with `passwords` and the rights of `grants` in `vhost`, as one definitions document:
+    RabbitMQ loads it at boot (compose) or imports it in one call (`rabbitmqctl import_definitions`)."""
     return {
         "vhosts": [{"name": vhost}],
         "users": [
             {
                 "name": g.user,
-                "password_hash": password_hash(secrets_of[g.user]),
+                "password_hash": password_hash(password),
                 "hashing_algorithm": "rabbit_password_hashing_sha256",
                 "tags": [],
             }
-            for g in grants
+            for g, password in zip(grants, passwords, strict=True)
         ],
         "permissions": [
             {"user": g.user, "vhost": vhost, "configure": g.configure, "write": g.write, "read": g.read} for g in grants
