@@ -40,15 +40,30 @@ def _utc(timestamp: str) -> str:
     )
 
 
+def _float(column: str) -> str:
+    """SQL writing a double as pydantic does: a whole number keeps its `.0` (38.0, not 38), so a
+    client that types numbers by their spelling reads the same type from a page, an event and a
+    single reading. (The ranges keep every stored value far from exponent notation.)"""
+    return (
+        f"(CASE WHEN {column} = trunc({column}) THEN to_json({column})::text || '.0'"
+        f" ELSE to_json({column})::text END)::json"
+    )
+
+
+def _value(alias: str, name: str) -> str:
+    column = f"{alias}.{name}"
+    if TYPES[name].startswith("TIMESTAMP"):
+        return _utc(column)
+    return _float(column) if TYPES[name] == "DOUBLE PRECISION" else column
+
+
 # The `measurement.recorded` event of a stored row, built by PostgreSQL from the row itself: the
 # same JSON the contract's model gives (painkiller_common.contracts.MeasurementRecorded), without
-# a Python object per reading.
+# a Python object per reading; measurement_service/tests/test_measurement_json.py holds the two
+# side by side on the values where they could part.
 def row_json(alias: str) -> str:
     """SQL for the JSON of a measurements row under `alias`, as MeasurementOut serialises it."""
-    fields = (
-        f"'{name}', {_utc(f'{alias}.{name}') if TYPES[name].startswith('TIMESTAMP') else f'{alias}.{name}'}"
-        for name in COLUMNS
-    )
+    fields = (f"'{name}', {_value(alias, name)}" for name in COLUMNS)
     return f"json_build_object({', '.join(fields)})"
 
 
