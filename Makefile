@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PYPROJECTS := common/pyproject.toml patient_service/pyproject.toml measurement_service/pyproject.toml
+PYPROJECTS := common/pyproject.toml testing/pyproject.toml patient_service/pyproject.toml measurement_service/pyproject.toml
 
 .PHONY: servers test-servers venv up down status observe token test test-fast audit test-containers images lint bench bench-replicas clean
 
@@ -13,7 +13,7 @@ $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
 	@$(PYTHON) -m venv $(VENV) || { echo "Cannot create a venv: install python3-venv (apt-get install -y python3-venv)"; exit 1; }
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements-dev.txt \
 		--config-settings editable_mode=compat \
-		-e ./common -e './patient_service[dev]' -e './measurement_service[dev]'
+		-e ./common -e ./testing -e './patient_service[dev]' -e './measurement_service[dev]'
 	@touch $@
 
 venv: $(STAMP)
@@ -34,7 +34,7 @@ up: servers venv  ## servers, databases, migrations, both services and NGINX on 
 
 # A dev token signed by the key `make up` made; SCOPE, PATIENT, SUB and TTL narrow it.
 token: venv
-	@$(PY) -m painkiller_common.devauth .run/auth --scope "$(SCOPE)" --patient "$(PATIENT)" --sub "$(SUB)" --ttl "$(TTL)"
+	@$(PY) -m painkiller_testing.devauth .run/auth --scope "$(SCOPE)" --patient "$(PATIENT)" --sub "$(SUB)" --ttl "$(TTL)"
 
 observe: venv  ## a real Prometheus on :9090 scraping what `make up` started, with observability/rules.yml
 	$(PY) scripts/stack.py observe

@@ -35,8 +35,8 @@ import stack as stack_module  # noqa: E402
 from provisioning import SERVICES, BrokerUsers, database_env  # noqa: E402
 
 from painkiller_common.db import ensure_database  # noqa: E402
-from painkiller_common.devauth import mint  # noqa: E402
 from painkiller_common.pagination import encode_cursor  # noqa: E402
+from painkiller_testing.devauth import mint  # noqa: E402
 
 ADMIN = bootstrap.admin_url()
 # The stack connects as its least-privilege roles; the benchmark's own seeding, as the owners.

@@ -32,12 +32,16 @@ RUN test -n "$SERVICE" \
     && find /opt/venv -name '*.so*' -type f -exec strip --strip-unneeded {} +
 
 # What only the tests need, in a directory of its own (the test target puts it on PYTHONPATH).
+# The shared test tooling (testing/) is copied here only: the runtime image never holds it.
 FROM build AS test-deps
 ARG PIP_OPTIONS=""
+COPY testing/ testing/
 # hadolint ignore=SC2086
 RUN python3 -m venv /opt/tools \
     && /opt/tools/bin/pip install --no-cache-dir --disable-pip-version-check $PIP_OPTIONS \
-        -c constraints.txt --target /opt/test-deps pytest
+        -c constraints.txt --target /opt/test-deps pytest \
+    && /opt/tools/bin/pip install --no-cache-dir --disable-pip-version-check $PIP_OPTIONS \
+        --no-deps --target /opt/test-deps ./testing
 
 FROM ${PYTHON_BASE} AS runtime
 ARG SERVICE

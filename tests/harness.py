@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from painkiller_common.devauth import mint
-from painkiller_common.testing import truncate_all
+from painkiller_testing.databases import truncate_all
+from painkiller_testing.devauth import mint
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))

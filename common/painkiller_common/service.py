@@ -1,5 +1,6 @@
 """What makes each service itself. Everything built from it is shared: the app (app.py), the
-command line (cli.py) and the test fixtures (pytest_plugin.py); a service supplies one `Service`.
+command line (cli.py) and the test fixtures (painkiller_testing/fixtures.py); a service supplies
+one `Service`.
 """
 
 from collections.abc import Callable, Mapping, Sequence

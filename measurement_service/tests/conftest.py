@@ -1,4 +1,4 @@
-"""What the measurement service's tests add to the shared fixtures (painkiller_common.pytest_plugin):
+"""What the measurement service's tests add to the shared fixtures (painkiller_testing.fixtures):
 a stand-in for the patient service, and patients and readings to test with."""
 
 import uuid

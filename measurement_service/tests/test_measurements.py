@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from measurement_service.api import get_directory
 from measurement_service.main import create_app
-from painkiller_common.testing import RoundTrips
+from painkiller_testing.databases import RoundTrips
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 PREFIXES = ["/api/v1/measures", "/api/v1/measurements"]

@@ -1,4 +1,4 @@
-"""What the patient service's tests add to the shared fixtures (painkiller_common.pytest_plugin)."""
+"""What the patient service's tests add to the shared fixtures (painkiller_testing.fixtures)."""
 
 from collections.abc import Callable
 from typing import Any

@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import ProgrammingError
 
-from painkiller_common.pytest_plugin import served
-from painkiller_common.testing import DatabaseRoles
+from painkiller_testing.databases import DatabaseRoles
+from painkiller_testing.fixtures import served
 
 ADA = {"first_name": "Ada", "last_name": "Lovelace", "age": 36}
 

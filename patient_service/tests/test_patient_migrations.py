@@ -8,7 +8,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 from painkiller_common.db import downgrade
-from painkiller_common.testing import DatabaseRoles
+from painkiller_testing.databases import DatabaseRoles
 from patient_service.models import Base
 from patient_service.spec import SPEC
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from painkiller_common.testing import DatabaseRoles, outside_ranges, refusing_constraint, with_its_pair
+from painkiller_testing.databases import DatabaseRoles, refusing_constraint
+from painkiller_testing.vitals import outside_ranges, with_its_pair
 
 
 @pytest.mark.parametrize(("vital", "value"), outside_ranges())

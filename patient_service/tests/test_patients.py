@@ -3,7 +3,7 @@ from datetime import date
 import pytest
 from fastapi.testclient import TestClient
 
-from painkiller_common.testing import RoundTrips
+from painkiller_testing.databases import RoundTrips
 from patient_service.schemas import today, years_between
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"

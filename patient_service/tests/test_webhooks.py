@@ -15,10 +15,10 @@ from standardwebhooks import Webhook
 
 from painkiller_common.consumer import Consumer
 from painkiller_common.contracts import PatientRiskChanged, RiskChange
-from painkiller_common.pytest_plugin import served
 from painkiller_common.settings import ServiceSettings
-from painkiller_common.testing import Answer, WebhookReceiver
 from painkiller_common.topology import PATIENT_EVENTS_FOR_WEBHOOKS
+from painkiller_testing.fixtures import served
+from painkiller_testing.webhook_receiver import Answer, WebhookReceiver
 from patient_service.config import Settings, WebhookSettings
 from patient_service.models import EVENT_TABLES, WebhookSubscription
 from patient_service.webhooks import dispatcher, targets

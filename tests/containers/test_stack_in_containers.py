@@ -22,8 +22,8 @@ from harness import test_databases as databases_named
 from provisioning import auth_env, dev_certificate
 from sqlalchemy import make_url
 
-from painkiller_common.devauth import mint
-from painkiller_common.testing import truncate_all
+from painkiller_testing.databases import truncate_all
+from painkiller_testing.devauth import mint
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("podman") or shutil.which("docker")), reason="no container engine (podman or docker)"
@@ -164,8 +164,9 @@ def test_images_are_small_and_hold_no_compiler_or_test_tool(built: dict[str, int
         found = engine("run", "--rm", "--entrypoint", "sh", image, "-c", tools, check=False)
         assert found.stdout.strip() == "", (image, found.stdout)
     for image in [service_image(service) for service in images.SERVICES]:
-        imports = engine("run", "--rm", image, "python", "-c", "import pytest", check=False)
-        assert "No module named 'pytest'" in imports.stderr, image
+        for tool in ("pytest", "painkiller_testing"):  # the shared fixtures, dev tokens, test databases
+            imports = engine("run", "--rm", image, "python", "-c", f"import {tool}", check=False)
+            assert f"No module named '{tool}'" in imports.stderr, image
 
 
 def test_every_container_is_non_root_and_healthy(containers: ContainerStack) -> None:

@@ -19,7 +19,7 @@ from standardwebhooks import Webhook
 from test_risk_end_to_end import SERIES
 
 from painkiller_common.contracts import EXCHANGE, PatientRiskChanged, RiskChange
-from painkiller_common.testing import Answer, Received, WebhookReceiver
+from painkiller_testing.webhook_receiver import Answer, Received, WebhookReceiver
 
 SUBSCRIPTIONS = "/api/v1/patient/subscriptions"
 

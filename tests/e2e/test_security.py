@@ -29,13 +29,13 @@ from pika.exceptions import ChannelClosedByBroker
 from sqlalchemy import create_engine, text
 
 from painkiller_common.contracts import EXCHANGE, VITALS
-from painkiller_common.devauth import DEV_AUDIENCE, DEV_ISSUER, JWKS, PRIVATE_KEY
 from painkiller_common.topology import (
     DEAD_LETTERS,
     MEASUREMENT_EVENTS_FOR_PATIENTS,
     PATIENT_EVENTS_FOR_MEASUREMENTS,
     UNROUTED,
 )
+from painkiller_testing.devauth import DEV_AUDIENCE, DEV_ISSUER, JWKS, PRIVATE_KEY
 
 P = "00000000-0000-4000-8000-00000000000{}"  # stand-ins, filled with real ids per test
 # Every route of both APIs with a body it accepts: (method, path, json body or CSV).

@@ -19,10 +19,10 @@ from sqlalchemy.engine import make_url
 
 from painkiller_common.app import create_app
 from painkiller_common.consumer import Consumer
-from painkiller_common.devauth import mint
 from painkiller_common.service import Service
 from painkiller_common.settings import ServiceSettings
-from painkiller_common.testing import DatabaseRoles, RoundTrips, count_rows, outbox_events, truncate_all
+from painkiller_testing.databases import DatabaseRoles, RoundTrips, count_rows, outbox_events, truncate_all
+from painkiller_testing.devauth import mint
 
 # Function-scoped, though each is made once per service: session-scoped fixtures are one for the
 # whole run, and one run holds both services' tests, each with its own `service`.

@@ -68,7 +68,7 @@ def mint(
 
 
 def main() -> None:
-    """`python -m painkiller_common.devauth DIR [--scope S] [--patient ID] [--sub S] [--ttl N]`."""
+    """`python -m painkiller_testing.devauth DIR [--scope S] [--patient ID] [--sub S] [--ttl N]`."""
     parser = argparse.ArgumentParser(description="Print a dev token; the token alone is the last line.")
     parser.add_argument("directory", type=Path)
     parser.add_argument("--scope", default="", help=f"default: {ALL_SCOPES}")

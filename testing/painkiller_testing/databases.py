@@ -1,11 +1,10 @@
-"""Test helpers both services use: a real, freshly migrated test database, emptied per test."""
+"""The tests' databases: a real, freshly migrated test database per service, reached as each of
+its roles and emptied per test, and what to look at in it."""
 
 import json
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from painkiller_common import pg
 from painkiller_common.auth import AuthSettings
-from painkiller_common.contracts import VITAL_RANGES
 from painkiller_common.db import downgrade, provision, upgrade
-from painkiller_common.devauth import DEV_AUDIENCE, DEV_ISSUER, ensure_dev_key
+from painkiller_testing.devauth import DEV_AUDIENCE, DEV_ISSUER, ensure_dev_key
 
 
 @dataclass(frozen=True)
@@ -129,99 +127,6 @@ class RoundTrips:
         before = len(self.statements)
         call()
         return len(self.statements) - before
-
-
-@dataclass(frozen=True)
-class Received:
-    at: float  # time.time() when the request arrived
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int = 200
-    delay_s: float = 0.0  # wait this long before answering (a slow or hanging receiver)
-    trickle_s: float = 0.0  # send the answer a byte at a time, this far apart (one that never quite answers)
-
-
-class WebhookReceiver:
-    """An HTTP server on loopback, standing in for a nurse-call system: it records every POST and
-    answers each with the next of `answers` (200 once they run out)."""
-
-    def __init__(self, port: int = 0, answers: Sequence[Answer] = ()) -> None:
-        self.received: list[Received] = []
-        self._answers = list(answers)
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                with receiver._lock:
-                    receiver.received.append(
-                        Received(time.time(), {k.lower(): v for k, v in self.headers.items()}, body)
-                    )
-                    answer = receiver._answers.pop(0) if receiver._answers else Answer()
-                time.sleep(answer.delay_s)
-                if answer.trickle_s:
-                    self._trickle(
-                        f"HTTP/1.1 {answer.status} OK\r\ncontent-length: 0\r\n\r\n".encode(), answer.trickle_s
-                    )
-                    return
-                self.send_response(answer.status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _trickle(self, answer: bytes, every_s: float) -> None:
-                self.close_connection = True
-                for byte in answer:
-                    time.sleep(every_s)
-                    try:
-                        self.wfile.write(bytes([byte]))
-                        self.wfile.flush()
-                    except OSError:  # the sender gave up
-                        return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/painkiller"
-
-    def __enter__(self) -> "WebhookReceiver":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-def outside_ranges() -> list[tuple[str, float]]:
-    """For each numeric vital, values just outside its range (contracts.VITAL_RANGES), each alone
-    at fault: a systolic below 0 would need a diastolic lower still, out of range too."""
-    values = []
-    for vital, (low, high) in VITAL_RANGES.items():
-        values.append((vital, high + 1))
-        if vital != "systolic_mmhg":
-            values.append((vital, low - 1 if low >= 1 else (low / 2 if low > 0 else -1)))
-    return values
-
-
-def with_its_pair(vital: str, value: float) -> dict[str, float]:
-    """`vital` set to `value`, with the other half of a blood pressure where the pair needs one."""
-    if vital == "systolic_mmhg":
-        return {vital: value, "diastolic_mmhg": 80}
-    if vital == "diastolic_mmhg":
-        return {vital: value, "systolic_mmhg": 400}
-    return {vital: value}
 
 
 def refusing_constraint(url: str, table: str, row: dict[str, Any]) -> str | None:
