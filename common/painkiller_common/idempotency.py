@@ -4,17 +4,19 @@ Devices resend on flaky networks; a duplicate reading would skew a patient's tre
 claimed inside the request's own transaction, so the stored answer commits with the rows it
 describes. A concurrent retry blocks on the claim until the first request commits, then replays.
 A request that fails rolls its claim back, so its key can be used again.
+
+No HTTP here: a write gives an `Answer` (its JSON, status and location, first or replayed), and
+each adapter turns it into its own response (idempotency_http.py for the JSON API; the FHIR routes
+read the stored resource back from it).
 """
 
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
 from asyncpg import Connection, Pool
-from fastapi import Header
-from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -24,18 +26,16 @@ from painkiller_common.access import Access
 from painkiller_common.audit import Touched
 from painkiller_common.errors import Conflict, NotFound
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        max_length=200,
-        pattern=r"^[\x21-\x7e]+$",
-        description=(
-            "Any unique token (a UUID is best); a retry with the same key and body stores nothing new and gets"
-            " the first answer, or 404 once what it stored (or its patient) has been deleted."
-        ),
-    ),
-]
+
+@dataclass(frozen=True)
+class Answer:
+    """What a write answers, first or replayed: its JSON as first given (stored with the key, so a
+    retry gets the same bytes), its status and, for a create, the new resource's URL."""
+
+    body: str
+    status_code: int
+    location: str | None = None
+    replayed: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,13 +66,13 @@ def run_once(
     scope: str,
     request: BaseModel,
     write: Callable[[], Outcome],
-) -> Response:
+) -> Answer:
     """Run `write` unless this caller's key already did; either way answer what the first run
     answered, and audit it."""
     if key is None:
         outcome = write()
         access.record(session, outcome.status_code, outcome.touched)
-        return answer(outcome.body.model_dump_json(), outcome.status_code, outcome.location)
+        return Answer(outcome.body.model_dump_json(), outcome.status_code, outcome.location)
     scope = access.idempotency_scope(scope)
     fingerprint = fingerprint_of(request)
     claimed = session.execute(
@@ -97,7 +97,7 @@ def run_once(
         )
     )
     access.record(session, outcome.status_code, outcome.touched)
-    return answer(body, outcome.status_code, outcome.location)
+    return Answer(body, outcome.status_code, outcome.location)
 
 
 def fingerprint_of(request: BaseModel) -> str:
@@ -105,21 +105,21 @@ def fingerprint_of(request: BaseModel) -> str:
     return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
 
 
-def _replay(session: Session, table: Table, access: Access, *, scope: str, key: str, fingerprint: str) -> Response:
+def _replay(session: Session, table: Table, access: Access, *, scope: str, key: str, fingerprint: str) -> Answer:
     stored = session.execute(select(table).where(table.c.scope == scope, table.c.key == key)).one()
-    response = replayed(stored._asdict(), fingerprint)
+    first = replayed(stored._asdict(), fingerprint)
     access.record(session, stored.status_code, [(None, patient) for patient in stored.patient_ids])
-    return response
+    return first
 
 
-def replayed(stored: Mapping[str, Any], fingerprint: str) -> Response:
+def replayed(stored: Mapping[str, Any], fingerprint: str) -> Answer:
     """The first answer again, if this is the same request and neither what it stored nor its
     patient was deleted since."""
     if stored["fingerprint"] != fingerprint:
         raise Conflict("This Idempotency-Key was used with a different request body.")
     if stored["erased_at"] is not None:
         raise NotFound("What this request stored, or the patient it was about, has since been deleted.")
-    return answer(stored["body"], stored["status_code"], stored["location"], replayed=True)
+    return Answer(stored["body"], stored["status_code"], stored["location"], replayed=True)
 
 
 # --- the same on an asyncpg connection (the async hot path) ---------------------------------
@@ -136,10 +136,10 @@ _ANSWER = (
 )
 
 
-async def replay_async(conn: Connection, access: Access, stored: Mapping[str, Any], fingerprint: str) -> Response:
-    response = replayed(stored, fingerprint)
+async def replay_async(conn: Connection, access: Access, stored: Mapping[str, Any], fingerprint: str) -> Answer:
+    first = replayed(stored, fingerprint)
     await access.record_async(conn, stored["status_code"], [(None, patient) for patient in stored["patient_ids"]])
-    return response
+    return first
 
 
 async def run_once_async(
@@ -150,13 +150,13 @@ async def run_once_async(
     scope: str,
     request: BaseModel,
     write: Callable[[Connection], Awaitable[Outcome]],
-) -> Response:
+) -> Answer:
     """`run_once` on the async path: claim, write, stored answer and audit in one transaction."""
     async with pool.acquire() as conn, conn.transaction():
         if key is None:
             outcome = await write(conn)
             await access.record_async(conn, outcome.status_code, outcome.touched)
-            return answer(outcome.body.model_dump_json(), outcome.status_code, outcome.location)
+            return Answer(outcome.body.model_dump_json(), outcome.status_code, outcome.location)
         scope, fingerprint = access.idempotency_scope(scope), fingerprint_of(request)
         if await conn.fetchval(_CLAIM, scope, key, fingerprint) is None:
             return await replay_async(conn, access, await conn.fetchrow(STORED, scope, key), fingerprint)
@@ -166,7 +166,7 @@ async def run_once_async(
             _ANSWER, scope, key, outcome.status_code, body, outcome.location, outcome.patient_ids, outcome.record_ids
         )
         await access.record_async(conn, outcome.status_code, outcome.touched)
-        return answer(body, outcome.status_code, outcome.location)
+        return Answer(body, outcome.status_code, outcome.location)
 
 
 def erase_answers(session: Session, table: Table, patient_id: uuid.UUID, record_id: uuid.UUID | None = None) -> None:
@@ -176,11 +176,3 @@ def erase_answers(session: Session, table: Table, patient_id: uuid.UUID, record_
     if record_id is not None:
         about.append(table.c.record_ids.contains([record_id]))
     session.execute(update(table).where(*about).values(erased_at=func.now(), body=None, location=None))
-
-
-def answer(body: str, status_code: int, location: str | None, *, replayed: bool = False) -> Response:
-    """A write's JSON answer; `replayed` marks one given again for a retried key."""
-    headers = {"Location": location} if location else {}
-    if replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return Response(content=body, status_code=status_code, media_type="application/json", headers=headers)

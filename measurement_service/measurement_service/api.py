@@ -27,7 +27,7 @@ from painkiller_common.app import JsonBody, json_response
 from painkiller_common.auth import Forbidden
 from painkiller_common.db import SessionDep
 from painkiller_common.errors import NotFound
-from painkiller_common.idempotency import IdempotencyKey
+from painkiller_common.idempotency_http import IdempotencyKey, respond
 from painkiller_common.outbox import UnitOfWork
 from painkiller_common.pagination import Page
 from painkiller_common.pg import PoolDep
@@ -77,7 +77,7 @@ async def record_for_patient(
 ) -> Response:
     """Store a reading for this patient (404 if the patient does not exist)."""
     scope = f"POST /api/v1/patient/{patient_id}/measurements"
-    return await service.record_one(
+    answer = await service.record_one(
         pool=pool,
         directory=directory,
         access=access,
@@ -87,6 +87,7 @@ async def record_for_patient(
         scope=scope,
         location_prefix=PREFIX,
     )
+    return respond(answer)
 
 
 @patient_router.post(
@@ -107,7 +108,7 @@ async def record_batch_for_patient(
 ) -> Response:
     """Store many readings for this patient."""
     scope = f"POST /api/v1/patient/{patient_id}/measurements/batch"
-    return await service.record_batch(
+    answer = await service.record_batch(
         pool=pool,
         directory=directory,
         access=access,
@@ -116,6 +117,7 @@ async def record_batch_for_patient(
         key=idempotency_key,
         scope=scope,
     )
+    return respond(answer)
 
 
 @patient_router.get(
@@ -162,7 +164,7 @@ async def record(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Store a reading for the patient named by `patient_id` in the body."""
-    return await service.record_one(
+    answer = await service.record_one(
         pool=pool,
         directory=directory,
         access=access,
@@ -172,6 +174,7 @@ async def record(
         scope=f"POST {PREFIX}",  # a retry through the alias is the same request: it reaches this route
         location_prefix=PREFIX,
     )
+    return respond(answer)
 
 
 @measures_router.post(
@@ -191,7 +194,7 @@ async def record_batch(
 ) -> Response:
     """Store many readings, each naming its `patient_id`."""
     scope = f"POST {PREFIX}/batch"
-    return await service.record_batch(
+    answer = await service.record_batch(
         pool=pool,
         directory=directory,
         access=access,
@@ -200,6 +203,7 @@ async def record_batch(
         key=idempotency_key,
         scope=scope,
     )
+    return respond(answer)
 
 
 @measures_router.get("", name="list", response_model=Page[MeasurementOut], responses=problem_responses(422))

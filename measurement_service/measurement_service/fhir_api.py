@@ -5,7 +5,6 @@ A create is stored as a reading by the JSON API's own use case: the same validat
 audit row and `Idempotency-Key`.
 """
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Annotated
@@ -25,13 +24,13 @@ from painkiller_common.app import JsonBody
 from painkiller_common.errors import NotFound
 from painkiller_common.fhir_capability import search_parameters
 from painkiller_common.fhir_vitals import observation, observation_id, parse_observation_id
-from painkiller_common.idempotency import IdempotencyKey
+from painkiller_common.idempotency import Answer
+from painkiller_common.idempotency_http import IdempotencyKey, answer_headers
 from painkiller_common.pg import PoolDep
 
 router = APIRouter(prefix=fhir.PREFIX, include_in_schema=False)
 
 OBSERVATION_SEARCH = search_parameters("Observation")
-REPLAYED = "Idempotent-Replayed"
 
 
 def _base(request: Request) -> str:
@@ -63,7 +62,8 @@ class Writer:
             scope=f"POST {request.url.path} Patient/{posted.patient_id}",
             location_prefix="/api/v1/measures",
         )
-        return Stored(MeasurementOut.model_validate(json.loads(bytes(answer.body))), answer.headers.get(REPLAYED))
+        # The answer's JSON is the stored reading (as first stored, when the key replays it).
+        return Stored(MeasurementOut.model_validate_json(answer.body), answer)
 
 
 WriterDep = Annotated[Writer, Depends()]
@@ -181,10 +181,10 @@ async def _existing(request: Request, writer: Writer, posted: Posted) -> Observa
 @dataclass(frozen=True)
 class Stored:
     reading: MeasurementOut
-    replayed: str | None  # "true" when an Idempotency-Key's first answer is given again
+    answer: Answer  # the JSON API's answer to the same write, first or replayed
 
     def headers(self, location: str | None = None) -> dict[str, str]:
-        return {**({"Location": location} if location else {}), **({REPLAYED: self.replayed} if self.replayed else {})}
+        return answer_headers(self.answer, location)
 
 
 def _observations(stored: MeasurementOut, posted: Posted) -> list[Observation]:

@@ -1,11 +1,11 @@
 """Measurement use cases. The hot ones (record, list) are async on asyncpg (doc/performance.md);
-reading one by id and deleting it take the caller's SQLAlchemy session, which owns the transaction."""
+reading one by id and deleting it take the caller's SQLAlchemy session, which owns the transaction.
+A write returns its `Answer`; the JSON API and FHIR each make their own response of it."""
 
 import uuid
 from datetime import UTC, datetime
 
 import asyncpg
-from fastapi import Response
 
 from measurement_service import events, recording
 from measurement_service.models import EVENT_TABLES, Measurement
@@ -23,7 +23,7 @@ from painkiller_common import idempotency
 from painkiller_common.access import Access
 from painkiller_common.contracts import VITALS
 from painkiller_common.errors import Conflict, NotFound
-from painkiller_common.idempotency import Outcome, erase_answers
+from painkiller_common.idempotency import Answer, Outcome, erase_answers
 from painkiller_common.outbox import UnitOfWork
 from painkiller_common.pg import Pool
 
@@ -40,7 +40,7 @@ async def record_one(
     key: str | None,
     scope: str,
     location_prefix: str,
-) -> Response:
+) -> Answer:
     """Store one reading, its event and audit row, and claim its Idempotency-Key: one statement."""
     access.reach(patient_id)
     record = recording.new_row(patient_id, data.model_dump(include=READING_FIELDS), datetime.now(UTC))
@@ -63,7 +63,7 @@ async def record_one(
             return await idempotency.replay_async(conn, access, done.prior, fingerprint)
     if record["id"] not in done.stored:
         raise Conflict("A reading for this patient at this measured_at from this source is already stored.")
-    return idempotency.answer(body, 201, location)
+    return Answer(body, 201, location)
 
 
 async def record_batch(
@@ -75,7 +75,7 @@ async def record_batch(
     batch: BatchIn | MeasurementBatchIn,
     key: str | None,
     scope: str,
-) -> Response:
+) -> Answer:
     """Store the readings in one statement, with their events; those already stored are
     reported as duplicates (pydantic has refused the whole batch if any reading is invalid)."""
     _reach_batch(access, patient_id, batch)

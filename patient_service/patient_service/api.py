@@ -11,7 +11,8 @@ from painkiller_common.app import JsonBody, json_response, require_csv
 from painkiller_common.auth import Forbidden
 from painkiller_common.db import SessionDep
 from painkiller_common.errors import NotFound
-from painkiller_common.idempotency import IdempotencyKey, Outcome, run_once
+from painkiller_common.idempotency import Outcome, run_once
+from painkiller_common.idempotency_http import IdempotencyKey, respond
 from painkiller_common.pagination import Page
 from painkiller_common.pg import PoolDep
 from painkiller_common.problems import problem_responses
@@ -77,7 +78,7 @@ def create_patient(
         patient = service.create_patient(session=session, data=data)
         return Outcome(service.to_out(patient), location=f"{PREFIX}/{patient.id}", touched=[(patient.id, patient.id)])
 
-    return run_once(
+    answer = run_once(
         session=session,
         table=EVENT_TABLES.idempotency_keys,
         access=access,
@@ -86,6 +87,7 @@ def create_patient(
         request=data,
         write=create,
     )
+    return respond(answer)
 
 
 @router.post(
