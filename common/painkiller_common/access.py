@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 from painkiller_common import audit, logs
 from painkiller_common.auth import CONTEXTS, Forbidden, Principal, TokenVerifier, Unauthorized
 from painkiller_common.errors import Conflict, DomainError, NotFound
-from painkiller_common.fhir import Gone, MultipleMatches
 from painkiller_common.problems import Problem, on_domain_error, on_problem, status_of
 
 logger = logging.getLogger(__name__)
@@ -152,10 +151,11 @@ async def _principal(verifier: TokenVerifier, token: str) -> Principal:
     return principal
 
 
-def install_refusal_audit(app: FastAPI) -> None:
-    """Audit every 401 and 403, a 404 on a data route, and the 409, 410 and 412 that say something
-    of a record (it exists, it was deleted, it matches), then answer problem+json."""
-    for refusal in (Unauthorized, Forbidden, NotFound, Conflict, Gone, MultipleMatches):
+def install_refusal_audit(app: FastAPI, *more: type[DomainError]) -> None:
+    """Audit every 401 and 403, a 404 on a data route, and the 409 (and `more`: FHIR adds its 410
+    and 412) that say something of a record (it exists, it was deleted, it matches), then answer
+    problem+json."""
+    for refusal in (Unauthorized, Forbidden, NotFound, Conflict, *more):
         # Typed for any Exception by Starlette; only called with the class registered here.
         app.add_exception_handler(refusal, _audit_refusal)  # type: ignore[arg-type]
 
@@ -163,7 +163,7 @@ def install_refusal_audit(app: FastAPI) -> None:
 async def _audit_refusal(request: Request, exc: Problem | DomainError) -> Response:
     access: Access | None = getattr(request.state, "access", None)
     if access is not None:
-        await run_in_threadpool(_record_refusal, request, access, status_of(exc))
+        await run_in_threadpool(_record_refusal, request, access, status_of(request, exc))
     return await (on_problem(request, exc) if isinstance(exc, Problem) else on_domain_error(request, exc))
 
 

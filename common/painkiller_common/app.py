@@ -14,7 +14,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
-from painkiller_common import health, logs, metrics, pg, tracing
+from painkiller_common import fhir, health, logs, metrics, pg, tracing
 from painkiller_common.access import install_refusal_audit
 from painkiller_common.auth import TokenVerifier
 from painkiller_common.db import make_engine, make_session_factory
@@ -59,6 +59,7 @@ def create_app(service: Service[S], settings: S | None = None) -> FastAPI:
     install_problem_handlers(app)
     install_pg_handlers(app)
     install_refusal_audit(app)
+    fhir.install_error_handlers(app)
     # Made here, not in the lifespan: an API without a way to check tokens must not start at all.
     app.state.token_verifier = TokenVerifier(settings.auth)
     app.state.audit_table = service.tables.audit_events

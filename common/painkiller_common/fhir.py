@@ -16,15 +16,17 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.resource import Resource
 from pydantic import ValidationError
 
+from painkiller_common.access import install_refusal_audit
 from painkiller_common.errors import DomainError, Invalid
 from painkiller_common.pagination import MAX_LIMIT, decode_cursor
+from painkiller_common.problems import ErrorFormat, FieldError, install_error_format
 
 PREFIX = "/fhir"
 FHIR_JSON = "application/fhir+json"
@@ -77,6 +79,30 @@ class BadRequest(DomainError):
 
 def is_fhir(request: Request) -> bool:
     return request.url.path == PREFIX or request.url.path.startswith(PREFIX + "/")
+
+
+def _outcome_response(status: int, detail: str, errors: list[FieldError], headers: dict[str, str] | None) -> Response:
+    return resource_response(
+        outcome(status, detail, [(error.field, error.message) for error in errors]), status, headers
+    )
+
+
+# FHIR's own refusals; Malformed is a kind of Invalid (422) that FHIR answers 400.
+STATUSES: dict[type[DomainError], int] = {
+    Malformed: 400,
+    BadRequest: 400,
+    Gone: 410,
+    MultipleMatches: 412,
+    TooManyEntries: 413,
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error on a FHIR path (this module's, a domain error, a refused token, a bad body,
+    anything unexpected) as an OperationOutcome with FHIR's status, which FHIR clients read; a
+    410 or 412 audited as the refusals it is (access.py)."""
+    install_error_format(app, ErrorFormat(serves=is_fhir, render=_outcome_response, statuses=STATUSES))
+    install_refusal_audit(app, Gone, MultipleMatches)
 
 
 def resource_response(resource: Resource, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:

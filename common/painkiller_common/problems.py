@@ -2,10 +2,14 @@
 
 Use cases raise domain errors (errors.py) and the API layer its own `Problem`s (401, 403, 415,
 503 from readiness); the handlers installed by `install_problem_handlers` render both, FastAPI's
-own errors and anything unexpected as `application/problem+json`.
+own errors and anything unexpected as `application/problem+json`. An adapter with an error format
+of its own (FHIR's OperationOutcome, fhir.py) installs it with `install_error_format`: the same
+handlers then answer in that format on its paths.
 """
 
 import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -16,7 +20,6 @@ from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from painkiller_common import fhir
 from painkiller_common.errors import Conflict, DomainError, Invalid, NotFound, Unavailable
 
 logger = logging.getLogger(__name__)
@@ -113,6 +116,24 @@ def field_name(loc: list[str | int]) -> str:
     return ".".join(str(part) for part in (loc[1:] if len(loc) > 1 else loc))
 
 
+@dataclass(frozen=True)
+class ErrorFormat:
+    """An adapter's own way of answering errors, on the requests it `serves`: `render(status,
+    detail, field errors, headers)`; `statuses` gives its own domain errors' statuses."""
+
+    serves: Callable[[Request], bool]
+    render: Callable[[int, str, list[FieldError], dict[str, str] | None], Response]
+    statuses: Mapping[type[DomainError], int]
+
+
+def install_error_format(app: FastAPI, error_format: ErrorFormat) -> None:
+    app.state.error_formats = [*getattr(app.state, "error_formats", []), error_format]
+
+
+def _formats(request: Request) -> list[ErrorFormat]:
+    return getattr(request.app.state, "error_formats", [])
+
+
 def problem_response(
     request: Request,
     *,
@@ -124,9 +145,9 @@ def problem_response(
     headers: dict[str, str] | None = None,
 ) -> Response:
     title = title or _TITLES.get(status, "Error")
-    if fhir.is_fhir(request):  # FHIR clients read errors as OperationOutcome resources
-        issues = [(error.field, error.message) for error in errors or []]
-        return fhir.resource_response(fhir.outcome(status, detail, issues), status, headers)
+    for error_format in _formats(request):
+        if error_format.serves(request):
+            return error_format.render(status, detail, errors or [], headers)
     body = ProblemDetails(
         type=TYPE_BASE + (slug or title.lower().replace(" ", "-")),
         title=title,
@@ -167,27 +188,22 @@ def field_errors(errors: list[Any]) -> list[FieldError]:
 
 
 # Each domain error's status; an Invalid's paths are within the body.
-DOMAIN_STATUS: dict[type[DomainError], int] = {
-    fhir.Malformed: 400,  # before Invalid, which it is a kind of
-    NotFound: 404,
-    Conflict: 409,
-    Invalid: 422,
-    Unavailable: 503,
-    fhir.Gone: 410,
-    fhir.BadRequest: 400,
-    fhir.MultipleMatches: 412,
-    fhir.TooManyEntries: 413,
-}
+DOMAIN_STATUS: dict[type[DomainError], int] = {NotFound: 404, Conflict: 409, Invalid: 422, Unavailable: 503}
 
 
-def status_of(exc: Problem | DomainError) -> int:
+def status_of(request: Request, exc: Problem | DomainError) -> int:
+    """A Problem's own status; a domain error's from the nearest of its classes that has one (an
+    installed error format may give its own errors' statuses)."""
     if isinstance(exc, Problem):
         return exc.status
-    return next(status for kind, status in DOMAIN_STATUS.items() if isinstance(exc, kind))
+    statuses = dict(DOMAIN_STATUS)
+    for error_format in _formats(request):
+        statuses |= error_format.statuses
+    return next(statuses[kind] for kind in type(exc).__mro__ if kind in statuses)
 
 
 async def on_domain_error(request: Request, exc: DomainError) -> Response:
-    status, detail, errors = status_of(exc), exc.detail, None
+    status, detail, errors = status_of(request, exc), exc.detail, None
     if isinstance(exc, Invalid):
         locs = [(["body", *path], message) for path, message in exc.errors]
         errors = [FieldError(loc=loc, field=field_name(loc), message=m, type="value_error") for loc, m in locs]
