@@ -7,11 +7,12 @@ Each event is versioned (`version`, the schema version) and ordered per aggregat
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
 from painkiller_common.fields import Integer, Number, Text, Timestamp
+from painkiller_common.vital_signs import SIGNS
 
 Sex = Literal["male", "female", "other", "unknown"]
 Consciousness = Literal["alert", "confusion", "voice", "pain", "unresponsive"]
@@ -34,39 +35,29 @@ VITALS = (
 )
 
 
-# Plausibility limits (MIMIC-IV vital-sign cleaning, doc/api.md): outside them a value is a device or entry error (98.6
-# sent as `temperature_c`). The API refuses such a reading and a consumer dead-letters an event
-# carrying one, so a forged or broken event can never put it on a patient.
-Temperature = Annotated[float, Number(10, 50), Field(description="Body temperature, Cel (LOINC 8310-5).")]
-HeartRate = Annotated[int, Integer(0, 300), Field(description="Heart rate, /min (LOINC 8867-4).")]
-RespiratoryRate = Annotated[int, Integer(0, 70), Field(description="Respiratory rate, /min (LOINC 9279-1).")]
-SpO2 = Annotated[int, Integer(0, 100), Field(description="Oxygen saturation, % (LOINC 2708-6).")]
-Systolic = Annotated[int, Integer(0, 400), Field(description="Systolic BP, mm[Hg] (LOINC 8480-6); with diastolic.")]
-Diastolic = Annotated[int, Integer(0, 300), Field(description="Diastolic BP, mm[Hg] (LOINC 8462-4); below systolic.")]
-Weight = Annotated[float, Number(0.2, 700), Field(description="Body weight, kg (LOINC 29463-7).")]
-Height = Annotated[float, Number(20, 300), Field(description="Body height, cm (LOINC 8302-2).")]
-Glucose = Annotated[float, Number(1, 3000), Field(description="Blood glucose, mg/dL (LOINC 2339-0).")]
+def _vital(field: str) -> tuple[Number, Any]:
+    """A vital's range and description, from its row in vital_signs.SIGNS."""
+    sign = SIGNS[field]
+    limits = (Integer if sign.type is int else Number)(sign.low, sign.high)
+    return limits, Field(description=sign.description)
+
+
+# The API refuses a reading outside a vital's range and a consumer dead-letters an event carrying
+# one, so a forged or broken event can never put it on a patient (vital_signs.py says why).
+Temperature = Annotated[float, *_vital("temperature_c")]
+HeartRate = Annotated[int, *_vital("heart_rate_bpm")]
+RespiratoryRate = Annotated[int, *_vital("respiratory_rate_bpm")]
+SpO2 = Annotated[int, *_vital("spo2_percent")]
+Systolic = Annotated[int, *_vital("systolic_mmhg")]
+Diastolic = Annotated[int, *_vital("diastolic_mmhg")]
+Weight = Annotated[float, *_vital("weight_kg")]
+Height = Annotated[float, *_vital("height_cm")]
+Glucose = Annotated[float, *_vital("glucose_mg_dl")]
 Source = Annotated[str, Text(100)]
 
-
-def _limits(vital: object) -> tuple[float, float]:
-    limits = next(m for m in get_args(vital)[1:] if isinstance(m, Number))
-    return limits.ge, limits.le
-
-
-# Each numeric vital's range, from its type above: the API's schemas, the consumers' validation and
-# the databases' CHECK constraints (tables.vital_range_checks) all refuse what lies outside it.
-VITAL_RANGES: dict[str, tuple[float, float]] = {
-    "temperature_c": _limits(Temperature),
-    "heart_rate_bpm": _limits(HeartRate),
-    "respiratory_rate_bpm": _limits(RespiratoryRate),
-    "spo2_percent": _limits(SpO2),
-    "systolic_mmhg": _limits(Systolic),
-    "diastolic_mmhg": _limits(Diastolic),
-    "weight_kg": _limits(Weight),
-    "height_cm": _limits(Height),
-    "glucose_mg_dl": _limits(Glucose),
-}
+# Each numeric vital's range: the API's schemas, the consumers' validation and the databases'
+# CHECK constraints (tables.vital_range_checks) all refuse what lies outside it.
+VITAL_RANGES: dict[str, tuple[float, float]] = {field: (sign.low, sign.high) for field, sign in SIGNS.items()}
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 

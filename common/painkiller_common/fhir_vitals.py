@@ -14,6 +14,8 @@ from typing import Any
 
 from fhir.resources.R4B.observation import Observation
 
+from painkiller_common.vital_signs import SIGNS
+
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
@@ -25,13 +27,20 @@ PROFILE = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
 @dataclass(frozen=True)
 class Quantity:
     """One value of a vital: the reading's field, its LOINC code and UCUM unit, and the range
-    outside which it is flagged (NEWS2's zero-score band, doc/risk.md; glucose: fasting range)."""
+    outside which it is flagged (NEWS2's zero-score band, doc/risk.md; glucose: fasting range),
+    all from vital_signs.SIGNS."""
 
     field: str
     code: str
     display: str
     unit: str
     normal: tuple[float, float] | None = None
+
+
+def _measured(field: str) -> Quantity:
+    """A vital's value as its row in vital_signs.SIGNS gives it."""
+    sign = SIGNS[field]
+    return Quantity(field, sign.loinc, sign.display, sign.unit, sign.normal)
 
 
 @dataclass(frozen=True)
@@ -51,48 +60,31 @@ class Vital:
         return {self.code, *(code for code, _ in self.extra_codes)}
 
 
+def _single(key: str, field: str, display: str | None = None, extra_codes: tuple[tuple[str, str], ...] = ()) -> Vital:
+    """A vital of one value, coded as that value is (`display`: the Observation's, where the
+    profile names it more fully than the value)."""
+    value = _measured(field)
+    return Vital(key, value.code, display or value.display, (value,), extra_codes)
+
+
 VITALS = (
-    Vital(
-        "heart-rate",
-        "8867-4",
-        "Heart rate",
-        (Quantity("heart_rate_bpm", "8867-4", "Heart rate", "/min", (51, 90)),),
-    ),
-    Vital(
-        "respiratory-rate",
-        "9279-1",
-        "Respiratory rate",
-        (Quantity("respiratory_rate_bpm", "9279-1", "Respiratory rate", "/min", (12, 20)),),
-    ),
-    Vital(
+    _single("heart-rate", "heart_rate_bpm"),
+    _single("respiratory-rate", "respiratory_rate_bpm"),
+    _single(
         "oxygen-saturation",
-        "59408-5",
+        "spo2_percent",
         "Oxygen saturation in Arterial blood by Pulse oximetry",
-        (Quantity("spo2_percent", "59408-5", "Oxygen saturation", "%", (96, 100)),),
         extra_codes=(("2708-6", "Oxygen saturation in Arterial blood"),),
     ),
-    Vital(
-        "body-temperature",
-        "8310-5",
-        "Body temperature",
-        (Quantity("temperature_c", "8310-5", "Body temperature", "Cel", (36.1, 38.0)),),
-    ),
-    Vital("body-weight", "29463-7", "Body weight", (Quantity("weight_kg", "29463-7", "Body weight", "kg"),)),
-    Vital("body-height", "8302-2", "Body height", (Quantity("height_cm", "8302-2", "Body height", "cm"),)),
-    Vital(
-        "glucose",
-        "2339-0",
-        "Glucose [Mass/volume] in Blood",
-        (Quantity("glucose_mg_dl", "2339-0", "Glucose", "mg/dL", (70, 140)),),
-    ),
+    _single("body-temperature", "temperature_c"),
+    _single("body-weight", "weight_kg"),
+    _single("body-height", "height_cm"),
+    _single("glucose", "glucose_mg_dl", "Glucose [Mass/volume] in Blood"),
     Vital(
         "blood-pressure",
         "85354-9",
         "Blood pressure panel with all children optional",
-        (
-            Quantity("systolic_mmhg", "8480-6", "Systolic blood pressure", "mm[Hg]", (111, 219)),
-            Quantity("diastolic_mmhg", "8462-4", "Diastolic blood pressure", "mm[Hg]"),
-        ),
+        (_measured("systolic_mmhg"), _measured("diastolic_mmhg")),
     ),
 )
 BY_KEY = {vital.key: vital for vital in VITALS}

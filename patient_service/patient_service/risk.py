@@ -16,10 +16,11 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from painkiller_common.vital_signs import SIGNS
 
 Band = Literal["low", "low_medium", "medium", "high"]
 BAND_RANK: dict[str, int] = {"low": 0, "low_medium": 1, "medium": 2, "high": 3}
@@ -59,28 +60,16 @@ class Reading:
 
 
 # --- NEWS2 sub-scores (RCP 2017, chart 1) -----------------------------------------------------
+# A parameter scored on one value takes its bands from that vital's row (vital_signs.SIGNS);
+# those scored on more than one (SpO2 scale 2, air or oxygen, consciousness) are here.
 
 
 def score_respiration(rate: int) -> int:
-    if rate <= 8:
-        return 3
-    if rate <= 11:
-        return 1
-    if rate <= 20:
-        return 0
-    if rate <= 24:
-        return 2
-    return 3
+    return SIGNS["respiratory_rate_bpm"].news2_score(rate)
 
 
 def score_spo2_scale1(spo2: int) -> int:
-    if spo2 <= 91:
-        return 3
-    if spo2 <= 93:
-        return 2
-    if spo2 <= 95:
-        return 1
-    return 0
+    return SIGNS["spo2_percent"].news2_score(spo2)
 
 
 def score_spo2_scale2(spo2: int, on_oxygen: bool | None) -> int:
@@ -106,29 +95,11 @@ def score_air_or_oxygen(on_oxygen: bool) -> int:
 
 
 def score_systolic(systolic: int) -> int:
-    if systolic <= 90:
-        return 3
-    if systolic <= 100:
-        return 2
-    if systolic <= 110:
-        return 1
-    if systolic <= 219:
-        return 0
-    return 3
+    return SIGNS["systolic_mmhg"].news2_score(systolic)
 
 
 def score_pulse(pulse: int) -> int:
-    if pulse <= 40:
-        return 3
-    if pulse <= 50:
-        return 1
-    if pulse <= 90:
-        return 0
-    if pulse <= 110:
-        return 1
-    if pulse <= 130:
-        return 2
-    return 3
+    return SIGNS["heart_rate_bpm"].news2_score(pulse)
 
 
 def score_consciousness(level: str) -> int:
@@ -136,17 +107,8 @@ def score_consciousness(level: str) -> int:
 
 
 def score_temperature(celsius: float) -> int:
-    # The chart is read to one decimal: 35.04 is 35.0 (score 3), not "above 35.0".
-    t = Decimal(str(celsius)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
-    if t <= Decimal("35.0"):
-        return 3
-    if t <= Decimal("36.0"):
-        return 1
-    if t <= Decimal("38.0"):
-        return 0
-    if t <= Decimal("39.0"):
-        return 1
-    return 2
+    # The chart is read to one decimal: 35.04 is 35.0 (score 3), not "above 35.0" (vital_signs.py).
+    return SIGNS["temperature_c"].news2_score(celsius)
 
 
 def band_for(total: int, sub_scores: Sequence[int]) -> Band:
