@@ -35,7 +35,7 @@ import stack as stack_module  # noqa: E402
 from provisioning import SERVICES, BrokerUsers, database_env  # noqa: E402
 
 from painkiller_common.db import ensure_database  # noqa: E402
-from painkiller_common.pagination import encode_cursor  # noqa: E402
+from painkiller_common.http.pagination import encode_cursor  # noqa: E402
 from painkiller_testing.devauth import mint  # noqa: E402
 
 ADMIN = bootstrap.admin_url()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from painkiller_common.broker_access import OTHER, SERVICES, admin_grant, grant, users_definitions
+from painkiller_common.events.broker_access import OTHER, SERVICES, admin_grant, grant, users_definitions
 from painkiller_testing.devauth import DEV_AUDIENCE, DEV_ISSUER, ensure_dev_key, mint
 
 # How long the measurement service's own token for the patient service lives in dev.

@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from provisioning import BrokerUsers, auth_env, database_env, dev_certificate, load_secrets
 from supervision import Program, Supervisor
 
-from painkiller_common.broker_access import ADMIN_USER
+from painkiller_common.events.broker_access import ADMIN_USER
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_DIR = ROOT / "nginx"

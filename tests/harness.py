@@ -109,7 +109,7 @@ def running_stack(
     # Not under pytest's 0700 tmp dir: NGINX workers may run as another user and must read it.
     run_dir = Path(tempfile.mkdtemp(prefix="painkiller-test-"))
     run_dir.chmod(0o755)
-    (run_dir / "traces").mkdir()  # each process's spans (painkiller_common.tracing's file exporter)
+    (run_dir / "traces").mkdir()  # each process's spans (painkiller_common.observability.tracing's file exporter)
     started = stack_module.Stack(
         run_dir=run_dir,
         nginx_port=free_port(),

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import uvicorn
 
-from painkiller_common import logs, metrics, tracing
-from painkiller_common.consumer import Consumer
 from painkiller_common.db import make_engine, make_session_factory, provision, upgrade
-from painkiller_common.relay import Relay
-from painkiller_common.service import S, Service
+from painkiller_common.db.tables import EventTables
+from painkiller_common.events.consumer import Consumer
+from painkiller_common.events.relay import Relay
+from painkiller_common.events.topology import QUEUES, QueueSpec, declare_with
+from painkiller_common.observability import logs, metrics, tracing
+from painkiller_common.service_spec import S, Service
 from painkiller_common.settings import ServiceSettings
-from painkiller_common.tables import EventTables
-from painkiller_common.topology import QUEUES, QueueSpec, declare_with
 
 
 def run(service: Service[S], *, app_factory: str, argv: Sequence[str] | None = None) -> None:

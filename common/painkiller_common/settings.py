@@ -3,7 +3,7 @@
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from painkiller_common.auth import AuthSettings
+from painkiller_common.security.auth import AuthSettings
 
 
 class ServiceSettings(BaseSettings):

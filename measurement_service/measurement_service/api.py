@@ -21,17 +21,17 @@ from measurement_service.schemas import (
     PatientMeasurementFilter,
     Reading,
 )
-from painkiller_common import audit
-from painkiller_common.access import Access
-from painkiller_common.app import JsonBody, json_response
-from painkiller_common.auth import Forbidden
 from painkiller_common.db import SessionDep
+from painkiller_common.db.outbox import UnitOfWork
+from painkiller_common.db.pg import PoolDep
 from painkiller_common.errors import NotFound
-from painkiller_common.idempotency_http import IdempotencyKey, respond
-from painkiller_common.outbox import UnitOfWork
-from painkiller_common.pagination import Page
-from painkiller_common.pg import PoolDep
-from painkiller_common.problems import problem_responses
+from painkiller_common.http.answers import IdempotencyKey, respond
+from painkiller_common.http.app import JsonBody, json_response
+from painkiller_common.http.pagination import Page
+from painkiller_common.http.problems import problem_responses
+from painkiller_common.security import audit
+from painkiller_common.security.access import Access
+from painkiller_common.security.auth import Forbidden
 
 PREFIX = "/api/v1/measures"
 ALIAS_PREFIX = "/api/v1/measurements"

@@ -7,7 +7,6 @@ from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
 
 from measurement_service.models import EVENT_TABLES, KnownPatient, Measurement
-from painkiller_common.consumer import Batch
 from painkiller_common.contracts import (
     Event,
     MeasurementDeleted,
@@ -16,7 +15,8 @@ from painkiller_common.contracts import (
     PatientDeleted,
     PatientUpdated,
 )
-from painkiller_common.idempotency import erase_answers
+from painkiller_common.db.idempotency import erase_answers
+from painkiller_common.events.consumer import Batch
 
 # A reading is recorded once (version 1) and deleted once (version 2); it is never changed.
 RECORDED_VERSION, DELETED_VERSION = 1, 2

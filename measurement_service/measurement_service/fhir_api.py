@@ -19,14 +19,14 @@ from measurement_service.fhir_observations import Posted
 from measurement_service.permissions import CreateReading, ReadReading, SearchReadings
 from measurement_service.schemas import MeasurementOut
 from painkiller_common import fhir
-from painkiller_common.access import Access
-from painkiller_common.app import JsonBody
+from painkiller_common.db.idempotency import Answer
+from painkiller_common.db.pg import PoolDep
 from painkiller_common.errors import NotFound
-from painkiller_common.fhir_capability import search_parameters
-from painkiller_common.fhir_vitals import observation, observation_id, parse_observation_id
-from painkiller_common.idempotency import Answer
-from painkiller_common.idempotency_http import IdempotencyKey, answer_headers
-from painkiller_common.pg import PoolDep
+from painkiller_common.fhir.capability import search_parameters
+from painkiller_common.fhir.vitals import observation, observation_id, parse_observation_id
+from painkiller_common.http.answers import IdempotencyKey, answer_headers
+from painkiller_common.http.app import JsonBody
+from painkiller_common.security.access import Access
 
 router = APIRouter(prefix=fhir.PREFIX, include_in_schema=False)
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from measurement_service.schemas import Reading
 from painkiller_common import fhir
 from painkiller_common.errors import Invalid
-from painkiller_common.fhir_vitals import (
+from painkiller_common.fhir.vitals import (
     CATEGORY_SYSTEM,
     LOINC,
     UCUM,
@@ -30,7 +30,7 @@ from painkiller_common.fhir_vitals import (
     observations,
     selected,
 )
-from painkiller_common.pagination import encode_cursor
+from painkiller_common.http.pagination import encode_cursor
 
 QUANTITY_FIELDS = [quantity.field for vital in VITALS for quantity in vital.quantities]
 # What an Observation is built from: the reading's keys and its vitals' values.

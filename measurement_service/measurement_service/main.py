@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from measurement_service.config import Settings
 from measurement_service.spec import SPEC
-from painkiller_common import app
+from painkiller_common.http import app
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -12,10 +12,10 @@ import asyncpg
 from measurement_service.patients import PatientDirectory
 from measurement_service.recording import COLUMNS, row_json
 from measurement_service.schemas import PatientMeasurementFilter
-from painkiller_common import audit
-from painkiller_common.access import Access
 from painkiller_common.errors import NotFound
-from painkiller_common.pagination import clamp_limit, decode_cursor, encode_cursor
+from painkiller_common.http.pagination import clamp_limit, decode_cursor, encode_cursor
+from painkiller_common.security import audit
+from painkiller_common.security.access import Access
 
 ORDER = "measured_at DESC, id DESC"
 EMPTY = '{"items":[],"next_cursor":null}'

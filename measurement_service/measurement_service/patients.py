@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from painkiller_common import logs
 from painkiller_common.errors import NotFound, Unavailable
+from painkiller_common.observability import logs
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from painkiller_common.access import USER_OR_SYSTEM, Access, requires
+from painkiller_common.security.access import USER_OR_SYSTEM, Access, requires
 
 CreateReading = Annotated[Access, Depends(requires("Observation", "c"))]
 ReadReading = Annotated[Access, Depends(requires("Observation", "r"))]

@@ -18,11 +18,12 @@ import asyncpg
 from measurement_service import events
 from measurement_service.models import Measurement
 from measurement_service.patients import PatientDirectory
-from painkiller_common import audit, logs, tracing
-from painkiller_common.access import Access
 from painkiller_common.contracts import MeasurementRecorded
+from painkiller_common.db.pg import column_types
 from painkiller_common.errors import NotFound
-from painkiller_common.pg import column_types
+from painkiller_common.observability import logs, tracing
+from painkiller_common.security import audit
+from painkiller_common.security.access import Access
 
 Row = dict[str, Any]  # a measurements row: column name to value
 TYPES = column_types(Measurement.metadata.tables[Measurement.__tablename__])
@@ -179,7 +180,7 @@ def _statement(*, many: bool, audited: bool, claim: bool) -> Statement:
 ONE = _statement(many=False, audited=True, claim=False)
 ONE_ONCE = _statement(many=False, audited=True, claim=True)
 # A batch's answer (stored or duplicate, per reading) is known only after it ran: its audit rows
-# and stored answer follow in the same transaction (painkiller_common.idempotency.run_once_async).
+# and stored answer follow in the same transaction (painkiller_common.db.idempotency.run_once_async).
 MANY = _statement(many=True, audited=False, claim=False)
 
 

@@ -30,7 +30,7 @@ from painkiller_common.contracts import (
     Weight,
 )
 from painkiller_common.fields import Timestamp, absent, present, rule_broken
-from painkiller_common.pagination import Cursor, JsonLimit, Limit
+from painkiller_common.http.pagination import Cursor, JsonLimit, Limit
 
 READING_EXAMPLE: dict[str, JsonValue] = {
     "measured_at": "2026-11-26T08:30:00Z",

@@ -19,13 +19,13 @@ from measurement_service.schemas import (
     MeasurementOut,
     Reading,
 )
-from painkiller_common import idempotency
-from painkiller_common.access import Access
 from painkiller_common.contracts import VITALS
+from painkiller_common.db import idempotency
+from painkiller_common.db.idempotency import Answer, Outcome, erase_answers
+from painkiller_common.db.outbox import UnitOfWork
+from painkiller_common.db.pg import Pool
 from painkiller_common.errors import Conflict, NotFound
-from painkiller_common.idempotency import Answer, Outcome, erase_answers
-from painkiller_common.outbox import UnitOfWork
-from painkiller_common.pg import Pool
+from painkiller_common.security.access import Access
 
 READING_FIELDS = {"measured_at", *VITALS, "source"}
 

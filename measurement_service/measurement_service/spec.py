@@ -12,8 +12,8 @@ from measurement_service.config import Settings
 from measurement_service.events import PatientEvents
 from measurement_service.models import EVENT_TABLES, RUNTIME_ROLE
 from measurement_service.patients import PatientDirectory
-from painkiller_common.service import Service
-from painkiller_common.topology import PATIENT_EVENTS_FOR_MEASUREMENTS
+from painkiller_common.events.topology import PATIENT_EVENTS_FOR_MEASUREMENTS
+from painkiller_common.service_spec import Service
 
 
 @asynccontextmanager

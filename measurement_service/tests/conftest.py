@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from measurement_service.api import get_directory
 from measurement_service.spec import SPEC
 from painkiller_common.errors import NotFound
-from painkiller_common.service import Service
+from painkiller_common.service_spec import Service
 
 
 class KnownPatients:

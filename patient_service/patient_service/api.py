@@ -6,16 +6,16 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from sqlalchemy import select
 
-from painkiller_common import audit
-from painkiller_common.app import JsonBody, json_response, require_csv
-from painkiller_common.auth import Forbidden
 from painkiller_common.db import SessionDep
+from painkiller_common.db.idempotency import Outcome, run_once
+from painkiller_common.db.pg import PoolDep
 from painkiller_common.errors import NotFound
-from painkiller_common.idempotency import Outcome, run_once
-from painkiller_common.idempotency_http import IdempotencyKey, respond
-from painkiller_common.pagination import Page
-from painkiller_common.pg import PoolDep
-from painkiller_common.problems import problem_responses
+from painkiller_common.http.answers import IdempotencyKey, respond
+from painkiller_common.http.app import JsonBody, json_response, require_csv
+from painkiller_common.http.pagination import Page
+from painkiller_common.http.problems import problem_responses
+from painkiller_common.security import audit
+from painkiller_common.security.auth import Forbidden
 from patient_service import imports, service
 from patient_service.config import Settings
 from patient_service.imports import ImportReport

@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from painkiller_common.contracts import PatientRiskChanged, RiskChange
-from painkiller_common.outbox import UnitOfWork
+from painkiller_common.db.outbox import UnitOfWork
 from patient_service.config import Settings
 from patient_service.models import Patient, RiskAssessmentRow, VitalReading
 from patient_service.risk import BAND_RANK, Reading, RiskAssessment, assess, spo2_scale_of

@@ -7,7 +7,6 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from painkiller_common.consumer import Batch
 from painkiller_common.contracts import (
     VITALS,
     Event,
@@ -15,7 +14,8 @@ from painkiller_common.contracts import (
     MeasurementRecord,
     MeasurementRecorded,
 )
-from painkiller_common.outbox import UnitOfWork
+from painkiller_common.db.outbox import UnitOfWork
+from painkiller_common.events.consumer import Batch
 from patient_service.assessment import reassess_many
 from patient_service.config import Settings
 from patient_service.models import LOCK_PATIENT, Patient, VitalReading

@@ -12,10 +12,10 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient as FhirPatient
 
 from painkiller_common import fhir
-from painkiller_common.app import JsonBody
 from painkiller_common.db import SessionDep
-from painkiller_common.fhir_capability import LASTN, capability_statement, search_parameters
-from painkiller_common.fhir_vitals import Vital, observation, selected
+from painkiller_common.fhir.capability import LASTN, capability_statement, search_parameters
+from painkiller_common.fhir.vitals import Vital, observation, selected
+from painkiller_common.http.app import JsonBody
 from patient_service import fhir_patients, service
 from patient_service.config import Settings
 from patient_service.models import Patient

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from painkiller_common import fhir
 from painkiller_common.errors import Invalid, NotFound
-from painkiller_common.fhir_vitals import UCUM
-from painkiller_common.pagination import encode_cursor
+from painkiller_common.fhir.vitals import UCUM
+from painkiller_common.http.pagination import encode_cursor
 from patient_service.models import EVENT_TABLES, Patient
 from patient_service.schemas import PatientCreate
 

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import select
 
+from painkiller_common.db.outbox import UnitOfWork
 from painkiller_common.errors import Invalid
-from painkiller_common.outbox import UnitOfWork
-from painkiller_common.problems import FieldError, field_errors
+from painkiller_common.http.problems import FieldError, field_errors
 from patient_service import service
 from patient_service.models import Patient
 from patient_service.schemas import PatientCreate

@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from painkiller_common import app
+from painkiller_common.http import app
 from patient_service.config import Settings
 from patient_service.spec import SPEC
 

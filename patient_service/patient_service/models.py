@@ -27,8 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from painkiller_common.migrations import NAMING_CONVENTION
-from painkiller_common.tables import event_tables, vital_range_checks
+from painkiller_common.db.migrations import NAMING_CONVENTION
+from painkiller_common.db.tables import event_tables, vital_range_checks
 
 SEXES = ("male", "female", "other", "unknown")
 

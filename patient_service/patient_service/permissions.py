@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from painkiller_common.access import USER_OR_SYSTEM, Access, requires
+from painkiller_common.security.access import USER_OR_SYSTEM, Access, requires
 
 CreatePatient = Annotated[Access, Depends(requires("Patient", "c", contexts=USER_OR_SYSTEM))]
 ImportPatients = Annotated[Access, Depends(requires("Patient", "cu", contexts=USER_OR_SYSTEM, action="import"))]

@@ -8,7 +8,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from painkiller_common.contracts import PatientRecord, Sex
 from painkiller_common.fields import Integer, Text, absent, iso_date_only, json_number, present, rule_broken
-from painkiller_common.pagination import Cursor, JsonLimit, Limit
+from painkiller_common.http.pagination import Cursor, JsonLimit, Limit
 from patient_service import risk
 from patient_service.risk import Band, BpCategory, RiskAssessment
 

@@ -10,14 +10,14 @@ from sqlalchemy import or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from painkiller_common import audit
-from painkiller_common.access import Access
 from painkiller_common.contracts import PatientCreated, PatientDeleted, PatientRecord, PatientRef, PatientUpdated
+from painkiller_common.db.idempotency import erase_answers
+from painkiller_common.db.outbox import UnitOfWork
+from painkiller_common.db.pg import Pool
 from painkiller_common.errors import Conflict, NotFound
-from painkiller_common.idempotency import erase_answers
-from painkiller_common.outbox import UnitOfWork
-from painkiller_common.pagination import Page, clamp_limit, decode_cursor, decode_int_cursor, page_of
-from painkiller_common.pg import Pool
+from painkiller_common.http.pagination import Page, clamp_limit, decode_cursor, decode_int_cursor, page_of
+from painkiller_common.security import audit
+from painkiller_common.security.access import Access
 from patient_service.assessment import reassess
 from patient_service.config import Settings
 from patient_service.models import EVENT_TABLES, LOCK_PATIENT, Patient, RiskAssessmentRow

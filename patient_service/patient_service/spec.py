@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from painkiller_common.service import Service
-from painkiller_common.topology import MEASUREMENT_EVENTS_FOR_PATIENTS
+from painkiller_common.events.topology import MEASUREMENT_EVENTS_FOR_PATIENTS
+from painkiller_common.service_spec import Service
 from patient_service import fhir_api
 from patient_service.api import PREFIX, router
 from patient_service.config import Settings

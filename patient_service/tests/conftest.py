@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from painkiller_common.service import Service
+from painkiller_common.service_spec import Service
 from patient_service.config import WebhookSettings
 from patient_service.spec import SPEC
 

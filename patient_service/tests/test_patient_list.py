@@ -1,6 +1,6 @@
 from fastapi.testclient import TestClient
 
-from painkiller_common.pagination import MAX_LIMIT
+from painkiller_common.http.pagination import MAX_LIMIT
 
 
 def all_pages(client: TestClient, **params: object) -> list[list[dict]]:

@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from standardwebhooks import Webhook
 
-from painkiller_common.consumer import Consumer
 from painkiller_common.contracts import PatientRiskChanged, RiskChange
+from painkiller_common.events.consumer import Consumer
+from painkiller_common.events.topology import PATIENT_EVENTS_FOR_WEBHOOKS
 from painkiller_common.settings import ServiceSettings
-from painkiller_common.topology import PATIENT_EVENTS_FOR_WEBHOOKS
 from painkiller_testing.fixtures import served
 from painkiller_testing.webhook_receiver import Answer, WebhookReceiver
 from patient_service.config import Settings, WebhookSettings

@@ -13,9 +13,8 @@ from sqlalchemy import Engine, Table, create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from painkiller_common import pg
-from painkiller_common.auth import AuthSettings
-from painkiller_common.db import downgrade, provision, upgrade
+from painkiller_common.db import downgrade, pg, provision, upgrade
+from painkiller_common.security.auth import AuthSettings
 from painkiller_testing.devauth import DEV_AUDIENCE, DEV_ISSUER, ensure_dev_key
 
 

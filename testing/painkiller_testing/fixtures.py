@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from painkiller_common.app import create_app
-from painkiller_common.consumer import Consumer
-from painkiller_common.service import Service
+from painkiller_common.events.consumer import Consumer
+from painkiller_common.http.app import create_app
+from painkiller_common.service_spec import Service
 from painkiller_common.settings import ServiceSettings
 from painkiller_testing.databases import DatabaseRoles, RoundTrips, count_rows, outbox_events, truncate_all
 from painkiller_testing.devauth import mint

@@ -1,5 +1,5 @@
 """Token verification on its own: keys from a JWKS URL or file, rotation by `kid`, the cache,
-and SMART scope parsing (painkiller_common/auth.py, doc/security.md)."""
+and SMART scope parsing (painkiller_common/security/auth.py, doc/security.md)."""
 
 import json
 import threading
@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import ValidationError
 
-from painkiller_common.auth import AuthSettings, Scope, TokenVerifier, Unauthorized, parse_scopes
+from painkiller_common.security.auth import AuthSettings, Scope, TokenVerifier, Unauthorized, parse_scopes
 
 ISSUER, AUDIENCE = "https://idp.test/realms/ward", "painkiller"
 

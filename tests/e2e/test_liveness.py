@@ -7,7 +7,7 @@ import httpx
 import stack as stack_module
 from harness import eventually, free_port
 
-from painkiller_common import metrics
+from painkiller_common.observability import metrics
 
 
 def live(port: int) -> httpx.Response | None:

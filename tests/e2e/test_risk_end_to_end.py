@@ -8,7 +8,7 @@ import pika
 from harness import eventually, observer_url, vhost_of
 
 from painkiller_common.contracts import EXCHANGE
-from painkiller_common.topology import declare
+from painkiller_common.events.topology import declare
 
 # A patient deteriorating over an afternoon, then recovering (each a full NEWS2 set).
 SERIES = [

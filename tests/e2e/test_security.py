@@ -29,7 +29,7 @@ from pika.exceptions import ChannelClosedByBroker
 from sqlalchemy import create_engine, text
 
 from painkiller_common.contracts import EXCHANGE, VITALS
-from painkiller_common.topology import (
+from painkiller_common.events.topology import (
     DEAD_LETTERS,
     MEASUREMENT_EVENTS_FOR_PATIENTS,
     PATIENT_EVENTS_FOR_MEASUREMENTS,

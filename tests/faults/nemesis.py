@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from tally import FAULT_DATABASES, Tally, tally
 
-from painkiller_common.topology import (
+from painkiller_common.events.topology import (
     MEASUREMENT_EVENTS_FOR_PATIENTS,
     PATIENT_EVENTS_FOR_MEASUREMENTS,
     PATIENT_EVENTS_FOR_WEBHOOKS,

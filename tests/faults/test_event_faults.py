@@ -34,7 +34,7 @@ from sqlalchemy import create_engine, text
 from tally import FAULT_DATABASES, outbox_event_ids, record_figures
 
 from painkiller_common.contracts import EXCHANGE
-from painkiller_common.topology import (
+from painkiller_common.events.topology import (
     MEASUREMENT_EVENTS_FOR_PATIENTS,
     PATIENT_EVENTS_FOR_MEASUREMENTS,
     UNROUTED,

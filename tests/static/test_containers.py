@@ -128,8 +128,8 @@ def test_the_broker_definitions_compose_loads_hold_each_user_with_its_password()
     against the password given, and nobody but the admin may configure anything."""
     passwords = {"PATIENT_AMQP_PASSWORD": "p-secret", "MEASUREMENT_AMQP_PASSWORD": "m-secret",
                  "AMQP_ADMIN_PASSWORD": "a-secret"}  # fmt: skip
-    out = subprocess.run([sys.executable, "-m", "painkiller_common.broker_access"], env={**os.environ, **passwords},
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    command = [sys.executable, "-m", "painkiller_common.events.broker_access"]
+    out = subprocess.run(command, env={**os.environ, **passwords}, capture_output=True, text=True, check=True).stdout
     definitions = json.loads(out)
     expected = {"painkiller_patient": "p-secret", "painkiller_measurement": "m-secret",
                 "painkiller_broker_admin": "a-secret"}  # fmt: skip

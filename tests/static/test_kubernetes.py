@@ -15,7 +15,7 @@ import yaml
 from fastapi.routing import APIRoute
 
 from measurement_service.spec import SPEC as MEASUREMENT
-from painkiller_common.broker_access import ADMIN_USER, EXCHANGE, admin_grant, grant
+from painkiller_common.events.broker_access import ADMIN_USER, EXCHANGE, admin_grant, grant
 from patient_service.spec import SPEC as PATIENT
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from sqlalchemy import Double, SmallInteger, Table
 
 from measurement_service.models import Measurement
 from painkiller_common.contracts import VITALS, MeasurementRecord
-from painkiller_common.fhir_vitals import VITALS as FHIR_VITALS
+from painkiller_common.fhir.vitals import VITALS as FHIR_VITALS
 from painkiller_common.vital_signs import SIGNS, VitalSign
 from patient_service.models import VitalReading
 from patient_service.risk import score_pulse, score_respiration, score_spo2_scale1, score_systolic, score_temperature

@@ -1,4 +1,4 @@
 from measurement_service.models import Base
-from painkiller_common.migrations import run_migrations
+from painkiller_common.db.migrations import run_migrations
 
 run_migrations(Base.metadata)

@@ -10,10 +10,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from painkiller_common.app import JsonBody, json_response
 from painkiller_common.db import SessionDep
-from painkiller_common.pagination import Cursor, Limit, Page
-from painkiller_common.problems import problem_responses
+from painkiller_common.http.app import JsonBody, json_response
+from painkiller_common.http.pagination import Cursor, Limit, Page
+from painkiller_common.http.problems import problem_responses
 from patient_service.api import PREFIX, SettingsDep
 from patient_service.permissions import (
     CreateSubscription,

@@ -30,12 +30,12 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
-from painkiller_common import logs, metrics
-from painkiller_common.consumer import Batch, Consumer
 from painkiller_common.contracts import Event
 from painkiller_common.db import database_unavailable, make_engine, make_session_factory
-from painkiller_common.outbox import UnitOfWork
-from painkiller_common.topology import PATIENT_EVENTS_FOR_WEBHOOKS
+from painkiller_common.db.outbox import UnitOfWork
+from painkiller_common.events.consumer import Batch, Consumer
+from painkiller_common.events.topology import PATIENT_EVENTS_FOR_WEBHOOKS
+from painkiller_common.observability import logs, metrics
 from patient_service.config import Settings, WebhookSettings
 from patient_service.models import EVENT_TABLES, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from patient_service.webhooks import store, targets

@@ -7,7 +7,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 from painkiller_common.fields import Text
-from painkiller_common.pagination import Cursor, Limit
+from painkiller_common.http.pagination import Cursor, Limit
 
 EventType = Literal["patient.risk_changed", "patient.created", "patient.updated", "patient.deleted"]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)

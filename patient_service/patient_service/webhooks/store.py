@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from painkiller_common.contracts import Event
 from painkiller_common.errors import Conflict, Invalid, NotFound
-from painkiller_common.pagination import Page, clamp_limit, decode_cursor, page_of
+from painkiller_common.http.pagination import Page, clamp_limit, decode_cursor, page_of
 from patient_service.config import WebhookSettings
 from patient_service.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from patient_service.webhooks import targets

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from painkiller_common.migrations import audit_server_columns_down, audit_server_columns_up
+from painkiller_common.db.migrations import audit_server_columns_down, audit_server_columns_up
 
 revision: str = "20261202_09"
 down_revision: str | Sequence[str] | None = "20261127_08"

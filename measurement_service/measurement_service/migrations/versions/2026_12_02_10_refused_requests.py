@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from painkiller_common.migrations import REFUSED_REQUESTS_DOWN, refused_requests_up
+from painkiller_common.db.migrations import REFUSED_REQUESTS_DOWN, refused_requests_up
 
 revision: str = "20261202_10"
 down_revision: str | Sequence[str] | None = "20261202_09"

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from painkiller_common.migrations import OUTBOX_CORRELATION_DOWN, OUTBOX_CORRELATION_UP
+from painkiller_common.db.migrations import OUTBOX_CORRELATION_DOWN, OUTBOX_CORRELATION_UP
 
 revision: str = "20261127_07"
 down_revision: str | Sequence[str] | None = "20261127_06"

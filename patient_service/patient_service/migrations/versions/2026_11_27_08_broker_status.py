@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from painkiller_common.migrations import BROKER_STATUS_DOWN, broker_status_up
+from painkiller_common.db.migrations import BROKER_STATUS_DOWN, broker_status_up
 
 revision: str = "20261127_08"
 down_revision: str | Sequence[str] | None = "20261127_07"

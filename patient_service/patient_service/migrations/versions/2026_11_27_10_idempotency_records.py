@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from painkiller_common.migrations import IDEMPOTENCY_RECORDS_DOWN, IDEMPOTENCY_RECORDS_UP
+from painkiller_common.db.migrations import IDEMPOTENCY_RECORDS_DOWN, IDEMPOTENCY_RECORDS_UP
 
 revision: str = "20261127_10"
 down_revision: str | Sequence[str] | None = "20261127_09"

@@ -29,13 +29,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 
-from painkiller_common import logs, metrics, tracing
-from painkiller_common.broker import connection_parameters, run_reconnecting
 from painkiller_common.contracts import Event, parse_event
 from painkiller_common.db import database_unavailable
-from painkiller_common.outbox import UnitOfWork
-from painkiller_common.tables import EventTables
-from painkiller_common.topology import QueueSpec, check
+from painkiller_common.db.outbox import UnitOfWork
+from painkiller_common.db.tables import EventTables
+from painkiller_common.events.broker import connection_parameters, run_reconnecting
+from painkiller_common.events.topology import QueueSpec, check
+from painkiller_common.observability import logs, metrics, tracing
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ describes. A concurrent retry blocks on the claim until the first request commit
 A request that fails rolls its claim back, so its key can be used again.
 
 No HTTP here: a write gives an `Answer` (its JSON, status and location, first or replayed), and
-each adapter turns it into its own response (idempotency_http.py for the JSON API; the FHIR routes
+each adapter turns it into its own response (http/answers.py for the JSON API; the FHIR routes
 read the stored resource back from it).
 """
 
@@ -22,9 +22,9 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from painkiller_common.access import Access
-from painkiller_common.audit import Touched
 from painkiller_common.errors import Conflict, NotFound
+from painkiller_common.security.access import Access
+from painkiller_common.security.audit import Touched
 
 
 @dataclass(frozen=True)

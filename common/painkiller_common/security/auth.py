@@ -20,7 +20,7 @@ import jwt
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from painkiller_common.problems import Problem
+from painkiller_common.http.problems import Problem
 
 ALGORITHMS = ("RS256", "ES256")
 CONTEXTS = ("user", "patient", "system")

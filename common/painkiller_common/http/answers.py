@@ -1,4 +1,4 @@
-"""The JSON API's side of idempotent writes (idempotency.py): the `Idempotency-Key` header a write
+"""The JSON API's side of idempotent writes (db/idempotency.py): the `Idempotency-Key` header a write
 route takes, and a write's `Answer` as the response it gives."""
 
 from typing import Annotated
@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Header
 from fastapi.responses import Response
 
-from painkiller_common.idempotency import Answer
+from painkiller_common.db.idempotency import Answer
 
 REPLAYED = "Idempotent-Replayed"
 

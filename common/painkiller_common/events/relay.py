@@ -31,14 +31,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Transaction
 from sqlalchemy.exc import SQLAlchemyError
 
-from painkiller_common import logs, metrics, tracing
-from painkiller_common.broker import connection_parameters, run_reconnecting
 from painkiller_common.contracts import EXCHANGE
-from painkiller_common.migrations import OUTBOX_CHANNEL
-from painkiller_common.outbox import backlog
-from painkiller_common.pg import dsn
-from painkiller_common.tables import EventTables
-from painkiller_common.topology import check_with
+from painkiller_common.db.migrations import OUTBOX_CHANNEL
+from painkiller_common.db.outbox import backlog
+from painkiller_common.db.pg import dsn
+from painkiller_common.db.tables import EventTables
+from painkiller_common.events.broker import connection_parameters, run_reconnecting
+from painkiller_common.events.topology import check_with
+from painkiller_common.observability import logs, metrics, tracing
 
 logger = logging.getLogger(__name__)
 

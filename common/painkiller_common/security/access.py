@@ -21,10 +21,11 @@ from sqlalchemy import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from painkiller_common import audit, logs
-from painkiller_common.auth import CONTEXTS, Forbidden, Principal, TokenVerifier, Unauthorized
 from painkiller_common.errors import Conflict, DomainError, NotFound
-from painkiller_common.problems import Problem, on_domain_error, on_problem, status_of
+from painkiller_common.http.problems import Problem, on_domain_error, on_problem, status_of
+from painkiller_common.observability import logs
+from painkiller_common.security import audit
+from painkiller_common.security.auth import CONTEXTS, Forbidden, Principal, TokenVerifier, Unauthorized
 
 logger = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.resource import Resource
 from pydantic import ValidationError
 
-from painkiller_common.access import install_refusal_audit
 from painkiller_common.errors import DomainError, Invalid
-from painkiller_common.pagination import MAX_LIMIT, decode_cursor
-from painkiller_common.problems import ErrorFormat, FieldError, install_error_format
+from painkiller_common.http.pagination import MAX_LIMIT, decode_cursor
+from painkiller_common.http.problems import ErrorFormat, FieldError, install_error_format
+from painkiller_common.security.access import install_refusal_audit
 
 PREFIX = "/fhir"
 FHIR_JSON = "application/fhir+json"

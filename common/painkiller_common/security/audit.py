@@ -12,7 +12,7 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from painkiller_common.pagination import Cursor, Limit, Page, clamp_limit, decode_int_cursor, page_of
+from painkiller_common.http.pagination import Cursor, Limit, Page, clamp_limit, decode_int_cursor, page_of
 
 Touched = list[tuple[uuid.UUID | None, uuid.UUID | None]]
 

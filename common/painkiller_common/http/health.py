@@ -9,8 +9,8 @@ from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Table, func, select, text
 
-from painkiller_common.outbox import backlog
-from painkiller_common.problems import ServiceUnavailable, problem_responses
+from painkiller_common.db.outbox import backlog
+from painkiller_common.http.problems import ServiceUnavailable, problem_responses
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import sessionmaker
 
-from painkiller_common.outbox import UnitOfWork
+from painkiller_common.db.outbox import UnitOfWork
 
 
 def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Engine:

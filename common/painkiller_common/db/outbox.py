@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import Connection, Table, event, func, insert, select
 from sqlalchemy.orm import Session
 
-from painkiller_common import logs, tracing
 from painkiller_common.contracts import Event
+from painkiller_common.observability import logs, tracing
 
 
 @dataclass(frozen=True)

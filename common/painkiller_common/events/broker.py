@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pika
 from pika.exceptions import AMQPError
 
-from painkiller_common import metrics
+from painkiller_common.observability import metrics
 
 logger = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ from typing import Generic, TypeVar
 
 from fastapi import APIRouter, FastAPI
 
-from painkiller_common.consumer import Batch
-from painkiller_common.outbox import UnitOfWork
+from painkiller_common.db.outbox import UnitOfWork
+from painkiller_common.db.tables import EventTables
+from painkiller_common.events.consumer import Batch
+from painkiller_common.events.topology import QueueSpec
 from painkiller_common.settings import ServiceSettings
-from painkiller_common.tables import EventTables
-from painkiller_common.topology import QueueSpec
 
 S = TypeVar("S", bound=ServiceSettings)
 

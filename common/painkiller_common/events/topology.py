@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from painkiller_common.broker import connection_parameters
 from painkiller_common.contracts import EXCHANGE
+from painkiller_common.events.broker import connection_parameters
 
 UNROUTED = "painkiller.unrouted"
 DEAD_LETTERS = "painkiller.dead"

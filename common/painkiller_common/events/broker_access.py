@@ -1,5 +1,5 @@
 """What each RabbitMQ user may do, in one place: `make up` applies it with rabbitmqctl, compose
-loads it as a definitions file (`python -m painkiller_common.broker_access`), and the Kubernetes
+loads it as a definitions file (`python -m painkiller_common.events.broker_access`), and the Kubernetes
 manifests are checked against it.
 
 A service's user configures nothing: the shared exchanges and every queue are declared at
@@ -17,7 +17,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from painkiller_common.topology import EXCHANGE, QUEUES
+from painkiller_common.events.topology import EXCHANGE, QUEUES
 
 SERVICES = ("patient", "measurement")
 OTHER = {"patient": "measurement", "measurement": "patient"}

@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.trace import SpanKind
 from sqlalchemy import Engine
 
-from painkiller_common import logs
+from painkiller_common.observability import logs
 
 tracer = trace.get_tracer("painkiller")
 

@@ -14,7 +14,7 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
-from painkiller_common.problems import on_database_down, on_unstorable_value
+from painkiller_common.http.problems import on_database_down, on_unstorable_value
 
 Pool = asyncpg.Pool
 Connection = asyncpg.Connection
@@ -83,7 +83,7 @@ def column_types(table: Table) -> dict[str, str]:
 
 
 def install_pg_handlers(app: FastAPI) -> None:
-    """asyncpg's errors answered as psycopg2's are (painkiller_common.problems): 503 or 400."""
+    """asyncpg's errors answered as psycopg2's are (painkiller_common.http.problems): 503 or 400."""
     for error in CONNECTION_ERRORS:
         app.add_exception_handler(error, on_database_down)
     for refused in (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):

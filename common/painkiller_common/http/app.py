@@ -14,21 +14,23 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
-from painkiller_common import fhir, health, logs, metrics, pg, tracing
-from painkiller_common.access import install_refusal_audit
-from painkiller_common.auth import TokenVerifier
-from painkiller_common.db import make_engine, make_session_factory
-from painkiller_common.health import Check, health_router
-from painkiller_common.pagination import CURSOR_EXAMPLE
-from painkiller_common.pg import install_pg_handlers
-from painkiller_common.problems import (
+from painkiller_common import fhir
+from painkiller_common.db import make_engine, make_session_factory, pg
+from painkiller_common.db.pg import install_pg_handlers
+from painkiller_common.http import health
+from painkiller_common.http.health import Check, health_router
+from painkiller_common.http.pagination import CURSOR_EXAMPLE
+from painkiller_common.http.problems import (
     PROBLEM_JSON,
     ProblemDetails,
     UnsupportedMediaType,
     install_problem_handlers,
     problem_responses,
 )
-from painkiller_common.service import S, Service
+from painkiller_common.observability import logs, metrics, tracing
+from painkiller_common.security.access import install_refusal_audit
+from painkiller_common.security.auth import TokenVerifier
+from painkiller_common.service_spec import S, Service
 
 logger = logging.getLogger("painkiller.access")
 

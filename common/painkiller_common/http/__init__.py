@@ -1,0 +1,1 @@
+"""The JSON API's HTTP side: the app factory, problem+json errors, write answers, pages, health."""
