@@ -3,7 +3,7 @@ codes, and its NEWS2 bands where it is scored on its own value.
 
 Everything else takes what it needs from `SIGNS`: the contract's field types and the API's
 documents (contracts.py), the databases' CHECK constraints (tables.vital_range_checks), the FHIR
-mapping (fhir_vitals.py) and the NEWS2 rules (patient_service/risk.py). A new vital starts here.
+mapping (fhir_vitals.py) and the NEWS2 rules (patient_service/risk/scores.py). A new vital starts here.
 
 - Ranges: plausibility limits (MIMIC-IV vital-sign cleaning, doc/api.md); outside them a value is
   a device or entry error (98.6 sent as `temperature_c`), refused by the API, by a consumer and by

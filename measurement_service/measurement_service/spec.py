@@ -6,12 +6,12 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 
-from measurement_service import fhir_api
-from measurement_service.api import ALIAS_PREFIX, PREFIX, measures_router, patient_router
 from measurement_service.config import Settings
-from measurement_service.events import PatientEvents
+from measurement_service.fhir import api as fhir_api
 from measurement_service.models import EVENT_TABLES, RUNTIME_ROLE
-from measurement_service.patients import PatientDirectory
+from measurement_service.readings.api import ALIAS_PREFIX, PREFIX, measures_router, patient_router
+from measurement_service.readings.events import PatientEvents
+from measurement_service.readings.patients import PatientDirectory
 from painkiller_common.events.topology import PATIENT_EVENTS_FOR_MEASUREMENTS
 from painkiller_common.service_spec import Service
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from measurement_service.api import get_directory
+from measurement_service.readings.api import get_directory
 from measurement_service.spec import SPEC
 from painkiller_common.errors import NotFound
 from painkiller_common.service_spec import Service

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from measurement_service.schemas import MAX_BATCH
+from measurement_service.readings.schemas import MAX_BATCH
 
 
 def device_reading(n: int, **fields: object) -> dict:

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from measurement_service.api import get_directory
 from measurement_service.main import create_app
+from measurement_service.readings.api import get_directory
 from painkiller_testing.databases import RoundTrips
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"

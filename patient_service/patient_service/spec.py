@@ -4,11 +4,11 @@ from pathlib import Path
 
 from painkiller_common.events.topology import MEASUREMENT_EVENTS_FOR_PATIENTS
 from painkiller_common.service_spec import Service
-from patient_service import fhir_api
-from patient_service.api import PREFIX, router
 from patient_service.config import Settings
-from patient_service.events import MeasurementEvents
+from patient_service.fhir import api as fhir_api
 from patient_service.models import EVENT_TABLES, RUNTIME_ROLE
+from patient_service.patients.api import PREFIX, router
+from patient_service.risk.measurement_events import MeasurementEvents
 from patient_service.webhooks import api as webhooks_api
 from patient_service.webhooks import dispatcher
 

@@ -4,7 +4,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from painkiller_testing.databases import RoundTrips
-from patient_service.schemas import today, years_between
+from patient_service.patients.schemas import today, years_between
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 

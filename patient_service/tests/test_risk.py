@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from patient_service import risk
-from patient_service.risk import Reading, assess
+from patient_service.risk import scores as risk
+from patient_service.risk.scores import Reading, assess
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 DAY = timedelta(hours=24)

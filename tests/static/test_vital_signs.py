@@ -11,7 +11,13 @@ from painkiller_common.contracts import VITALS, MeasurementRecord
 from painkiller_common.fhir.vitals import VITALS as FHIR_VITALS
 from painkiller_common.vital_signs import SIGNS, VitalSign
 from patient_service.models import VitalReading
-from patient_service.risk import score_pulse, score_respiration, score_spo2_scale1, score_systolic, score_temperature
+from patient_service.risk.scores import (
+    score_pulse,
+    score_respiration,
+    score_spo2_scale1,
+    score_systolic,
+    score_temperature,
+)
 
 TABLES: list[Table] = [Measurement.metadata.tables["measurements"], VitalReading.metadata.tables["vital_readings"]]
 SCORED = {

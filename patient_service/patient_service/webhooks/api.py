@@ -14,7 +14,7 @@ from painkiller_common.db import SessionDep
 from painkiller_common.http.app import JsonBody, json_response
 from painkiller_common.http.pagination import Cursor, Limit, Page
 from painkiller_common.http.problems import problem_responses
-from patient_service.api import PREFIX, SettingsDep
+from patient_service.patients.api import PREFIX, SettingsDep
 from patient_service.permissions import (
     CreateSubscription,
     DeleteSubscription,

@@ -16,10 +16,20 @@ from painkiller_common.http.pagination import Page
 from painkiller_common.http.problems import problem_responses
 from painkiller_common.security import audit
 from painkiller_common.security.auth import Forbidden
-from patient_service import imports, service
 from patient_service.config import Settings
-from patient_service.imports import ImportReport
 from patient_service.models import EVENT_TABLES, Patient
+from patient_service.patients import imports, service
+from patient_service.patients.imports import ImportReport
+from patient_service.patients.schemas import (
+    AtRiskFilter,
+    AtRiskPatient,
+    PatientCreate,
+    PatientFilter,
+    PatientOut,
+    PatientSearch,
+    PatientUpdate,
+    RiskAssessmentOut,
+)
 from patient_service.permissions import (
     CheckExistence,
     CreatePatient,
@@ -29,16 +39,6 @@ from patient_service.permissions import (
     ReadAudit,
     ReadPatient,
     UpdatePatient,
-)
-from patient_service.schemas import (
-    AtRiskFilter,
-    AtRiskPatient,
-    PatientCreate,
-    PatientFilter,
-    PatientOut,
-    PatientSearch,
-    PatientUpdate,
-    RiskAssessmentOut,
 )
 
 PREFIX = "/api/v1/patient"

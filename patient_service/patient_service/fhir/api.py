@@ -16,9 +16,10 @@ from painkiller_common.db import SessionDep
 from painkiller_common.fhir.capability import LASTN, capability_statement, search_parameters
 from painkiller_common.fhir.vitals import Vital, observation, selected
 from painkiller_common.http.app import JsonBody
-from patient_service import fhir_patients, service
 from patient_service.config import Settings
+from patient_service.fhir import patients as fhir_patients
 from patient_service.models import Patient
+from patient_service.patients import service
 from patient_service.permissions import CreatePatient, ReadPatient, SearchObservations, SearchPatients
 
 router = APIRouter(prefix=fhir.PREFIX, include_in_schema=False)

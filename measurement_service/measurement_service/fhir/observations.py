@@ -16,7 +16,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.quantity import Quantity as FhirQuantity
 from pydantic import ValidationError
 
-from measurement_service.schemas import Reading
+from measurement_service.readings.schemas import Reading
 from painkiller_common import fhir
 from painkiller_common.errors import Invalid
 from painkiller_common.fhir.vitals import (

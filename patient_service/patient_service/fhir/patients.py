@@ -17,7 +17,7 @@ from painkiller_common.errors import Invalid, NotFound
 from painkiller_common.fhir.vitals import UCUM
 from painkiller_common.http.pagination import encode_cursor
 from patient_service.models import EVENT_TABLES, Patient
-from patient_service.schemas import PatientCreate
+from patient_service.patients.schemas import PatientCreate
 
 AGE_EXTENSION = "https://painkiller.example/fhir/StructureDefinition/patient-age"
 MRN_TYPE = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}

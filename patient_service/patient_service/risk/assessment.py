@@ -15,8 +15,8 @@ from painkiller_common.contracts import PatientRiskChanged, RiskChange
 from painkiller_common.db.outbox import UnitOfWork
 from patient_service.config import Settings
 from patient_service.models import Patient, RiskAssessmentRow, VitalReading
-from patient_service.risk import BAND_RANK, Reading, RiskAssessment, assess, spo2_scale_of
-from patient_service.vitals import merge_reading
+from patient_service.risk.latest_vitals import merge_reading
+from patient_service.risk.scores import BAND_RANK, Reading, RiskAssessment, assess, spo2_scale_of
 
 # At most this many systolic readings go into the BP category and variability.
 SERIES_LIMIT = 100

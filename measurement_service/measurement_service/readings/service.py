@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from measurement_service import events, recording
 from measurement_service.models import EVENT_TABLES, Measurement
-from measurement_service.patients import PatientDirectory
-from measurement_service.schemas import (
+from measurement_service.readings import events, recording
+from measurement_service.readings.patients import PatientDirectory
+from measurement_service.readings.schemas import (
     BatchIn,
     BatchItem,
     BatchOut,

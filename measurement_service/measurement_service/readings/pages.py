@@ -9,9 +9,9 @@ import uuid
 
 import asyncpg
 
-from measurement_service.patients import PatientDirectory
-from measurement_service.recording import COLUMNS, row_json
-from measurement_service.schemas import PatientMeasurementFilter
+from measurement_service.readings.patients import PatientDirectory
+from measurement_service.readings.recording import COLUMNS, row_json
+from measurement_service.readings.schemas import PatientMeasurementFilter
 from painkiller_common.errors import NotFound
 from painkiller_common.http.pagination import clamp_limit, decode_cursor, encode_cursor
 from painkiller_common.security import audit

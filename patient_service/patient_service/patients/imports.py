@@ -18,9 +18,9 @@ from sqlalchemy import select
 from painkiller_common.db.outbox import UnitOfWork
 from painkiller_common.errors import Invalid
 from painkiller_common.http.problems import FieldError, field_errors
-from patient_service import service
 from patient_service.models import Patient
-from patient_service.schemas import PatientCreate
+from patient_service.patients import service
+from patient_service.patients.schemas import PatientCreate
 
 COLUMNS = ["patient_id", "first_name", "last_name", "age", "condition"]
 # What a file must start with: checked here on the raw text and stated as the body's `pattern`

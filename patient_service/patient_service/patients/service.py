@@ -18,11 +18,9 @@ from painkiller_common.errors import Conflict, NotFound
 from painkiller_common.http.pagination import Page, clamp_limit, decode_cursor, decode_int_cursor, page_of
 from painkiller_common.security import audit
 from painkiller_common.security.access import Access
-from patient_service.assessment import reassess
 from patient_service.config import Settings
 from patient_service.models import EVENT_TABLES, LOCK_PATIENT, Patient, RiskAssessmentRow
-from patient_service.risk import BAND_RANK, assess, spo2_scale_of
-from patient_service.schemas import (
+from patient_service.patients.schemas import (
     AtRiskFilter,
     AtRiskPatient,
     PatientCreate,
@@ -33,6 +31,8 @@ from patient_service.schemas import (
     today,
     years_between,
 )
+from patient_service.risk.assessment import reassess
+from patient_service.risk.scores import BAND_RANK, assess, spo2_scale_of
 
 RECORD_FIELDS = [name for name in PatientRecord.model_fields if name != "age"]
 

@@ -9,8 +9,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from painkiller_common.contracts import PatientRecord, Sex
 from painkiller_common.fields import Integer, Text, absent, iso_date_only, json_number, present, rule_broken
 from painkiller_common.http.pagination import Cursor, JsonLimit, Limit
-from patient_service import risk
-from patient_service.risk import Band, BpCategory, RiskAssessment
+from patient_service.risk import scores as risk
+from patient_service.risk.scores import Band, BpCategory, RiskAssessment
 
 Name = Annotated[str, Text(100)]
 Mrn = Annotated[str, Text(64)]

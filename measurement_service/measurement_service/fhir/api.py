@@ -13,11 +13,12 @@ from fastapi import APIRouter, Depends, Request, Response
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
 
-from measurement_service import fhir_observations, service
-from measurement_service.api import DirectoryDep
-from measurement_service.fhir_observations import Posted
+from measurement_service.fhir import observations as fhir_observations
+from measurement_service.fhir.observations import Posted
 from measurement_service.permissions import CreateReading, ReadReading, SearchReadings
-from measurement_service.schemas import MeasurementOut
+from measurement_service.readings import service
+from measurement_service.readings.api import DirectoryDep
+from measurement_service.readings.schemas import MeasurementOut
 from painkiller_common import fhir
 from painkiller_common.db.idempotency import Answer
 from painkiller_common.db.pg import PoolDep

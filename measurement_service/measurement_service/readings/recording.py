@@ -15,9 +15,9 @@ from typing import Any
 
 import asyncpg
 
-from measurement_service import events
 from measurement_service.models import Measurement
-from measurement_service.patients import PatientDirectory
+from measurement_service.readings import events
+from measurement_service.readings.patients import PatientDirectory
 from painkiller_common.contracts import MeasurementRecorded
 from painkiller_common.db.pg import column_types
 from painkiller_common.errors import NotFound

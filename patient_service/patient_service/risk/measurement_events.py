@@ -16,10 +16,10 @@ from painkiller_common.contracts import (
 )
 from painkiller_common.db.outbox import UnitOfWork
 from painkiller_common.events.consumer import Batch
-from patient_service.assessment import reassess_many
 from patient_service.config import Settings
 from patient_service.models import LOCK_PATIENT, Patient, VitalReading
-from patient_service.vitals import recompute
+from patient_service.risk.assessment import reassess_many
+from patient_service.risk.latest_vitals import recompute
 
 
 class MeasurementEvents(Batch):

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from measurement_service import pages, service
 from measurement_service.models import EVENT_TABLES, Measurement
-from measurement_service.patients import PatientDirectory
 from measurement_service.permissions import CreateReading, DeleteReading, ReadAudit, ReadReading, SearchReadings
-from measurement_service.schemas import (
+from measurement_service.readings import pages, service
+from measurement_service.readings.patients import PatientDirectory
+from measurement_service.readings.schemas import (
     BatchIn,
     BatchOut,
     MeasurementBatchIn,

@@ -1,0 +1,1 @@
+"""FHIR R4: vital-signs Observations read, searched and created."""

@@ -1,0 +1,1 @@
+"""Readings: the routes, use cases, the hot statements, and the patient replica they check."""

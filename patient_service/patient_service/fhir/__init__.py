@@ -1,0 +1,1 @@
+"""FHIR R4: the CapabilityStatement, Patient resources, and `$lastn` of latest vitals."""

@@ -1,0 +1,1 @@
+"""Patients: their records, the routes, use cases and CSV import."""
