@@ -22,6 +22,7 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from painkiller_common.db.statements import Statement
 from painkiller_common.errors import Conflict, NotFound
 from painkiller_common.security.access import Access
 from painkiller_common.security.audit import Touched
@@ -123,17 +124,25 @@ def replayed(stored: Mapping[str, Any], fingerprint: str) -> Answer:
 
 
 # --- the same on an asyncpg connection (the async hot path) ---------------------------------
-STORED = (
-    "SELECT fingerprint, status_code, body, location, erased_at, patient_ids FROM idempotency_keys "
-    "WHERE scope = $1 AND key = $2"
+_STORED = Statement.compile(
+    "SELECT fingerprint, status_code, body, location, erased_at, patient_ids FROM idempotency_keys"
+    " WHERE scope = :scope AND key = :key"
 )
-_CLAIM = (
-    "INSERT INTO idempotency_keys (scope, key, fingerprint) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING key"
+_CLAIM = Statement.compile(
+    "INSERT INTO idempotency_keys (scope, key, fingerprint) VALUES (:scope, :key, :fingerprint)"
+    " ON CONFLICT DO NOTHING RETURNING key"
 )
-_ANSWER = (
-    "UPDATE idempotency_keys SET status_code = $3, body = $4, location = $5, patient_ids = $6, record_ids = $7 "
-    "WHERE scope = $1 AND key = $2"
+_ANSWER = Statement.compile(
+    "UPDATE idempotency_keys SET status_code = :status, body = :body, location = :location,"
+    " patient_ids = :patients, record_ids = :records WHERE scope = :scope AND key = :key"
 )
+
+
+async def stored_answer(conn: Connection, scope: str, key: str) -> Mapping[str, Any]:
+    """The answer stored under a claimed key."""
+    row = await conn.fetchrow(_STORED.sql, *_STORED.args({"scope": scope, "key": key}))
+    assert row is not None  # claimed in a transaction that committed: it is there
+    return row
 
 
 async def replay_async(conn: Connection, access: Access, stored: Mapping[str, Any], fingerprint: str) -> Answer:
@@ -158,12 +167,14 @@ async def run_once_async(
             await access.record_async(conn, outcome.status_code, outcome.touched)
             return Answer(outcome.body.model_dump_json(), outcome.status_code, outcome.location)
         scope, fingerprint = access.idempotency_scope(scope), fingerprint_of(request)
-        if await conn.fetchval(_CLAIM, scope, key, fingerprint) is None:
-            return await replay_async(conn, access, await conn.fetchrow(STORED, scope, key), fingerprint)
+        claim = {"scope": scope, "key": key, "fingerprint": fingerprint}
+        if await conn.fetchval(_CLAIM.sql, *_CLAIM.args(claim)) is None:
+            return await replay_async(conn, access, await stored_answer(conn, scope, key), fingerprint)
         outcome = await write(conn)
         body = outcome.body.model_dump_json()
+        answer = {"scope": scope, "key": key, "status": outcome.status_code, "body": body, "location": outcome.location}
         await conn.execute(
-            _ANSWER, scope, key, outcome.status_code, body, outcome.location, outcome.patient_ids, outcome.record_ids
+            _ANSWER.sql, *_ANSWER.args({**answer, "patients": outcome.patient_ids, "records": outcome.record_ids})
         )
         await access.record_async(conn, outcome.status_code, outcome.touched)
         return Answer(body, outcome.status_code, outcome.location)

@@ -12,6 +12,7 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from painkiller_common.db.statements import Statement
 from painkiller_common.http.pagination import Cursor, Limit, Page, clamp_limit, decode_int_cursor, page_of
 
 Touched = list[tuple[uuid.UUID | None, uuid.UUID | None]]
@@ -71,33 +72,36 @@ def count_refusal(session: Session, table: Table, client_address: str | None, st
     )
 
 
-# The columns every row of one request shares (Access.row), in the order of `insert_from`'s parameters.
+# The columns every row of one request shares (Access.row).
 SHARED = ("actor", "client_id", "action", "resource_type", "status", "request_id", "client_address")
 
 
-def insert_from(source: str, first_param: int, *, resource_id: str, patient_id: str) -> str:
-    """SQL inserting one audit row per row of `source` (a CTE, or `unnest(...)`), for the async path
-    where the audit row rides in the request's one statement. The shared columns are the
-    parameters from `$first_param` on, in `SHARED` order; `resource_id` and `patient_id` are SQL
-    over `source`."""
-    casts = [f"${first_param + i}::{'int2' if name == 'status' else 'text'}" for i, name in enumerate(SHARED)]
+def insert_from(source: str, *, resource_id: str, patient_id: str) -> str:
+    """SQL (named parameters, db/statements.py) inserting one audit row per row of `source` (a
+    CTE, or `unnest(...)`), for the async path where the audit rows ride in the request's one
+    statement. The shared columns are the parameters `:audit_<column>` (`shared_values`);
+    `resource_id` and `patient_id` are SQL over `source`."""
+    casts = [f":audit_{name}::{'int2' if name == 'status' else 'text'}" for name in SHARED]
     return (
         f"INSERT INTO audit_events ({', '.join(SHARED)}, resource_id, patient_id) "
         f"SELECT {', '.join(casts)}, {resource_id}, {patient_id} FROM {source}"
     )
 
 
-def shared_values(columns: dict[str, object]) -> list[object]:
-    return [columns[name] for name in SHARED]
+def shared_values(columns: dict[str, object]) -> dict[str, object]:
+    """The values of `insert_from`'s shared parameters, from a request's columns (Access.row)."""
+    return {f"audit_{name}": columns[name] for name in SHARED}
 
 
-_RECORD = insert_from("unnest($8::uuid[], $9::uuid[]) AS t(r, p)", 1, resource_id="r", patient_id="p")
+_RECORD = Statement.compile(
+    insert_from("unnest(:resources::uuid[], :patients::uuid[]) AS t(r, p)", resource_id="r", patient_id="p")
+)
 
 
 async def record_async(conn: Connection, columns: dict[str, object], touched: Touched) -> None:
     """`record`, on an asyncpg connection."""
-    resources, patients = [r for r, _ in touched], [p for _, p in touched]
-    await conn.execute(_RECORD, *shared_values(columns), resources, patients)
+    values = {**shared_values(columns), "resources": [r for r, _ in touched], "patients": [p for _, p in touched]}
+    await conn.execute(_RECORD.sql, *_RECORD.args(values))
 
 
 def page(session: Session, table: Table, query: AuditFilter) -> Page[AuditEventOut]:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from measurement_service.readings.schemas import Reading
 from painkiller_common import fhir
+from painkiller_common.db.statements import Statement
 from painkiller_common.errors import Invalid
 from painkiller_common.fhir.vitals import (
     CATEGORY_SYSTEM,
@@ -35,10 +36,11 @@ from painkiller_common.http.pagination import encode_cursor
 QUANTITY_FIELDS = [quantity.field for vital in VITALS for quantity in vital.quantities]
 # What an Observation is built from: the reading's keys and its vitals' values.
 _ROWS = f"SELECT id, patient_id, measured_at, {', '.join(QUANTITY_FIELDS)} FROM measurements"
+_READ = Statement.compile(f"{_ROWS} WHERE id = :id")
 
 
 async def read(conn: asyncpg.Connection, measurement_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(f"{_ROWS} WHERE id = $1", measurement_id)
+    return await conn.fetchrow(_READ.sql, *_READ.args({"id": measurement_id}))
 
 
 @dataclass
@@ -152,35 +154,39 @@ async def search(conn: asyncpg.Connection, query: fhir.Search, patient_ids: list
     vitals = selected(query.values("category"), query.values("code"))
     if not vitals or patient_ids == []:
         return Found([], [], None)
-    where, args = _where(query, vitals, patient_ids)
-    sql = f"{_ROWS} WHERE {' AND '.join(where) or 'true'} ORDER BY measured_at DESC, id DESC LIMIT {query.count + 1}"
-    rows = await conn.fetch(sql, *args)
+    where, values = _where(query, vitals, patient_ids)
+    statement = Statement.compile(
+        f"{_ROWS} WHERE {' AND '.join(where)} ORDER BY measured_at DESC, id DESC LIMIT {query.count + 1}"
+    )
+    rows = await conn.fetch(statement.sql, *statement.args(values))
     return _page(rows, vitals, query)
 
 
-def _where(query: fhir.Search, vitals: list[Vital], patient_ids: list[uuid.UUID] | None) -> tuple[list[str], list[Any]]:
+def _where(
+    query: fhir.Search, vitals: list[Vital], patient_ids: list[uuid.UUID] | None
+) -> tuple[list[str], dict[str, Any]]:
+    """The search's conditions (named parameters, db/statements.py) and their values."""
     where: list[str] = []
-    args: list[Any] = []
-
-    def arg(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
+    values: dict[str, Any] = {}
     if patient_ids is not None and len(patient_ids) == 1:  # `=`, so the index gives the order
-        where.append(f"patient_id = {arg(patient_ids[0])}")
+        where.append("patient_id = :patient")
+        values["patient"] = patient_ids[0]
     elif patient_ids is not None:
-        where.append(f"patient_id = ANY({arg(patient_ids)}::uuid[])")
+        where.append("patient_id = ANY(:patients::uuid[])")
+        values["patients"] = patient_ids
     low, high = fhir.instant_bounds([fhir.date_range("date", value) for value in query.values("date")])
     if low:
-        where.append(f"measured_at >= {arg(low)}")
+        where.append("measured_at >= :low")
+        values["low"] = low
     if high:
-        where.append(f"measured_at < {arg(high)}")
+        where.append("measured_at < :high")
+        values["high"] = high
     # Every row holds one of them, so count + 1 rows fill a page and say whether there is more.
     where.append("(" + " OR ".join(f"{vital.quantities[0].field} IS NOT NULL" for vital in vitals) + ")")
     if position := query.position():
-        at, row_id, _ = position
-        where.append(f"(measured_at, id) <= ({arg(at)}, {arg(row_id)})")
-    return where, args
+        where.append("(measured_at, id) <= (:at, :row_id)")
+        values["at"], values["row_id"], _ = position
+    return where, values
 
 
 def _page(rows: list[asyncpg.Record], vitals: list[Vital], query: fhir.Search) -> Found:

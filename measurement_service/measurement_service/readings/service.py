@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from measurement_service.models import EVENT_TABLES, Measurement
-from measurement_service.readings import events, recording
+from measurement_service.readings import events, recording, statements
 from measurement_service.readings.patients import PatientDirectory
 from measurement_service.readings.schemas import (
     BatchIn,
@@ -45,11 +45,14 @@ async def record_one(
     access.reach(patient_id)
     record = recording.new_row(patient_id, data.model_dump(include=READING_FIELDS), datetime.now(UTC))
     body, location = MeasurementOut.model_construct(**record).model_dump_json(), f"{location_prefix}/{record['id']}"
-    statement, extra = recording.ONE, recording.audit_values(access, 201)
+    statement, extra = statements.RECORD_ONE, recording.audit_values(access, 201)
     if key is not None:
         scope, fingerprint = access.idempotency_scope(scope), idempotency.fingerprint_of(data)
         claim = {"scope": scope, "key": key, "fingerprint": fingerprint, "status": 201, "answer": body}
-        statement, extra = recording.ONE_ONCE, {**extra, **claim, "location": location, "records": [record["id"]]}
+        statement, extra = (
+            statements.RECORD_ONE_ONCE,
+            {**extra, **claim, "location": location, "records": [record["id"]]},
+        )
     async with pool.acquire() as conn:
         try:
             done = await recording.store(conn, directory, [record], statement=statement, extra=extra)
@@ -57,7 +60,7 @@ async def record_one(
             if key is None or exc.table_name != "idempotency_keys":
                 raise
             # The same key at the same moment: the other request committed first; answer as it did.
-            stored = await conn.fetchrow(idempotency.STORED, scope, key)
+            stored = await idempotency.stored_answer(conn, scope, key)
             return await idempotency.replay_async(conn, access, stored, fingerprint)
         if done.prior is not None:
             return await idempotency.replay_async(conn, access, done.prior, fingerprint)
@@ -86,7 +89,7 @@ async def record_batch(
     ]
 
     async def write(conn: asyncpg.Connection) -> Outcome:
-        done = await recording.store(conn, directory, records, statement=recording.MANY)
+        done = await recording.store(conn, directory, records, statement=statements.RECORD_MANY, many=True)
         results = [
             BatchItem(index=index, status="stored", id=record["id"])
             if record["id"] in done.stored

@@ -14,6 +14,7 @@ from painkiller_common.contracts import PatientCreated, PatientDeleted, PatientR
 from painkiller_common.db.idempotency import erase_answers
 from painkiller_common.db.outbox import UnitOfWork
 from painkiller_common.db.pg import Pool
+from painkiller_common.db.statements import Statement
 from painkiller_common.errors import Conflict, NotFound
 from painkiller_common.http.pagination import Page, clamp_limit, decode_cursor, decode_int_cursor, page_of
 from painkiller_common.security import audit
@@ -100,19 +101,21 @@ def create_patient(*, session: UnitOfWork, data: PatientCreate) -> Patient:
     return patient
 
 
-_READ = (
+_READ = Statement.compile(
     "WITH found AS ("
     f"SELECT {', '.join('p.' + name for name in RECORD_FIELDS)}, p.age, p.latest_vitals,"
     " r.news2_total, r.band, r.bp_category, r.based_on, r.patient_id IS NOT NULL AS assessed"
-    " FROM patients p LEFT JOIN risk_assessments r ON r.patient_id = p.id WHERE p.id = $1"
-    f"), audited AS ({audit.insert_from('found', 2, resource_id='found.id', patient_id='found.id')})"
+    " FROM patients p LEFT JOIN risk_assessments r ON r.patient_id = p.id WHERE p.id = :patient_id"
+    f"), audited AS ({audit.insert_from('found', resource_id='found.id', patient_id='found.id')})"
     " SELECT * FROM found"
 )
 
 
 async def read_patient(*, pool: Pool, access: Access, patient_id: uuid.UUID) -> PatientOut:
     """The patient, read and audited in one statement (one round trip: doc/performance.md)."""
-    row = await pool.fetchrow(_READ, patient_id, *audit.shared_values(access.row(200)))
+    row = await pool.fetchrow(
+        _READ.sql, *_READ.args({"patient_id": patient_id, **audit.shared_values(access.row(200))})
+    )
     if row is None:
         raise NotFound(f"Patient {patient_id} does not exist.")
     risk = {name: row[name] for name in ("news2_total", "band", "bp_category", "based_on")}
