@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import (
     ARRAY,
@@ -27,10 +27,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from painkiller_common.contracts import Sex
 from painkiller_common.db.migrations import NAMING_CONVENTION
 from painkiller_common.db.tables import event_tables, vital_range_checks
 
-SEXES = ("male", "female", "other", "unknown")
+SEXES = get_args(Sex)  # the contract's values, checked by the database too
 
 
 class Base(DeclarativeBase):
@@ -151,7 +152,9 @@ class WebhookSubscription(Base):
     __table_args__ = (Index("ix_webhook_subscriptions_created_at_id", "created_at", "id"),)
 
 
-DELIVERY_STATES = ("pending", "delivered", "failed")
+# A webhook delivery's state, as the API shows it and the database checks it.
+DeliveryState = Literal["pending", "delivered", "failed"]
+DELIVERY_STATES = get_args(DeliveryState)
 
 
 class WebhookDelivery(Base):

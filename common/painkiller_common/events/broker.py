@@ -13,6 +13,9 @@ logger = logging.getLogger(__name__)
 
 # Reconnect quickly once the broker is back: events waiting in an outbox are readings unseen.
 MAX_RECONNECT_DELAY_S = 10.0
+# A relay's report that it is connected older than this is no longer news (readiness: health.py);
+# relays report three times as often.
+BROKER_REPORT_STALE_S = 30
 
 
 def connection_parameters(url: str) -> pika.URLParameters:

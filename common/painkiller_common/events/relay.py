@@ -36,7 +36,7 @@ from painkiller_common.db.migrations import OUTBOX_CHANNEL
 from painkiller_common.db.outbox import backlog
 from painkiller_common.db.pg import dsn
 from painkiller_common.db.tables import EventTables
-from painkiller_common.events.broker import connection_parameters, run_reconnecting
+from painkiller_common.events.broker import BROKER_REPORT_STALE_S, connection_parameters, run_reconnecting
 from painkiller_common.events.topology import check_with
 from painkiller_common.observability import logs, metrics, tracing
 
@@ -47,7 +47,8 @@ PROCESSED_EVENT_RETENTION = timedelta(days=30)  # far longer than any redelivery
 IDEMPOTENCY_KEY_RETENTION = timedelta(hours=24)
 REFUSAL_RETENTION = timedelta(days=90)  # the counts of refusals without a valid token (tables.py)
 BACKLOG_EVERY_S = 1.0  # how often the outbox gauges are refreshed
-BROKER_REPORT_EVERY_S = 10.0  # how often a connected relay says so again (readiness: stale after 30 s)
+# How often a connected relay says so again: three times within what readiness calls stale.
+BROKER_REPORT_EVERY_S = BROKER_REPORT_STALE_S / 3
 
 
 class _Listener:

@@ -24,6 +24,7 @@ from fhir.resources.R4B.resource import Resource
 from pydantic import ValidationError
 
 from painkiller_common.errors import DomainError, Invalid
+from painkiller_common.http.pagination import CURSOR_PATTERN as JSON_CURSOR_PATTERN
 from painkiller_common.http.pagination import MAX_LIMIT, decode_cursor
 from painkiller_common.http.problems import ErrorFormat, FieldError, install_error_format
 from painkiller_common.security.access import install_refusal_audit
@@ -177,7 +178,8 @@ def base_url(request: Request, configured: str | None) -> str:
 
 CURSOR = "_cursor"  # our paging parameter: opaque, only ever taken from a `next` link
 COMMON_PARAMETERS = frozenset({"_count", "_format", CURSOR})
-CURSOR_PATTERN = re.compile(r"^-?[0-9]{1,16}\.[0-9a-f]{32}(\.[0-9]{1,2})?$")
+# The JSON API's cursor, and how many of the reading's Observations were already served.
+CURSOR_PATTERN = re.compile(JSON_CURSOR_PATTERN.removesuffix("$") + r"(\.[0-9]{1,2})?$")
 
 
 @dataclass(frozen=True)

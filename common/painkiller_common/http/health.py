@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Table, func, select, text
 
 from painkiller_common.db.outbox import backlog
+from painkiller_common.events.broker import BROKER_REPORT_STALE_S
 from painkiller_common.http.problems import ServiceUnavailable, problem_responses
 
 logger = logging.getLogger(__name__)
@@ -79,10 +80,6 @@ def database(app: FastAPI) -> str:
     with app.state.engine.connect() as conn:
         conn.execute(text("SELECT 1"))
     return "ok"
-
-
-# A relay says it is connected at least every 10 s; a report older than this is no longer news.
-BROKER_REPORT_STALE_S = 30
 
 
 def broker_state(status: Table) -> Check:

@@ -8,10 +8,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 from painkiller_common.fields import Text
 from painkiller_common.http.pagination import Cursor, Limit
+from patient_service.models import DeliveryState
 
 EventType = Literal["patient.risk_changed", "patient.created", "patient.updated", "patient.deleted"]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
-DeliveryState = Literal["pending", "delivered", "failed"]
 EXAMPLE_URL = "https://nurse-call.example.org/painkiller"
 EXAMPLE_ID = "5d0c3e51-8f0a-4c36-9a8e-2a1b7c4d9e10"
 EXAMPLE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwP8nN3aC5ZqE="
