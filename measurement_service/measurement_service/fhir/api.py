@@ -26,7 +26,7 @@ from painkiller_common.errors import NotFound
 from painkiller_common.fhir.capability import search_parameters
 from painkiller_common.fhir.vitals import observation, observation_id, parse_observation_id
 from painkiller_common.http.answers import IdempotencyKey, answer_headers
-from painkiller_common.http.app import JsonBody
+from painkiller_common.http.bodies import JsonBody
 from painkiller_common.security.access import Access
 
 router = APIRouter(prefix=fhir.PREFIX, include_in_schema=False)

@@ -26,7 +26,7 @@ from painkiller_common.db.outbox import UnitOfWork
 from painkiller_common.db.pg import PoolDep
 from painkiller_common.errors import NotFound
 from painkiller_common.http.answers import IdempotencyKey, respond
-from painkiller_common.http.app import JsonBody, json_response
+from painkiller_common.http.bodies import JsonBody, json_response
 from painkiller_common.http.pagination import Page
 from painkiller_common.http.problems import problem_responses
 from painkiller_common.security import audit

@@ -15,7 +15,7 @@ from painkiller_common import fhir
 from painkiller_common.db import SessionDep
 from painkiller_common.fhir.capability import LASTN, capability_statement, search_parameters
 from painkiller_common.fhir.vitals import Vital, observation, selected
-from painkiller_common.http.app import JsonBody
+from painkiller_common.http.bodies import JsonBody
 from patient_service.config import Settings
 from patient_service.fhir import patients as fhir_patients
 from patient_service.models import Patient

@@ -11,7 +11,7 @@ from painkiller_common.db.idempotency import Outcome, run_once
 from painkiller_common.db.pg import PoolDep
 from painkiller_common.errors import NotFound
 from painkiller_common.http.answers import IdempotencyKey, respond
-from painkiller_common.http.app import JsonBody, json_response, require_csv
+from painkiller_common.http.bodies import JsonBody, json_response, require_csv
 from painkiller_common.http.pagination import Page
 from painkiller_common.http.problems import problem_responses
 from painkiller_common.security import audit

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from painkiller_common.db import SessionDep
-from painkiller_common.http.app import JsonBody, json_response
+from painkiller_common.http.bodies import JsonBody, json_response
 from painkiller_common.http.pagination import Cursor, Limit, Page
 from painkiller_common.http.problems import problem_responses
 from patient_service.patients.api import PREFIX, SettingsDep
