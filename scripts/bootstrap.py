@@ -14,6 +14,7 @@ POSTGRES_ADMIN_URL, PATIENT_AMQP_URL and the others of doc/operations.md ("Serve
 import argparse
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -179,7 +180,7 @@ def ensure_admin_role() -> None:
     if not is_root():
         raise NotReady(
             "Setting up PostgreSQL needs root (to act as the `postgres` user), or a superuser URL:\n"
-            "  POSTGRES_ADMIN_URL=postgresql+psycopg2://<user>:<password>@<host>:5432/postgres make up"
+            "  POSTGRES_ADMIN_URL=postgresql+psycopg://<user>:<password>@<host>:5432/postgres make up"
         )
     psql = ["runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres"]
     said = run(psql, stdin=sql).strip()
@@ -192,11 +193,13 @@ def admin_url() -> str:
     """The URL `migrate` and the tests set up databases with: POSTGRES_ADMIN_URL when given, else
     the role this script made, else (a machine set up by hand with `trust`) postgres itself."""
     if os.environ.get("POSTGRES_ADMIN_URL"):
-        return os.environ["POSTGRES_ADMIN_URL"]
+        # On psycopg 3, the driver every process uses, whatever driver the URL was written for
+        # (as the services' settings read theirs: painkiller_common/settings.py).
+        return re.sub(r"^postgres(?:ql)?(?:\+\w+)?://", "postgresql+psycopg://", os.environ["POSTGRES_ADMIN_URL"])
     password = credentials().get("postgres_admin")
     if password:
-        return f"postgresql+psycopg2://{ADMIN_ROLE}:{password}@{POSTGRES[0]}:{POSTGRES[1]}/postgres"
-    return f"postgresql+psycopg2://postgres@{POSTGRES[0]}:{POSTGRES[1]}/postgres"
+        return f"postgresql+psycopg://{ADMIN_ROLE}:{password}@{POSTGRES[0]}:{POSTGRES[1]}/postgres"
+    return f"postgresql+psycopg://postgres@{POSTGRES[0]}:{POSTGRES[1]}/postgres"
 
 
 def ports_free() -> None:

@@ -1,9 +1,21 @@
 """Settings every service has; each service subclasses this with its own env prefix."""
 
-from pydantic import Field
+import re
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from painkiller_common.security.auth import AuthSettings
+
+# Every process reaches PostgreSQL through psycopg 3 (doc/architecture.md, "One database driver").
+DRIVER = "postgresql+psycopg"
+_SCHEME = re.compile(r"^postgres(?:ql)?(?:\+\w+)?://")
+
+
+def on_our_driver(url: str) -> str:
+    """`url` on psycopg 3: a URL naming another driver or none (`postgresql://`, or the
+    `postgresql+psycopg2://` an older .env holds) names the same database and role."""
+    return _SCHEME.sub(f"{DRIVER}://", url, count=1)
 
 
 class ServiceSettings(BaseSettings):
@@ -41,3 +53,8 @@ class ServiceSettings(BaseSettings):
     fhir_base_url: str | None = None
     # Read from AUTH_* (the same for every service): who signs the tokens the API accepts.
     auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    @field_validator("database_url", "migration_database_url", "admin_database_url")
+    @classmethod
+    def _on_our_driver(cls, url: str | None) -> str | None:
+        return None if url is None else on_our_driver(url)

@@ -9,10 +9,10 @@ from painkiller_common.settings import ServiceSettings
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MEASUREMENT_", env_file=".env", extra="ignore")
 
-    database_url: str = "postgresql+psycopg2://painkiller_measurement_app@127.0.0.1:5432/measurements"
+    database_url: str = "postgresql+psycopg://painkiller_measurement_app@127.0.0.1:5432/measurements"
     amqp_url: str = "amqp://painkiller_measurement@127.0.0.1:5672/%2F"
     event_producer: str = "painkiller_patient"
-    migration_database_url: str = "postgresql+psycopg2://painkiller_measurement_owner@127.0.0.1:5432/measurements"
+    migration_database_url: str = "postgresql+psycopg://painkiller_measurement_owner@127.0.0.1:5432/measurements"
     port: int = 8002
     # Internal address of the patient service (not through NGINX): asked whether a patient exists.
     patient_service_url: str = "http://127.0.0.1:8001"

@@ -72,7 +72,7 @@ def test_readiness_reports_the_broker_as_the_relay_last_said(
 def unreachable_db_client(settings: Settings, token) -> Iterator[TestClient]:
     """The app pointed at a port where no PostgreSQL listens."""
     unreachable = settings.model_copy(
-        update={"database_url": "postgresql+psycopg2://postgres@127.0.0.1:1/patients_test"}
+        update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/patients_test"}
     )
     with TestClient(create_app(unreachable), headers={"Authorization": f"Bearer {token()}"}) as client:
         yield client

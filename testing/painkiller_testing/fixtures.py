@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from painkiller_common.events.consumer import Consumer
 from painkiller_common.http.app import create_app
 from painkiller_common.service_spec import Service
-from painkiller_common.settings import ServiceSettings
+from painkiller_common.settings import ServiceSettings, on_our_driver
 from painkiller_testing.databases import DatabaseRoles, RoundTrips, count_rows, outbox_events, truncate_all
 from painkiller_testing.devauth import mint
 
@@ -33,9 +33,11 @@ _SETTINGS: dict[str, ServiceSettings] = {}
 def database(service: Service[Any]) -> DatabaseRoles:
     """The test database as each of its roles: admin, owner, runtime (`PATIENT_TEST_DATABASE_URL`...,
     else POSTGRES_ADMIN_URL's server, which `make test` sets)."""
-    server = make_url(os.environ.get("POSTGRES_ADMIN_URL") or "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+    server = make_url(
+        on_our_driver(os.environ.get("POSTGRES_ADMIN_URL") or "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
     default = server.set(database=f"{service.name}s_test").render_as_string(hide_password=False)
-    admin_url = os.environ.get(f"{service.name.upper()}_TEST_DATABASE_URL", default)
+    admin_url = on_our_driver(os.environ.get(f"{service.name.upper()}_TEST_DATABASE_URL", default))
     return DatabaseRoles.of(admin_url, service.name, service.runtime_role)
 
 

@@ -16,7 +16,7 @@ def test_a_port_taken_by_another_program_is_named_with_the_setting_that_moves_it
     (tmp_path / "scripts").mkdir()
     script = tmp_path / "scripts" / "bootstrap.py"
     script.write_text((ROOT / "scripts" / "bootstrap.py").read_text())
-    elsewhere = {"POSTGRES_ADMIN_URL": "postgresql+psycopg2://x:y@127.0.0.1:5432/postgres",
+    elsewhere = {"POSTGRES_ADMIN_URL": "postgresql+psycopg://x:y@127.0.0.1:5432/postgres",
                  "PATIENT_AMQP_URL": "amqp://x:y@127.0.0.1:5672/%2F"}  # fmt: skip
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
@@ -32,9 +32,9 @@ def test_a_port_taken_by_another_program_is_named_with_the_setting_that_moves_it
 
 def test_the_admin_url_is_the_one_given_else_the_role_bootstrap_made() -> None:
     script = [sys.executable, str(ROOT / "scripts" / "bootstrap.py"), "--admin-url"]
-    given = "postgresql+psycopg2://someone:secret@db.example:5432/postgres"
+    given = "postgresql+psycopg://someone:secret@db.example:5432/postgres"
     env = {**os.environ, "POSTGRES_ADMIN_URL": given}
     assert subprocess.run(script, env=env, capture_output=True, text=True, check=True).stdout.strip() == given
     env.pop("POSTGRES_ADMIN_URL")
     made = subprocess.run(script, env=env, capture_output=True, text=True, check=True).stdout.strip()
-    assert made.startswith(("postgresql+psycopg2://painkiller_admin:", "postgresql+psycopg2://postgres@"))
+    assert made.startswith(("postgresql+psycopg://painkiller_admin:", "postgresql+psycopg://postgres@"))

@@ -5,9 +5,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from fastapi import Depends, Request
+from psycopg import sql
 from sqlalchemy import Connection, Engine, Table, create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -87,7 +89,10 @@ def _ensure_role(conn: Connection, name: str | None, password: str | None, *, lo
     # Never a superuser, never able to make roles or databases, whatever it was before.
     conn.execute(text(f"ALTER ROLE {role} NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS"))
     if password:
-        conn.exec_driver_sql(f"ALTER ROLE {role} PASSWORD %(password)s", {"password": password})
+        # A utility statement takes no bound parameter: psycopg quotes the password itself.
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, psycopg.Connection)
+        driver.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.SQL(role), password))
     return role
 
 

@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec
 
 import pika
-import psycopg2
+import psycopg
 from opentelemetry.trace import SpanKind
 from pika.adapters.select_connection import IOLoop
 from pika.exceptions import AMQPError
@@ -55,8 +55,9 @@ class _Listener:
     """A LISTEN connection: its socket turns readable when a transaction that wrote the outbox commits."""
 
     def __init__(self, url: str) -> None:
-        self.conn = psycopg2.connect(
+        self.conn = psycopg.connect(
             dsn(url),
+            autocommit=True,
             connect_timeout=5,
             application_name="painkiller-relay-listen",
             # A cut network sends no FIN: keepalives notice the dead peer within about 25 s.
@@ -66,10 +67,8 @@ class _Listener:
             keepalives_count=3,
         )
         try:
-            self.conn.autocommit = True
-            with self.conn.cursor() as cur:
-                cur.execute(f"LISTEN {OUTBOX_CHANNEL}")
-        except psycopg2.Error:
+            self.conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
+        except psycopg.Error:
             self.close()  # connected, but could not LISTEN: not left open behind the poll
             raise
         # Kept, not asked again: a connection the server dropped no longer has a fileno() to
@@ -77,12 +76,12 @@ class _Listener:
         self.fd = self.conn.fileno()
 
     def drain(self) -> None:
-        """Read what arrived; raises psycopg2.Error if the connection broke."""
-        self.conn.poll()
-        self.conn.notifies.clear()
+        """Read what arrived, without waiting; raises psycopg.Error if the connection broke."""
+        for _ in self.conn.notifies(timeout=0):
+            pass
 
     def close(self) -> None:
-        with contextlib.suppress(psycopg2.Error):
+        with contextlib.suppress(psycopg.Error):
             self.conn.close()
 
 
@@ -246,7 +245,7 @@ class Relay:
         self._listen_again_at = time.monotonic() + 5.0
         try:
             self._listener = _Listener(str(self._engine.url.render_as_string(hide_password=False)))
-        except psycopg2.Error as exc:
+        except psycopg.Error as exc:
             logger.warning("cannot LISTEN (%s); polling every %ss", type(exc).__name__, self._idle_poll_s)
             return
         self._connection.ioloop.add_handler(self._listener.fd, self._on_notify, IOLoop.READ)
@@ -266,7 +265,7 @@ class Relay:
         assert self._listener is not None
         try:
             self._listener.drain()
-        except psycopg2.Error as exc:
+        except psycopg.Error as exc:
             logger.warning("LISTEN connection lost (%s); polling until it is back", type(exc).__name__)
             self._stop_listening()
             self._schedule(0)

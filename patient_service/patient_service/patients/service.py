@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, tuple_
+from sqlalchemy import BigInteger, literal, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -198,7 +198,9 @@ def list_at_risk(*, session: Session, query: AtRiskFilter) -> Page[AtRiskPatient
     )
     if query.cursor:
         total, after = decode_int_cursor(query.cursor)
-        stmt = stmt.where((risk.news2_total < total) | ((risk.news2_total == total) & (risk.patient_id > after)))
+        # Compared as bigint: a cursor's number may be any the pattern allows, far above a smallint.
+        at = literal(total, BigInteger)
+        stmt = stmt.where((risk.news2_total < at) | ((risk.news2_total == at) & (risk.patient_id > after)))
     rows = session.execute(stmt).all()
     return page_of(rows, limit, key=_at_risk_key, out=_at_risk)
 
