@@ -27,9 +27,11 @@ class ServiceSettings(BaseSettings):
     migration_database_url: str
     # A superuser, for `migrate` to create the roles and the database first (dev, first install).
     admin_database_url: str | None = None
-    # Connections per API process (doc/performance.md, "Pool sizes"): the asyncpg pool of the hot
+    # Connections per API process (doc/performance.md, "Pool sizes"): the async pool of the hot
     # routes, and the SQLAlchemy pool of the others (a request holds one connection at a time).
     db_pool_size: int = Field(default=10, ge=1, le=100)
+    # How long a hot route waits for a connection (all busy, or PostgreSQL restarting) before 503.
+    db_pool_timeout_s: float = Field(default=5.0, gt=0, le=60)
     db_sync_pool_size: int = Field(default=3, ge=1, le=100)
     db_max_overflow: int = Field(default=3, ge=0, le=100)
     # Each service has a broker user of its own (doc/security.md), never `guest`.

@@ -161,7 +161,10 @@ def test_a_reading_and_a_page_are_one_round_trip_each(
 @pytest.fixture
 def unreachable_db_client(settings, patients, token) -> Iterator[TestClient]:
     """The app pointed at a port where no PostgreSQL listens (it still starts)."""
-    unreachable = settings.model_copy(update={"database_url": settings.database_url.replace(":5432/", ":1/")})
+    # The hot routes wait a second for a connection, not five, before their 503.
+    unreachable = settings.model_copy(
+        update={"database_url": settings.database_url.replace(":5432/", ":1/"), "db_pool_timeout_s": 1}
+    )
     app = create_app(unreachable)
     app.dependency_overrides[get_directory] = lambda: patients
     with TestClient(app, headers={"Authorization": f"Bearer {token()}"}) as client:

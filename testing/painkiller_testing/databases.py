@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from sqlalchemy import Engine, Table, create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -104,9 +103,10 @@ def outbox_events(engine: Engine, outbox: Table) -> list[dict[str, Any]]:
 
 
 class RoundTrips:
-    """Counts the statements the apps' asyncpg pools send (each one a round trip to PostgreSQL).
+    """Counts the exchanges with PostgreSQL the apps' async pools make: each statement, BEGIN and
+    COMMIT is one (psycopg waits on the server once for each).
 
-    Install it before the app starts: pools opened from then on report every statement here."""
+    Install it before the app starts: pools opened from then on report every one here."""
 
     def __init__(self) -> None:
         self.statements: list[str] = []
@@ -114,9 +114,15 @@ class RoundTrips:
     def install(self, setattr: Callable[[object, str, object], None]) -> "RoundTrips":
         original = pg.init_connection
 
-        async def counting(conn: asyncpg.Connection) -> None:
+        async def counting(conn: pg.Connection) -> None:
             await original(conn)
-            conn.add_query_logger(lambda logged: self.statements.append(logged.query))
+            wait = conn.wait
+
+            async def counted(gen: Any, *args: Any, **kwargs: Any) -> Any:
+                self.statements.append(getattr(gen, "__qualname__", "?"))
+                return await wait(gen, *args, **kwargs)
+
+            conn.wait = counted  # type: ignore[method-assign]  # this connection's own, gone with it
 
         setattr(pg, "init_connection", counting)  # monkeypatch.setattr: undone after the test
         return self
@@ -136,7 +142,7 @@ def refusing_constraint(url: str, table: str, row: dict[str, Any]) -> str | None
         with engine.begin() as conn:
             conn.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({', '.join(':' + c for c in row)})"), row)
     except IntegrityError as refused:
-        return str(refused.orig.diag.constraint_name)  # type: ignore[union-attr]  # psycopg2's error has diag
+        return str(refused.orig.diag.constraint_name)  # type: ignore[union-attr]  # psycopg's error has diag
     finally:
         engine.dispose()
     return None

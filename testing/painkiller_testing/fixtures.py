@@ -71,7 +71,7 @@ def token(auth_dir: Path) -> Callable[..., str]:
 
 @pytest.fixture
 def round_trips(monkeypatch: pytest.MonkeyPatch) -> RoundTrips:
-    """Counts the app's asyncpg statements; ask for it before `client`, which starts the app."""
+    """Counts the hot routes' exchanges with PostgreSQL; ask for it before `client`, which starts the app."""
     return RoundTrips().install(monkeypatch.setattr)
 
 

@@ -54,7 +54,7 @@ def test_every_process_is_up_and_requests_and_event_lag_are_measured(api: httpx.
     for promql in (posted, lag, published):
         eventually(lambda promql=promql: value(prometheus, promql) >= 3 or None, timeout_s=30)
     assert query(prometheus, 'painkiller_outbox_pending{job="measurement-relay"}')
-    assert query(prometheus, 'painkiller_db_pool_connections_in_use{job="patient-api",pool="asyncpg"}')
+    assert query(prometheus, 'painkiller_db_pool_connections_in_use{job="patient-api",pool="async"}')
 
     dashboard = json.loads((ROOT / "observability" / "grafana" / "dashboards" / "painkiller.json").read_text())
     for panel in dashboard["panels"]:  # every query of the Grafana dashboard is valid PromQL here

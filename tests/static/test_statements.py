@@ -9,11 +9,15 @@ from painkiller_common.security.audit import SHARED
 AUDIT = {f"audit_{name}" for name in SHARED}
 
 
-def test_names_become_numbered_placeholders_in_first_use_order() -> None:
-    compiled = Statement.compile("SELECT :b::uuid, :a, :b, 'x::text', x::int, to_char(t, 'HH24:MI:SS'), ARRAY[1]")
-    assert compiled.sql == "SELECT $1::uuid, $2, $1, 'x::text', x::int, to_char(t, 'HH24:MI:SS'), ARRAY[1]"
+def test_names_become_psycopg_placeholders() -> None:
+    compiled = Statement.compile(
+        "SELECT :b::uuid, :a, :b, 'x::text', x::int, to_char(t, 'HH24:MI:SS'), ARRAY[1], n % 1000"
+    )
+    assert compiled.sql == (
+        "SELECT %(b)s::uuid, %(a)s, %(b)s, 'x::text', x::int, to_char(t, 'HH24:MI:SS'), ARRAY[1], n %% 1000"
+    )
     assert compiled.names == ("b", "a")
-    assert compiled.args({"a": 1, "b": 2, "unused": 3}) == [2, 1]
+    assert compiled.args({"a": 1, "b": 2, "unused": 3}) == {"b": 2, "a": 1}
 
 
 def test_a_missing_value_names_its_parameter() -> None:

@@ -16,12 +16,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from asyncpg import Connection, Pool
 from pydantic import BaseModel
-from sqlalchemy import Table, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Table, func, update
 from sqlalchemy.orm import Session
 
+from painkiller_common.db import pg
+from painkiller_common.db.pg import Connection, Pool
 from painkiller_common.db.statements import Statement
 from painkiller_common.errors import Conflict, NotFound
 from painkiller_common.security.access import Access
@@ -58,72 +58,7 @@ class Outcome:
         return sorted({record for record, _ in self.touched if record is not None})
 
 
-def run_once(
-    *,
-    session: Session,
-    table: Table,
-    access: Access,
-    key: str | None,
-    scope: str,
-    request: BaseModel,
-    write: Callable[[], Outcome],
-) -> Answer:
-    """Run `write` unless this caller's key already did; either way answer what the first run
-    answered, and audit it."""
-    if key is None:
-        outcome = write()
-        access.record(session, outcome.status_code, outcome.touched)
-        return Answer(outcome.body.model_dump_json(), outcome.status_code, outcome.location)
-    scope = access.idempotency_scope(scope)
-    fingerprint = fingerprint_of(request)
-    claimed = session.execute(
-        insert(table)
-        .values(scope=scope, key=key, fingerprint=fingerprint)
-        .on_conflict_do_nothing()
-        .returning(table.c.key)
-    ).first()
-    if claimed is None:
-        return _replay(session, table, access, scope=scope, key=key, fingerprint=fingerprint)
-    outcome = write()
-    body = outcome.body.model_dump_json()
-    session.execute(
-        update(table)
-        .where(table.c.scope == scope, table.c.key == key)
-        .values(
-            status_code=outcome.status_code,
-            body=body,
-            location=outcome.location,
-            patient_ids=outcome.patient_ids,
-            record_ids=outcome.record_ids,
-        )
-    )
-    access.record(session, outcome.status_code, outcome.touched)
-    return Answer(body, outcome.status_code, outcome.location)
-
-
-def fingerprint_of(request: BaseModel) -> str:
-    """What tells a retry from another request under the same key: a hash of the parsed body."""
-    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
-
-
-def _replay(session: Session, table: Table, access: Access, *, scope: str, key: str, fingerprint: str) -> Answer:
-    stored = session.execute(select(table).where(table.c.scope == scope, table.c.key == key)).one()
-    first = replayed(stored._asdict(), fingerprint)
-    access.record(session, stored.status_code, [(None, patient) for patient in stored.patient_ids])
-    return first
-
-
-def replayed(stored: Mapping[str, Any], fingerprint: str) -> Answer:
-    """The first answer again, if this is the same request and neither what it stored nor its
-    patient was deleted since."""
-    if stored["fingerprint"] != fingerprint:
-        raise Conflict("This Idempotency-Key was used with a different request body.")
-    if stored["erased_at"] is not None:
-        raise NotFound("What this request stored, or the patient it was about, has since been deleted.")
-    return Answer(stored["body"], stored["status_code"], stored["location"], replayed=True)
-
-
-# --- the same on an asyncpg connection (the async hot path) ---------------------------------
+# The statements both paths run: a session's (`run_once`) and the hot path's (`run_once_async`).
 _STORED = Statement.compile(
     "SELECT fingerprint, status_code, body, location, erased_at, patient_ids FROM idempotency_keys"
     " WHERE scope = :scope AND key = :key"
@@ -138,9 +73,61 @@ _ANSWER = Statement.compile(
 )
 
 
+def run_once(
+    *, session: Session, access: Access, key: str | None, scope: str, request: BaseModel, write: Callable[[], Outcome]
+) -> Answer:
+    """Run `write` unless this caller's key already did; either way answer what the first run
+    answered, and audit it. The same statements as `run_once_async`, in `session`'s transaction."""
+    if key is None:
+        outcome = write()
+        access.record(session, outcome.status_code, outcome.touched)
+        return Answer(outcome.body.model_dump_json(), outcome.status_code, outcome.location)
+    scope, fingerprint = access.idempotency_scope(scope), fingerprint_of(request)
+    if _CLAIM.one_sync(session, {"scope": scope, "key": key, "fingerprint": fingerprint}) is None:
+        stored = _STORED.one_sync(session, {"scope": scope, "key": key})
+        assert stored is not None  # claimed in a transaction that committed: it is there
+        first = replayed(stored, fingerprint)
+        access.record(session, stored["status_code"], [(None, patient) for patient in stored["patient_ids"]])
+        return first
+    outcome = write()
+    answer = _answer_values(scope, key, outcome)
+    _ANSWER.run_sync(session, answer)
+    access.record(session, outcome.status_code, outcome.touched)
+    return Answer(answer["body"], outcome.status_code, outcome.location)
+
+
+def fingerprint_of(request: BaseModel) -> str:
+    """What tells a retry from another request under the same key: a hash of the parsed body."""
+    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+
+
+def _answer_values(scope: str, key: str, outcome: Outcome) -> dict[str, Any]:
+    """`_ANSWER`'s values: the first answer, stored under the key to be replayed."""
+    return {
+        "scope": scope,
+        "key": key,
+        "status": outcome.status_code,
+        "body": outcome.body.model_dump_json(),
+        "location": outcome.location,
+        "patients": outcome.patient_ids,
+        "records": outcome.record_ids,
+    }
+
+
+def replayed(stored: Mapping[str, Any], fingerprint: str) -> Answer:
+    """The first answer again, if this is the same request and neither what it stored nor its
+    patient was deleted since."""
+    if stored["fingerprint"] != fingerprint:
+        raise Conflict("This Idempotency-Key was used with a different request body.")
+    if stored["erased_at"] is not None:
+        raise NotFound("What this request stored, or the patient it was about, has since been deleted.")
+    return Answer(stored["body"], stored["status_code"], stored["location"], replayed=True)
+
+
+# --- the async hot path (db/pg.py) ---------------------------------------------------------
 async def stored_answer(conn: Connection, scope: str, key: str) -> Mapping[str, Any]:
     """The answer stored under a claimed key."""
-    row = await conn.fetchrow(_STORED.sql, *_STORED.args({"scope": scope, "key": key}))
+    row = await _STORED.one(conn, {"scope": scope, "key": key})
     assert row is not None  # claimed in a transaction that committed: it is there
     return row
 
@@ -161,23 +148,20 @@ async def run_once_async(
     write: Callable[[Connection], Awaitable[Outcome]],
 ) -> Answer:
     """`run_once` on the async path: claim, write, stored answer and audit in one transaction."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with pg.connection(pool) as conn, conn.transaction():
         if key is None:
             outcome = await write(conn)
             await access.record_async(conn, outcome.status_code, outcome.touched)
             return Answer(outcome.body.model_dump_json(), outcome.status_code, outcome.location)
         scope, fingerprint = access.idempotency_scope(scope), fingerprint_of(request)
         claim = {"scope": scope, "key": key, "fingerprint": fingerprint}
-        if await conn.fetchval(_CLAIM.sql, *_CLAIM.args(claim)) is None:
+        if await _CLAIM.one(conn, claim) is None:
             return await replay_async(conn, access, await stored_answer(conn, scope, key), fingerprint)
         outcome = await write(conn)
-        body = outcome.body.model_dump_json()
-        answer = {"scope": scope, "key": key, "status": outcome.status_code, "body": body, "location": outcome.location}
-        await conn.execute(
-            _ANSWER.sql, *_ANSWER.args({**answer, "patients": outcome.patient_ids, "records": outcome.record_ids})
-        )
+        answer = _answer_values(scope, key, outcome)
+        await _ANSWER.run(conn, answer)
         await access.record_async(conn, outcome.status_code, outcome.touched)
-        return Answer(body, outcome.status_code, outcome.location)
+        return Answer(answer["body"], outcome.status_code, outcome.location)
 
 
 def erase_answers(session: Session, table: Table, patient_id: uuid.UUID, record_id: uuid.UUID | None = None) -> None:

@@ -1,79 +1,84 @@
-"""The hot path's PostgreSQL: an asyncpg pool, and one statement per request where it can be.
+"""The hot path's PostgreSQL: psycopg 3's async pool, and one statement per request where it can be.
 
-Why asyncpg, and why no ping or reset per checkout: doc/performance.md. A connection that died
-(PostgreSQL restarted) is found by the error of the statement that used it: asyncpg drops it from
-the pool, and the request answers 503 with Retry-After, never a 500 (`install_pg_handlers`).
+The same driver as every other process (SQLAlchemy's engines run on psycopg 3 too), used directly
+here because these routes send their own compiled statements (db/statements.py). Connections are
+in autocommit: a single statement commits with its own round trip, and a transaction is asked for
+where one is meant (`conn.transaction()`). Why no ping or reset per checkout: doc/performance.md.
+A connection that died (PostgreSQL restarted) is found by the error of the statement that used it;
+the pool drops it when it comes back, and the request answers 503 with Retry-After, never a 500.
 """
 
-import json
-from typing import Annotated
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
-import asyncpg
+import psycopg
 from fastapi import Depends, FastAPI, Request
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
 from painkiller_common.http.problems import on_database_down, on_unstorable_value
 
-Pool = asyncpg.Pool
-Connection = asyncpg.Connection
-Record = asyncpg.Record
-
-# What a dead or unreachable database looks like to asyncpg.
-CONNECTION_ERRORS: tuple[type[Exception], ...] = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.InterfaceError,
-    # A statement on a connection the server has just closed (its FATAL read, its EOF not yet):
-    # asyncpg refuses it in this state; the pool drops the connection when it is released.
-    asyncpg.InternalClientError,
-    ConnectionError,
-    OSError,
-    TimeoutError,
-)
+Row = dict[str, Any]
+Connection = psycopg.AsyncConnection[DictRow]
+Pool = AsyncConnectionPool[Connection]
 
 
 def dsn(sqlalchemy_url: str) -> str:
-    """The libpq URL asyncpg takes, from the settings' SQLAlchemy URL."""
+    """The libpq URL psycopg takes, from the settings' SQLAlchemy URL."""
     return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def init_connection(conn: asyncpg.Connection) -> None:
-    # JSON columns as Python values, as psycopg2 gives them.
-    for type_name in ("json", "jsonb"):
-        await conn.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+async def init_connection(conn: Connection) -> None:
+    """Run once on each new connection (the tests count statements from here)."""
 
 
-async def _keep(conn: asyncpg.Connection) -> None:
-    """Nothing to reset on release: the API never changes session state (no SET, LISTEN, cursor
-    or advisory lock), and asyncpg's default reset would cost a round trip per request."""
-
-
-async def open_pool(url: str, *, max_size: int) -> asyncpg.Pool:
-    """Connections are opened on first use (min_size 0): the API starts while PostgreSQL is down,
-    and answers 503 until it is back, as the SQLAlchemy engine does."""
-    pool = await asyncpg.create_pool(
+async def open_pool(url: str, *, max_size: int, timeout_s: float) -> Pool:
+    """Connections are opened on first use (min_size 0): the API starts while PostgreSQL is down.
+    A request waits up to `timeout_s` for a connection, so a PostgreSQL restart shorter than that
+    costs a wait rather than an error; past it, a 503."""
+    pool = AsyncConnectionPool(
         dsn(url),
+        connection_class=Connection,
+        kwargs={
+            "autocommit": True,
+            "row_factory": dict_row,
+            "connect_timeout": 5,
+            "application_name": "painkiller-api",
+            # No statement holds a connection past 30 s (it fails as the database being down: 503).
+            "options": "-c timezone=UTC -c statement_timeout=30s",
+        },
         min_size=0,
         max_size=max_size,
-        init=lambda conn: init_connection(conn),  # looked up each time: tests count statements
-        reset=_keep,
-        timeout=5,
-        command_timeout=30,
-        server_settings={"application_name": "painkiller-api", "timezone": "UTC"},
+        timeout=timeout_s,
+        configure=lambda conn: init_connection(conn),  # looked up each time: tests count statements
+        open=False,
+        name="painkiller-api",
     )
-    assert pool is not None
+    await pool.open(wait=False)
     return pool
 
 
-async def get_pool(request: Request) -> asyncpg.Pool:
-    pool: asyncpg.Pool = request.app.state.pool
+@asynccontextmanager
+async def connection(pool: Pool) -> AsyncIterator[Connection]:
+    """A connection of `pool`, given back as it is: nothing to reset (the API never changes session
+    state: no SET, LISTEN, cursor or advisory lock), and nothing to commit (autocommit)."""
+    conn = await pool.getconn()
+    try:
+        yield conn
+    finally:
+        await pool.putconn(conn)
+
+
+async def get_pool(request: Request) -> Pool:
+    pool: Pool = request.app.state.pool
     return pool
 
 
-PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
+PoolDep = Annotated[Pool, Depends(get_pool)]
 
 
 def column_types(table: Table) -> dict[str, str]:
@@ -83,8 +88,10 @@ def column_types(table: Table) -> dict[str, str]:
 
 
 def install_pg_handlers(app: FastAPI) -> None:
-    """asyncpg's errors answered as psycopg2's are (painkiller_common.http.problems): 503 or 400."""
-    for error in CONNECTION_ERRORS:
+    """psycopg's own errors, raised on the hot routes without SQLAlchemy's wrapping, answered as
+    SQLAlchemy's are (painkiller_common.http.problems): a database gone is 503 (the pool's
+    timeout included), a value PostgreSQL refused 400."""
+    for error in (psycopg.OperationalError, psycopg.InterfaceError):
         app.add_exception_handler(error, on_database_down)
-    for refused in (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
+    for refused in (psycopg.DataError, psycopg.IntegrityError):
         app.add_exception_handler(refused, on_unstorable_value)

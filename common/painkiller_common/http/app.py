@@ -56,7 +56,6 @@ def create_app(service: Service[S], settings: S | None = None) -> FastAPI:
     fhir.install_error_handlers(app)
     # Made here, not in the lifespan: an API without a way to check tokens must not start at all.
     app.state.token_verifier = TokenVerifier(settings.auth)
-    app.state.audit_table = service.tables.audit_events
     app.state.refused_table = service.tables.refused_requests
     app.state.settings = settings
     readiness = {
@@ -79,8 +78,8 @@ def create_app(service: Service[S], settings: S | None = None) -> FastAPI:
 
 
 def _lifespan(service: Service[S], settings: S) -> Lifespan[FastAPI]:
-    """The app's connections: SQLAlchemy for most routes, asyncpg for the hot ones
-    (doc/performance.md), and whatever else the service holds."""
+    """The app's connections, all on psycopg 3: SQLAlchemy's engine for most routes, an async pool
+    for the hot ones (db/pg.py, doc/performance.md), and whatever else the service holds."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,7 +88,9 @@ def _lifespan(service: Service[S], settings: S) -> Lifespan[FastAPI]:
         )
         tracing.instrument_engine(app.state.engine)
         app.state.session_factory = make_session_factory(app.state.engine, service.tables.outbox)
-        app.state.pool = await pg.open_pool(settings.database_url, max_size=settings.db_pool_size)
+        app.state.pool = await pg.open_pool(
+            settings.database_url, max_size=settings.db_pool_size, timeout_s=settings.db_pool_timeout_s
+        )
         measuring = _measure_pools(app)
         metrics.serve(settings.metrics_port, settings.host)
         try:
@@ -105,10 +106,10 @@ def _lifespan(service: Service[S], settings: S) -> Lifespan[FastAPI]:
 
 
 def _measure_pools(app: FastAPI) -> asyncio.Task[None] | None:
-    """Connections in use, asyncpg's pool and SQLAlchemy's: read when Prometheus scrapes, or,
+    """Connections in use, the hot routes' async pool and SQLAlchemy's: read when Prometheus scrapes, or,
     with several workers (whose scrape another process answers), written once a second."""
     pool, engine = app.state.pool, app.state.engine
-    in_use = {"asyncpg": lambda: pool.get_size() - pool.get_idle_size(), "sqlalchemy": engine.pool.checkedout}
+    in_use = {"async": lambda: _in_use(pool), "sqlalchemy": engine.pool.checkedout}
     if not metrics.MULTIPROCESS:
         for name, read in in_use.items():
             metrics.DB_POOL_IN_USE.labels(name).set_function(read)
@@ -121,3 +122,8 @@ def _measure_pools(app: FastAPI) -> asyncio.Task[None] | None:
             await asyncio.sleep(1)
 
     return asyncio.create_task(write_every_second())
+
+
+def _in_use(pool: pg.Pool) -> int:
+    stats = pool.get_stats()
+    return stats["pool_size"] - stats["pool_available"]

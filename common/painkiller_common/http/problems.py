@@ -257,7 +257,7 @@ def allowed_methods(request: Request) -> str:
 
 
 def _driver_error(exc: Exception) -> str:
-    """The driver's own error class: SQLAlchemy wraps psycopg2's in `orig`; asyncpg's come bare."""
+    """psycopg's own error class: SQLAlchemy wraps it in `orig`; the hot routes' come bare."""
     return type(getattr(exc, "orig", None) or exc).__name__
 
 

@@ -13,14 +13,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated
 
-from asyncpg import Connection
 from fastapi import FastAPI, Request, Response, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from painkiller_common.db.pg import Connection
 from painkiller_common.errors import Conflict, DomainError, NotFound
 from painkiller_common.http.problems import Problem, on_domain_error, on_problem, status_of
 from painkiller_common.observability import logs
@@ -46,7 +45,6 @@ class Access:
 
     action: str
     resource_type: str
-    audit_table: Table
     request_id: str | None
     client_address: str | None
     principal: Principal | None = None
@@ -94,12 +92,12 @@ class Access:
         self, session: Session, status: int, touched: Iterable[tuple[uuid.UUID | None, uuid.UUID | None]] = ()
     ) -> None:
         """Audit this request in `session`'s transaction: one row per (record id, patient id)."""
-        audit.record(session, self.audit_table, self.row(status), list(touched) or [(None, None)])
+        audit.record(session, self.row(status), list(touched) or [(None, None)])
 
     async def record_async(
         self, conn: Connection, status: int, touched: Iterable[tuple[uuid.UUID | None, uuid.UUID | None]] = ()
     ) -> None:
-        """`record`, on the asyncpg connection of the request's transaction."""
+        """`record`, on the hot path's connection (db/pg.py), in the request's transaction."""
         await audit.record_async(conn, self.row(status), list(touched) or [(None, None)])
 
 
@@ -116,7 +114,6 @@ def requires(
         access = Access(
             action=action or ACTIONS[permissions[0]],
             resource_type=resource,
-            audit_table=request.app.state.audit_table,
             request_id=logs.REQUEST_ID.get(),  # the request's, well formed (AccessLog)
             client_address=request.client.host if request.client else None,
         )

@@ -6,12 +6,12 @@ What is recorded and how to read it: doc/security.md.
 import uuid
 from datetime import datetime
 
-from asyncpg import Connection
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from painkiller_common.db.pg import Connection
 from painkiller_common.db.statements import Statement
 from painkiller_common.http.pagination import Cursor, Limit, Page, clamp_limit, decode_int_cursor, page_of
 
@@ -53,13 +53,6 @@ class AuditEventOut(BaseModel):
     request_id: str | None
 
 
-def record(session: Session, table: Table, columns: dict[str, object], touched: Touched) -> None:
-    """One row per (record id, patient id), in a single statement."""
-    session.execute(
-        insert(table), [{**columns, "resource_id": resource, "patient_id": patient} for resource, patient in touched]
-    )
-
-
 def count_refusal(session: Session, table: Table, client_address: str | None, status: int) -> None:
     """One more refusal without a valid token from this address, in this minute."""
     minute = func.date_trunc("minute", func.now())
@@ -78,8 +71,8 @@ SHARED = ("actor", "client_id", "action", "resource_type", "status", "request_id
 
 def insert_from(source: str, *, resource_id: str, patient_id: str) -> str:
     """SQL (named parameters, db/statements.py) inserting one audit row per row of `source` (a
-    CTE, or `unnest(...)`), for the async path where the audit rows ride in the request's one
-    statement. The shared columns are the parameters `:audit_<column>` (`shared_values`);
+    CTE, or `unnest(...)`): a hot statement's audit rows ride in it, and `record` is one of these
+    too. The shared columns are the parameters `:audit_<column>` (`shared_values`);
     `resource_id` and `patient_id` are SQL over `source`."""
     casts = [f":audit_{name}::{'int2' if name == 'status' else 'text'}" for name in SHARED]
     return (
@@ -98,10 +91,18 @@ _RECORD = Statement.compile(
 )
 
 
+def _record_values(columns: dict[str, object], touched: Touched) -> dict[str, object]:
+    return {**shared_values(columns), "resources": [r for r, _ in touched], "patients": [p for _, p in touched]}
+
+
+def record(session: Session, columns: dict[str, object], touched: Touched) -> None:
+    """One row per (record id, patient id), in a single statement, in `session`'s transaction."""
+    _RECORD.run_sync(session, _record_values(columns, touched))
+
+
 async def record_async(conn: Connection, columns: dict[str, object], touched: Touched) -> None:
-    """`record`, on an asyncpg connection."""
-    values = {**shared_values(columns), "resources": [r for r, _ in touched], "patients": [p for _, p in touched]}
-    await conn.execute(_RECORD.sql, *_RECORD.args(values))
+    """`record`, on a connection of the async hot path (db/pg.py)."""
+    await _RECORD.run(conn, _record_values(columns, touched))
 
 
 def page(session: Session, table: Table, query: AuditFilter) -> Page[AuditEventOut]:

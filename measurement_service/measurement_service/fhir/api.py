@@ -20,6 +20,7 @@ from measurement_service.readings import service
 from measurement_service.readings.api import DirectoryDep
 from measurement_service.readings.schemas import MeasurementOut
 from painkiller_common import fhir
+from painkiller_common.db import pg
 from painkiller_common.db.idempotency import Answer
 from painkiller_common.db.pg import PoolDep
 from painkiller_common.errors import NotFound
@@ -73,7 +74,7 @@ WriterDep = Annotated[Writer, Depends()]
 @router.get("/Observation/{resource_id}", name="fhir_observation_read")
 async def read_observation(resource_id: str, pool: PoolDep, access: ReadReading) -> Response:
     named = parse_observation_id(resource_id)
-    async with pool.acquire() as conn, conn.transaction():
+    async with pg.connection(pool) as conn, conn.transaction():
         row = await fhir_observations.read(conn, named[0]) if named else None
         if named is None or row is None or any(row[q.field] is None for q in named[1].quantities):
             raise NotFound(f"Observation {resource_id} does not exist.")
@@ -88,7 +89,7 @@ async def search_observations(request: Request, pool: PoolDep, access: SearchRea
     query = fhir.search(request, OBSERVATION_SEARCH)
     if any(value != "-date" for value in query.values("_sort")):
         raise fhir.BadRequest("_sort: only -date (newest first) is served.")
-    async with pool.acquire() as conn, conn.transaction():
+    async with pg.connection(pool) as conn, conn.transaction():
         found = await fhir_observations.search(conn, query, _patients(query, access))
         await access.record_async(conn, 200, found.touched)
     bundle = fhir.searchset(_base(request), "Observation", query, found.observations, found.next_cursor)
@@ -171,7 +172,7 @@ async def _existing(request: Request, writer: Writer, posted: Posted) -> Observa
     access.reach(posted.patient_id)
     if _patients(query, access) not in (None, [posted.patient_id]):
         raise fhir.BadRequest(f"If-None-Exist may search only the posted subject, Patient/{posted.patient_id}.")
-    async with writer.pool.acquire() as conn, conn.transaction():
+    async with pg.connection(writer.pool) as conn, conn.transaction():
         found = await fhir_observations.search(conn, query, [posted.patient_id])
         await access.record_async(conn, 200, found.touched)
     if len(found.observations) > 1:

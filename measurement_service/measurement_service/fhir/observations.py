@@ -11,13 +11,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.quantity import Quantity as FhirQuantity
 from pydantic import ValidationError
 
 from measurement_service.readings.schemas import Reading
 from painkiller_common import fhir
+from painkiller_common.db.pg import Connection, Row
 from painkiller_common.db.statements import Statement
 from painkiller_common.errors import Invalid
 from painkiller_common.fhir.vitals import (
@@ -39,8 +39,8 @@ _ROWS = f"SELECT id, patient_id, measured_at, {', '.join(QUANTITY_FIELDS)} FROM 
 _READ = Statement.compile(f"{_ROWS} WHERE id = :id")
 
 
-async def read(conn: asyncpg.Connection, measurement_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(_READ.sql, *_READ.args({"id": measurement_id}))
+async def read(conn: Connection, measurement_id: uuid.UUID) -> Row | None:
+    return await _READ.one(conn, {"id": measurement_id})
 
 
 @dataclass
@@ -149,7 +149,7 @@ class Found:
     next_cursor: str | None
 
 
-async def search(conn: asyncpg.Connection, query: fhir.Search, patient_ids: list[uuid.UUID] | None) -> Found:
+async def search(conn: Connection, query: fhir.Search, patient_ids: list[uuid.UUID] | None) -> Found:
     """A page of Observations, newest first; `patient_ids` None: every patient's."""
     vitals = selected(query.values("category"), query.values("code"))
     if not vitals or patient_ids == []:
@@ -158,7 +158,7 @@ async def search(conn: asyncpg.Connection, query: fhir.Search, patient_ids: list
     statement = Statement.compile(
         f"{_ROWS} WHERE {' AND '.join(where)} ORDER BY measured_at DESC, id DESC LIMIT {query.count + 1}"
     )
-    rows = await conn.fetch(statement.sql, *statement.args(values))
+    rows = await statement.all(conn, values)
     return _page(rows, vitals, query)
 
 
@@ -189,7 +189,7 @@ def _where(
     return where, values
 
 
-def _page(rows: list[asyncpg.Record], vitals: list[Vital], query: fhir.Search) -> Found:
+def _page(rows: list[Row], vitals: list[Vital], query: fhir.Search) -> Found:
     """Up to `_count` Observations from the rows. A reading that does not fit whole starts the
     next page: its cursor names the reading and how many of its Observations were served."""
     skip = position[2] if (position := query.position()) else 0
@@ -208,7 +208,7 @@ def _page(rows: list[asyncpg.Record], vitals: list[Vital], query: fhir.Search) -
     return Found(found, touched, None)
 
 
-def _observations(row: asyncpg.Record) -> list[Observation]:
+def _observations(row: Row) -> list[Observation]:
     return observations(row, measurement_id=row["id"], patient_id=row["patient_id"], at=row["measured_at"])
 
 

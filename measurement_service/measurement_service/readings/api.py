@@ -21,7 +21,7 @@ from measurement_service.readings.schemas import (
     PatientMeasurementFilter,
     Reading,
 )
-from painkiller_common.db import SessionDep
+from painkiller_common.db import SessionDep, pg
 from painkiller_common.db.outbox import UnitOfWork
 from painkiller_common.db.pg import PoolDep
 from painkiller_common.errors import NotFound
@@ -132,7 +132,7 @@ async def list_for_patient(
 ) -> Response:
     """This patient's readings, newest `measured_at` first."""
     access.reach(patient_id)
-    async with pool.acquire() as conn:
+    async with pg.connection(pool) as conn:
         body = await pages.page_json(conn, access, query, patient_id, check_with=directory)
     return Response(body, media_type="application/json")
 
@@ -214,7 +214,7 @@ async def list_all(query: Annotated[MeasurementFilter, Query()], pool: PoolDep, 
         if query.patient_id is None:
             raise Forbidden("A patient/ token must name its patient_id.", needed="user/Observation.s")
         access.reach(query.patient_id)
-    async with pool.acquire() as conn:
+    async with pg.connection(pool) as conn:
         body = await pages.page_json(conn, access, query, query.patient_id)
     return Response(body, media_type="application/json")
 

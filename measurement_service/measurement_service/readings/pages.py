@@ -7,11 +7,10 @@ row.
 import json
 import uuid
 
-import asyncpg
-
 from measurement_service.readings import statements
 from measurement_service.readings.patients import PatientDirectory
 from measurement_service.readings.schemas import PatientMeasurementFilter
+from painkiller_common.db.pg import Connection
 from painkiller_common.db.statements import Statement
 from painkiller_common.errors import NotFound
 from painkiller_common.http.pagination import clamp_limit, decode_cursor, encode_cursor
@@ -48,7 +47,7 @@ def _statement(
 
 
 async def page_json(
-    conn: asyncpg.Connection,
+    conn: Connection,
     access: Access,
     query: PatientMeasurementFilter,
     patient_id: uuid.UUID | None,
@@ -60,7 +59,7 @@ async def page_json(
     only when the replica has not heard of the patient yet."""
     scoped = check_with is not None
     statement, values = _statement(query, patient_id, access, scoped=scoped)
-    row = await conn.fetchrow(statement.sql, *statement.args(values))
+    row = await statement.one(conn, values)
     assert row is not None
     if check_with is not None and row["deleted"] is None:  # created a moment ago, or never: no readings
         assert patient_id is not None

@@ -9,17 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
 from measurement_service.readings import statements
 from measurement_service.readings.patients import PatientDirectory
+from painkiller_common.db.pg import Connection, Row
 from painkiller_common.db.statements import Statement
 from painkiller_common.errors import NotFound
 from painkiller_common.observability import logs, tracing
 from painkiller_common.security import audit
 from painkiller_common.security.access import Access
-
-Row = dict[str, Any]  # a measurements row: column name to value
 
 
 @dataclass(frozen=True)
@@ -39,7 +36,7 @@ def values_of(rows: Sequence[Row], *, many: bool) -> dict[str, Any]:
 
 
 async def store(
-    conn: asyncpg.Connection,
+    conn: Connection,
     directory: PatientDirectory,
     records: Sequence[Row],
     *,
@@ -52,28 +49,29 @@ async def store(
     and the statement run again. 404 for a deleted one."""
     values = {**values_of(records, many=many), **(extra or {})}
     values |= {"request_id": logs.REQUEST_ID.get(), "traceparent": tracing.traceparent()}
-    args = statement.args(values)
-    row = await conn.fetchrow(statement.sql, *args)
+    row = await statement.one(conn, values)
+    assert row is not None  # a statement of outcomes: one row, always
     if not row["deleted"] and (unknown := _unknown(row, values["patients"])):
         await learn(conn, directory, unknown)
-        row = await conn.fetchrow(statement.sql, *args)
+        row = await statement.one(conn, values)
+        assert row is not None
     if missing := sorted(row["deleted"]) or _unknown(row, values["patients"]):
         raise NotFound(f"Patient {missing[0]} does not exist.")
     return Stored(stored=set(row["stored"]), prior=row.get("prior"))
 
 
-def _unknown(row: asyncpg.Record, patients: list[uuid.UUID]) -> list[uuid.UUID]:
+def _unknown(row: Row, patients: list[uuid.UUID]) -> list[uuid.UUID]:
     """The patients the replica has no row for, alive or deleted."""
     known = {*row["alive"], *row["deleted"]}
     return [patient for patient in patients if patient not in known]
 
 
-async def learn(conn: asyncpg.Connection, directory: PatientDirectory, patient_ids: list[uuid.UUID]) -> None:
+async def learn(conn: Connection, directory: PatientDirectory, patient_ids: list[uuid.UUID]) -> None:
     """Ask the patient service about patients whose `patient.created` has not arrived yet, and
     remember those that exist (version 0: their events bring the real version)."""
     for patient_id in patient_ids:
         await directory.require(patient_id)
-    await conn.execute(statements.LEARN.sql, *statements.LEARN.args({"patients": patient_ids}))
+    await statements.LEARN.run(conn, {"patients": patient_ids})
 
 
 def audit_values(access: Access, status: int) -> dict[str, Any]:

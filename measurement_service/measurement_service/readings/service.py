@@ -1,11 +1,11 @@
-"""Measurement use cases. The hot ones (record, list) are async on asyncpg (doc/performance.md);
+"""Measurement use cases. The hot ones (record, list) are async (db/pg.py, doc/performance.md);
 reading one by id and deleting it take the caller's SQLAlchemy session, which owns the transaction.
 A write returns its `Answer`; the JSON API and FHIR each make their own response of it."""
 
 import uuid
 from datetime import UTC, datetime
 
-import asyncpg
+from psycopg.errors import UniqueViolation
 
 from measurement_service.models import EVENT_TABLES, Measurement
 from measurement_service.readings import events, recording, statements
@@ -20,10 +20,10 @@ from measurement_service.readings.schemas import (
     Reading,
 )
 from painkiller_common.contracts import VITALS
-from painkiller_common.db import idempotency
+from painkiller_common.db import idempotency, pg
 from painkiller_common.db.idempotency import Answer, Outcome, erase_answers
 from painkiller_common.db.outbox import UnitOfWork
-from painkiller_common.db.pg import Pool
+from painkiller_common.db.pg import Connection, Pool
 from painkiller_common.errors import Conflict, NotFound
 from painkiller_common.security.access import Access
 
@@ -53,11 +53,11 @@ async def record_one(
             statements.RECORD_ONE_ONCE,
             {**extra, **claim, "location": location, "records": [record["id"]]},
         )
-    async with pool.acquire() as conn:
+    async with pg.connection(pool) as conn:
         try:
             done = await recording.store(conn, directory, [record], statement=statement, extra=extra)
-        except asyncpg.UniqueViolationError as exc:
-            if key is None or exc.table_name != "idempotency_keys":
+        except UniqueViolation as exc:
+            if key is None or exc.diag.table_name != "idempotency_keys":
                 raise
             # The same key at the same moment: the other request committed first; answer as it did.
             stored = await idempotency.stored_answer(conn, scope, key)
@@ -88,7 +88,7 @@ async def record_batch(
         for reading in batch.readings
     ]
 
-    async def write(conn: asyncpg.Connection) -> Outcome:
+    async def write(conn: Connection) -> Outcome:
         done = await recording.store(conn, directory, records, statement=statements.RECORD_MANY, many=True)
         results = [
             BatchItem(index=index, status="stored", id=record["id"])

@@ -74,7 +74,7 @@ EVENT_JSON = (
 
 def _input(*, many: bool) -> str:
     """The readings to store: one row of scalar parameters, or `unnest` over an array per column
-    (encoding a one-element array per column costs asyncpg more than the insert itself)."""
+    (encoding a one-element array per column cost the driver more than the insert itself)."""
     if many:
         arrays = ", ".join(f":{name}::{TYPES[name]}[]" for name in COLUMNS)
         return f"input AS (SELECT * FROM unnest({arrays}) AS t({', '.join(COLUMNS)}))"

@@ -80,7 +80,6 @@ def create_patient(
 
     answer = run_once(
         session=session,
-        table=EVENT_TABLES.idempotency_keys,
         access=access,
         key=idempotency_key,
         scope=f"POST {PREFIX}",

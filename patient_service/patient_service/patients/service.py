@@ -1,5 +1,5 @@
 """Patient use cases as plain functions; the caller's session owns the transaction. Reading one
-patient, the hot read, is async on asyncpg (doc/performance.md)."""
+patient, the hot read, is async (db/pg.py, doc/performance.md)."""
 
 import uuid
 from collections.abc import Mapping
@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from painkiller_common.contracts import PatientCreated, PatientDeleted, PatientRecord, PatientRef, PatientUpdated
+from painkiller_common.db import pg
 from painkiller_common.db.idempotency import erase_answers
 from painkiller_common.db.outbox import UnitOfWork
 from painkiller_common.db.pg import Pool
@@ -113,9 +114,8 @@ _READ = Statement.compile(
 
 async def read_patient(*, pool: Pool, access: Access, patient_id: uuid.UUID) -> PatientOut:
     """The patient, read and audited in one statement (one round trip: doc/performance.md)."""
-    row = await pool.fetchrow(
-        _READ.sql, *_READ.args({"patient_id": patient_id, **audit.shared_values(access.row(200))})
-    )
+    async with pg.connection(pool) as conn:
+        row = await _READ.one(conn, {"patient_id": patient_id, **audit.shared_values(access.row(200))})
     if row is None:
         raise NotFound(f"Patient {patient_id} does not exist.")
     risk = {name: row[name] for name in ("news2_total", "band", "bp_category", "based_on")}
