@@ -5,7 +5,8 @@ here because these routes send their own compiled statements (db/statements.py).
 in autocommit: a single statement commits with its own round trip, and a transaction is asked for
 where one is meant (`conn.transaction()`). Why no ping or reset per checkout: doc/performance.md.
 A connection that died (PostgreSQL restarted) is found by the error of the statement that used it;
-the pool drops it when it comes back, and the request answers 503 with Retry-After, never a 500.
+the pool drops it when it comes back, and the request answers 503 with Retry-After, never a 500
+(http/problems.py maps psycopg's errors and SQLAlchemy's alike).
 """
 
 from collections.abc import AsyncIterator
@@ -13,14 +14,12 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import psycopg
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, Request
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
-
-from painkiller_common.http.problems import on_database_down, on_unstorable_value
 
 Row = dict[str, Any]
 Connection = psycopg.AsyncConnection[DictRow]
@@ -85,13 +84,3 @@ def column_types(table: Table) -> dict[str, str]:
     """Each column's PostgreSQL type, for casting `unnest()` arrays to the table's own types."""
     dialect = postgresql.dialect()
     return {column.name: column.type.compile(dialect=dialect) for column in table.columns}
-
-
-def install_pg_handlers(app: FastAPI) -> None:
-    """psycopg's own errors, raised on the hot routes without SQLAlchemy's wrapping, answered as
-    SQLAlchemy's are (painkiller_common.http.problems): a database gone is 503 (the pool's
-    timeout included), a value PostgreSQL refused 400."""
-    for error in (psycopg.OperationalError, psycopg.InterfaceError):
-        app.add_exception_handler(error, on_database_down)
-    for refused in (psycopg.DataError, psycopg.IntegrityError):
-        app.add_exception_handler(refused, on_unstorable_value)

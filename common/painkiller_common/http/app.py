@@ -12,7 +12,6 @@ from starlette.types import Lifespan
 
 from painkiller_common import fhir
 from painkiller_common.db import make_engine, make_session_factory, pg
-from painkiller_common.db.pg import install_pg_handlers
 from painkiller_common.http import health
 from painkiller_common.http.health import Check, health_router
 from painkiller_common.http.middleware import AccessLog, PrefixAliases, ProtectiveHeaders
@@ -51,7 +50,6 @@ def create_app(service: Service[S], settings: S | None = None) -> FastAPI:
         generate_unique_id_function=lambda route: f"{service.name}_{route.name}",
     )
     install_problem_handlers(app)
-    install_pg_handlers(app)
     install_refusal_audit(app)
     fhir.install_error_handlers(app)
     # Made here, not in the lifespan: an API without a way to check tokens must not start at all.

@@ -12,11 +12,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy import exc as sqlalchemy_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -256,6 +257,13 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
+# The database's errors, as SQLAlchemy wraps them (most routes) and as psycopg raises them (the hot
+# routes' async pool, db/pg.py): one driver, so one list. Gone for now (down, restarting, a pool's
+# wait timed out): 503, the client may retry. A value PostgreSQL refused: 400.
+DATABASE_DOWN = (sqlalchemy_errors.OperationalError, psycopg.OperationalError, psycopg.InterfaceError)
+UNSTORABLE = (sqlalchemy_errors.DataError, psycopg.DataError, psycopg.IntegrityError)
+
+
 def _driver_error(exc: Exception) -> str:
     """psycopg's own error class: SQLAlchemy wraps it in `orig`; the hot routes' come bare."""
     return type(getattr(exc, "orig", None) or exc).__name__
@@ -297,8 +305,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, on_domain_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
-    app.add_exception_handler(OperationalError, on_database_down)
-    app.add_exception_handler(DataError, on_unstorable_value)
+    for gone in DATABASE_DOWN:
+        app.add_exception_handler(gone, on_database_down)
+    for refused in UNSTORABLE:
+        app.add_exception_handler(refused, on_unstorable_value)
     app.add_exception_handler(Exception, _on_unexpected)
 
 
