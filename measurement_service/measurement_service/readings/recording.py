@@ -15,8 +15,6 @@ from painkiller_common.db.pg import Connection, Row
 from painkiller_common.db.statements import Statement
 from painkiller_common.errors import NotFound
 from painkiller_common.observability import logs, tracing
-from painkiller_common.security import audit
-from painkiller_common.security.access import Access
 
 
 @dataclass(frozen=True)
@@ -72,10 +70,6 @@ async def learn(conn: Connection, directory: PatientDirectory, patient_ids: list
     for patient_id in patient_ids:
         await directory.require(patient_id)
     await statements.LEARN.run(conn, {"patients": patient_ids})
-
-
-def audit_values(access: Access, status: int) -> dict[str, Any]:
-    return audit.shared_values(access.row(status))
 
 
 def new_row(patient_id: uuid.UUID, reading: dict[str, Any], now: datetime) -> Row:

@@ -25,6 +25,7 @@ from painkiller_common.db.idempotency import Answer, Outcome, erase_answers
 from painkiller_common.db.outbox import UnitOfWork
 from painkiller_common.db.pg import Connection, Pool
 from painkiller_common.errors import Conflict, NotFound
+from painkiller_common.security import audit
 from painkiller_common.security.access import Access
 
 READING_FIELDS = {"measured_at", *VITALS, "source"}
@@ -45,7 +46,7 @@ async def record_one(
     access.reach(patient_id)
     record = recording.new_row(patient_id, data.model_dump(include=READING_FIELDS), datetime.now(UTC))
     body, location = MeasurementOut.model_construct(**record).model_dump_json(), f"{location_prefix}/{record['id']}"
-    statement, extra = statements.RECORD_ONE, recording.audit_values(access, 201)
+    statement, extra = statements.RECORD_ONE, audit.shared_values(access.row(201))
     if key is not None:
         scope, fingerprint = access.idempotency_scope(scope), idempotency.fingerprint_of(data)
         claim = {"scope": scope, "key": key, "fingerprint": fingerprint, "status": 201, "answer": body}
