@@ -4,6 +4,7 @@ broker is in tests/e2e/test_alerts_end_to_end.py."""
 
 import base64
 import socket
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -41,16 +42,34 @@ def risk_changed(band: str = "high") -> PatientRiskChanged:
     return PatientRiskChanged(aggregate_id=patient_id, aggregate_version=1, payload=change)
 
 
-def dispatcher_consumer(client: TestClient, settings: ServiceSettings) -> Consumer:
+def dispatcher_consumer(client: TestClient, settings: ServiceSettings, made: threading.Event | None = None) -> Consumer:
     """The dispatcher's consumer, applying events straight to the test database (no broker)."""
     assert isinstance(settings, Settings)
+    told = made or threading.Event()
     return Consumer(
         session_factory=served(client).state.session_factory,
         tables=EVENT_TABLES,
         queue=PATIENT_EVENTS_FOR_WEBHOOKS,
-        batch=lambda session: dispatcher.WebhookEvents(session, settings.webhooks),
+        batch=lambda session: dispatcher.WebhookEvents(session, settings.webhooks, told),
         amqp_url=settings.amqp_url,
     )
+
+
+def test_an_idle_sender_waits_for_new_deliveries_or_the_earliest_due_one(
+    client: TestClient, settings: ServiceSettings
+) -> None:
+    """No polling at rest: the consumer tells the senders when it has committed deliveries, and a
+    sender with nothing to claim waits until the earliest pending one is due (at most POLL_S)."""
+    assert isinstance(settings, Settings)
+    sender, made = dispatcher.Sender(served(client).state.engine, settings.webhooks), threading.Event()
+    assert sender.idle_wait() == dispatcher.POLL_S  # nothing pending
+    with WebhookReceiver(answers=[Answer(500)]) as receiver:
+        subscribe(client, receiver.url)
+        dispatcher_consumer(client, settings, made).apply(risk_changed())
+        assert made.is_set()
+        assert sender.idle_wait() == dispatcher.BUSY_WAIT_S  # due now, so held by another sender
+        assert sender.deliver_one() is True  # 500: due again in 2.5 to 5 s
+    assert dispatcher.BUSY_WAIT_S < sender.idle_wait() <= dispatcher.POLL_S
 
 
 def test_a_subscription_shows_its_signing_secret_once(client: TestClient) -> None:
