@@ -3,7 +3,9 @@
 It starts a stack of its own (scripts/stack.py: APIs, relays, consumers, NGINX) on fresh bench
 databases, plus the baseline app (bench/baseline_app.py) behind the same NGINX, and drives both
 with wrk. Every Painkiller figure is shown as a ratio to its baseline from the same run, so the
-results survive a noisy machine. Then it grows the tables from 10 thousand to millions of rows
+results survive a noisy machine. It also counts what a reading costs the whole machine, every
+process's CPU from the load's start until it is back at rest (bench/machine.py), and what the
+stack burns at rest. Then it grows the tables from 10 thousand to millions of rows
 (server-side INSERT ... SELECT) and measures the same reads again.
 """
 
@@ -19,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,11 +32,13 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT))  # bench.machine, when run as a script
 
 import bootstrap  # noqa: E402
 import stack as stack_module  # noqa: E402
 from provisioning import SERVICES, BrokerUsers, database_env  # noqa: E402
 
+from bench.machine import Cost, Machine, Usage  # noqa: E402
 from painkiller_common.db import ensure_database  # noqa: E402
 from painkiller_common.http.pagination import encode_cursor  # noqa: E402
 from painkiller_testing.devauth import mint  # noqa: E402
@@ -135,6 +140,9 @@ class Bench:
         self.client = httpx.Client(base_url=self.stack.url, timeout=30)
         self.token = ""
         self.patient_ids: list[str] = []
+        self.machine = Machine(self.roles)
+        self.rest: Usage = {}
+        self.costs: dict[str, Cost] = {}
 
     # --- the stack ----------------------------------------------------------------------
     def start(self) -> None:
@@ -253,16 +261,43 @@ class Bench:
         replicas = [pid for name, pid in self.stack.pids().items() if stack_module.kind_of(name)[0] == server]
         return [pid for replica in replicas for pid in (replica, *children(replica))]
 
+    def roles(self) -> dict[int, str]:
+        """The processes whose trees bench/machine.py counts by role: each stack process (replicas
+        under one role) and the baseline."""
+        roles = {pid: stack_module.kind_of(name)[0] for name, pid in self.stack.pids().items()}
+        if self.baseline is not None:
+            roles[self.baseline.pid] = "baseline"
+        return roles
+
+    def costed(self, name: str, run: Callable[[], Result]) -> Result:
+        """`run`, with what each reading it stored cost the machine (self.costs[name])."""
+        self.machine.settle(self.rest)  # nothing left over from the scenario before
+        before, started = self.machine.usage(), time.monotonic()
+        result = run()
+        stored = (result.requests - result.non_2xx) * result.unit_factor
+        self.costs[name] = cost = self.machine.cost(before, started, self.rest, stored)
+        print(f"  machine CPU per reading {cost.total_ms:.2f} ms (back at rest {cost.settled_s:.0f} s after the load)",
+              flush=True)  # fmt: skip
+        return result
+
     def reading_paths(self) -> list[str]:
         return [f"/api/v1/patient/{pid}/measurements" for pid in self.patient_ids]
 
     # --- scenarios --------------------------------------------------------------------------
     def writes(self) -> dict[str, Result]:
-        results = {"baseline_post": self.wrk_run("baseline: POST insert", "post_json.lua", ["/baseline/readings"],
-                                                 body=self.baseline_post_body(), server="baseline",
-                                                 database=BASELINE_DB)}  # fmt: skip
+        self.drain_events()
+        print("  at rest for 10 s...", flush=True)
+        self.rest = self.machine.rest_rate(10)
+        results = {"baseline_post": self.costed("baseline_post", lambda: self.wrk_run(
+            "baseline: POST insert", "post_json.lua", ["/baseline/readings"], body=self.baseline_post_body(),
+            server="baseline", database=BASELINE_DB))}  # fmt: skip
         body = json.dumps({"heart_rate_bpm": 72, "spo2_percent": 97, "temperature_c": 36.8,
                            "measured_at": MEASURED_AT, "source": "bench-{n}"})  # fmt: skip
+        # Its cost on a run of its own: the lag probe below polls the patient API while it waits.
+        cost_body = body.replace("bench-", "cost-")
+        self.costed("post", lambda: self.wrk_run("POST a reading (machine cost)", "post_json.lua",
+                                                 self.reading_paths(), body=cost_body))  # fmt: skip
+        self.machine.settle(self.rest)
         lag = LagProbe(self.stack.url, self.patient_ids[-1], self.token)
         lag.start()
         window = db_now()
@@ -274,10 +309,10 @@ class Bench:
         readings = [{"heart_rate_bpm": 60 + k % 40, "measured_at": MEASURED_AT, "source": f"b{{n}}-{k}"}
                     for k in range(1000)]  # fmt: skip
         batch_paths = [f"{path}/batch" for path in self.reading_paths()]
-        results["batch"] = self.wrk_run("POST .../measurements/batch (1,000 readings)", "post_json.lua",
-                                        batch_paths, body=json.dumps({"readings": readings}),
-                                        connections=4, unit_factor=1000, server="measurement-api",
-                                        database=DATABASES["MEASUREMENT_DATABASE_URL"])  # fmt: skip
+        results["batch"] = self.costed("batch", lambda: self.wrk_run(
+            "POST .../measurements/batch (1,000 readings)", "post_json.lua", batch_paths,
+            body=json.dumps({"readings": readings}), connections=4, unit_factor=1000, server="measurement-api",
+            database=DATABASES["MEASUREMENT_DATABASE_URL"]))  # fmt: skip
         self.drain_events()
         self.hops = event_hops(*post_window)
         return results
@@ -599,12 +634,41 @@ def report(bench: Bench, writes: dict[str, Result], reads: dict[str, Result], sm
         big = large[key]
         lines.append(f"| {key.replace('_', ' ')} | {small_result.rps:,.0f} | {small_result.p99_ms:.1f} | "
                      f"{big.rps:,.0f} | {big.p99_ms:.1f} | {small_result.rps / big.rps:.2f} |")  # fmt: skip
+    lines += machine_report(bench.costs, bench.rest)
     lines += ["", "## Memory after the runs (RSS)", "", "| process | MB |", "|---|---:|"]
     lines += [f"| {name} | {mb:.0f} |" for name, mb in rss.items()]
     failures = sum(r.non_2xx + r.socket_errors for r in [*writes.values(), *reads.values(), *small.values(),
                                                           *large.values()])  # fmt: skip
     lines += ["", f"Failed requests over all scenarios: {failures}."]
     return "\n".join(lines) + "\n"
+
+
+def machine_report(costs: dict[str, Cost], rest: Usage) -> list[str]:
+    """What a reading costs the machine, by process, and what the stack burns at rest."""
+    columns = [("baseline_post", "baseline POST"), ("post", "POST a reading"), ("batch", "batch, per reading")]
+    roles = sorted({role for cost in costs.values() for role in cost.per_reading_ms})
+    lines = [
+        "",
+        "## What a reading costs the machine",
+        "",
+        "CPU ms per reading stored, of every process (bench/machine.py), from the start of the load until the "
+        "machine was back at its rest rate, that rate subtracted.",
+        "",
+        "| process | " + " | ".join(title for _, title in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for role in roles:
+        cells = [f"{costs[key].per_reading_ms.get(role, 0.0):.3f}" if key in costs else "" for key, _ in columns]
+        lines.append(f"| {role} | " + " | ".join(cells) + " |")
+    totals = [f"**{costs[key].total_ms:.2f}**" if key in costs else "" for key, _ in columns]
+    lines.append("| **all** | " + " | ".join(totals) + " |")
+    if "baseline_post" in costs and "post" in costs:
+        ratio = costs["post"].total_ms / costs["baseline_post"].total_ms
+        lines += ["", f"A reading costs the machine {ratio:.2f}x what the baseline's whole write costs."]
+    at_rest = {role: rate for role, rate in rest.items() if role != "baseline"}
+    busiest = ", ".join(f"{role} {rate * 100:.2f} %" for role, rate in sorted(at_rest.items(), key=lambda kv: -kv[1]))
+    lines += ["", f"At rest (10 s, nothing asked): {sum(at_rest.values()) * 100:.2f} % of a core in all ({busiest})."]
+    return lines
 
 
 def main() -> None:
