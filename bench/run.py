@@ -207,7 +207,7 @@ class Bench:
     # --- wrk --------------------------------------------------------------------------------
     def wrk_run(self, name: str, script: str, paths: list[str], *, body: str = "", connections: int | None = None,
                 seconds: float | None = None, unit_factor: int = 1, server: str | None = None,
-                database: str | None = None) -> Result:  # fmt: skip
+                database: str | None = None, key_prefix: str = "bench-") -> Result:  # fmt: skip
         """One wrk run; `server` (a stack process name, or "baseline") is the process whose CPU is
         counted, `database` the one whose commits are."""
         paths_file = self.work / "paths.txt"
@@ -219,7 +219,8 @@ class Bench:
         conns = connections or self.args.connections
         cmd = [self.wrk, "-t", "2", "-c", str(conns), "-d", f"{round(seconds or self.args.seconds)}s", "--latency",
                "-s", str(combined), self.stack.url]  # fmt: skip
-        env = {**os.environ, "BENCH_PATHS": str(paths_file), "BENCH_BODY": str(body_file), "BENCH_TOKEN": self.token}
+        env = {**os.environ, "BENCH_PATHS": str(paths_file), "BENCH_BODY": str(body_file), "BENCH_TOKEN": self.token,
+               "BENCH_KEY_PREFIX": key_prefix}  # fmt: skip
         access_log = self.work / "nginx" / "access.log"
         log_offset = access_log.stat().st_size
         pids = self.server_pids(server)
@@ -296,7 +297,8 @@ class Bench:
         # Its cost on a run of its own: the lag probe below polls the patient API while it waits.
         cost_body = body.replace("bench-", "cost-")
         self.costed("post", lambda: self.wrk_run("POST a reading (machine cost)", "post_json.lua",
-                                                 self.reading_paths(), body=cost_body))  # fmt: skip
+                                                 self.reading_paths(), body=cost_body, server="measurement-api",
+                                                 key_prefix="cost-"))  # fmt: skip
         self.machine.settle(self.rest)
         lag = LagProbe(self.stack.url, self.patient_ids[-1], self.token)
         lag.start()

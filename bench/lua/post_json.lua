@@ -5,6 +5,7 @@ local counter = 0
 local paths = {}
 local template = ""
 local thread_id = 0
+local key_prefix = "bench-"
 
 function setup(thread)
   thread:set("id", thread_id)
@@ -16,6 +17,8 @@ function init(args)
   for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
   local f = io.open(os.getenv("BENCH_BODY")); template = f:read("*a"); f:close()
   counter = id * 100000000
+  -- A run of its own prefix: a key used by an earlier run with another body would be a 409.
+  key_prefix = os.getenv("BENCH_KEY_PREFIX") or "bench-"
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
 end
@@ -24,6 +27,6 @@ function request()
   counter = counter + 1
   local path = paths[(counter % #paths) + 1]
   local body = template:gsub("{n}", tostring(counter))
-  wrk.headers["Idempotency-Key"] = "bench-" .. counter
+  wrk.headers["Idempotency-Key"] = key_prefix .. counter
   return wrk.format(nil, path, nil, body)
 end
