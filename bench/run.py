@@ -53,7 +53,8 @@ DATABASES = {
     "PATIENT_DATABASE_URL": STACK_DATABASES["PATIENT_MIGRATION_DATABASE_URL"],
     "MEASUREMENT_DATABASE_URL": STACK_DATABASES["MEASUREMENT_MIGRATION_DATABASE_URL"],
 }
-BASELINE_DB = ADMIN.rsplit("/", 1)[0] + "/bench_baseline"
+# The obvious app stays on psycopg2, as most apps of its kind are written (bench/baseline_app.py).
+BASELINE_DB = ADMIN.replace("postgresql+psycopg://", "postgresql+psycopg2://", 1).rsplit("/", 1)[0] + "/bench_baseline"
 VHOST = "painkiller-bench"
 MEASURED_AT = "2026-11-20T08:00:00Z"
 PATIENTS = 200
@@ -410,19 +411,21 @@ class Bench:
             ("PATIENT_DATABASE_URL",
              "INSERT INTO patients (id, first_name, last_name, age, sex, conditions, created_at, updated_at) "
              "SELECT gen_random_uuid(), 'Seeded', 'Patient ' || i, 50, 'unknown', '{}', "
-             "timestamptz '2020-01-01' + i * interval '1 second', now() FROM generate_series(:a, :b) i",
+             "timestamptz '2020-01-01' + i * interval '1 second', now() "
+             "FROM generate_series(CAST(:a AS int), CAST(:b AS int)) i",
              have_p + 1, patients),
             # The target patient always has the same readings; the rest belong to 1,000-reading patients.
             ("MEASUREMENT_DATABASE_URL",
              "INSERT INTO measurements (id, patient_id, measured_at, recorded_at, heart_rate_bpm) "
              "SELECT gen_random_uuid(), CAST(:p AS uuid), "
              "timestamptz '2025-01-01' + i * interval '1 minute', now(), 70 "
-             "FROM generate_series(:a, :b) i", have_t + 1, TARGET_READINGS),
+             "FROM generate_series(CAST(:a AS int), CAST(:b AS int)) i", have_t + 1, TARGET_READINGS),
             ("MEASUREMENT_DATABASE_URL",
              "INSERT INTO measurements (id, patient_id, measured_at, recorded_at, heart_rate_bpm) "
              "SELECT gen_random_uuid(), md5((i / 1000)::text)::uuid, "
              "timestamptz '2024-01-01' + i * interval '1 second', now(), 70 "
-             "FROM generate_series(:a, :b) i", have_m - have_t + 1, measurements - TARGET_READINGS),
+             "FROM generate_series(CAST(:a AS int), CAST(:b AS int)) i",
+             have_m - have_t + 1, measurements - TARGET_READINGS),
         ]  # fmt: skip
         for db, statement, first, last in sql:
             if last >= first:
