@@ -7,7 +7,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from painkiller_common.security.auth import AuthSettings
 
-# Every process reaches PostgreSQL through psycopg 3 (doc/architecture.md, "One database driver").
+# Every process reaches PostgreSQL through psycopg 3 (doc/architecture.md, "One way to reach the
+# database: psycopg 3").
 DRIVER = "postgresql+psycopg"
 _SCHEME = re.compile(r"^postgres(?:ql)?(?:\+\w+)?://")
 
