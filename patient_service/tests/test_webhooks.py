@@ -6,7 +6,8 @@ import base64
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +16,8 @@ from sqlalchemy import text
 from standardwebhooks import Webhook
 
 from painkiller_common.contracts import PatientRiskChanged, RiskChange
+from painkiller_common.db import notifications
+from painkiller_common.db.notifications import wake_on_notify
 from painkiller_common.events.consumer import Consumer
 from painkiller_common.events.topology import PATIENT_EVENTS_FOR_WEBHOOKS
 from painkiller_common.settings import ServiceSettings
@@ -42,34 +45,60 @@ def risk_changed(band: str = "high") -> PatientRiskChanged:
     return PatientRiskChanged(aggregate_id=patient_id, aggregate_version=1, payload=change)
 
 
-def dispatcher_consumer(client: TestClient, settings: ServiceSettings, made: threading.Event | None = None) -> Consumer:
+def dispatcher_consumer(client: TestClient, settings: ServiceSettings) -> Consumer:
     """The dispatcher's consumer, applying events straight to the test database (no broker)."""
     assert isinstance(settings, Settings)
-    told = made or threading.Event()
     return Consumer(
         session_factory=served(client).state.session_factory,
         tables=EVENT_TABLES,
         queue=PATIENT_EVENTS_FOR_WEBHOOKS,
-        batch=lambda session: dispatcher.WebhookEvents(session, settings.webhooks, told),
+        batch=lambda session: dispatcher.WebhookEvents(session, settings.webhooks),
         amqp_url=settings.amqp_url,
     )
+
+
+@contextmanager
+def listening_senders(settings: Settings) -> Iterator[threading.Event]:
+    """What the dispatcher's senders wait on, set by its LISTEN thread; given once it listens."""
+    made, stop = threading.Event(), threading.Event()
+    args = (settings.database_url, dispatcher.DELIVERIES_CHANNEL, made, stop)
+    listener = threading.Thread(target=wake_on_notify, args=args, daemon=True)
+    listener.start()
+    try:
+        assert made.wait(10), "the listener did not start"  # set once as it starts listening
+        made.clear()
+        yield made
+    finally:
+        stop.set()
+        listener.join(timeout=notifications.STOP_CHECK_S + 5)
 
 
 def test_an_idle_sender_waits_for_new_deliveries_or_the_earliest_due_one(
     client: TestClient, settings: ServiceSettings
 ) -> None:
-    """No polling at rest: the consumer tells the senders when it has committed deliveries, and a
-    sender with nothing to claim waits until the earliest pending one is due (at most POLL_S)."""
+    """No polling at rest: a delivery made by any dispatcher's consumer, or resent through the API,
+    wakes the senders at its commit (NOTIFY); a sender with nothing to claim waits until the earliest
+    pending one is due, at most POLL_S."""
     assert isinstance(settings, Settings)
-    sender, made = dispatcher.Sender(served(client).state.engine, settings.webhooks), threading.Event()
+    sender = dispatcher.Sender(served(client).state.engine, settings.webhooks)
     assert sender.idle_wait() == dispatcher.POLL_S  # nothing pending
-    with WebhookReceiver(answers=[Answer(500)]) as receiver:
-        subscribe(client, receiver.url)
-        dispatcher_consumer(client, settings, made).apply(risk_changed())
-        assert made.is_set()
+    with WebhookReceiver(answers=[Answer(500)]) as receiver, listening_senders(settings) as made:
+        created = subscribe(client, receiver.url)
+        assert not made.wait(0.5)  # a subscription is no delivery
+        dispatcher_consumer(client, settings).apply(risk_changed())
+        assert made.wait(5)
         assert sender.idle_wait() == dispatcher.BUSY_WAIT_S  # due now, so held by another sender
+        made.clear()
         assert sender.deliver_one() is True  # 500: due again in 2.5 to 5 s
-    assert dispatcher.BUSY_WAIT_S < sender.idle_wait() <= dispatcher.POLL_S
+        assert made.wait(5)  # a retry scheduled: the senders look again when the earliest is due
+        assert dispatcher.BUSY_WAIT_S < sender.idle_wait() <= dispatcher.POLL_S
+
+        made.clear()
+        deliveries_url = f"{SUBSCRIPTIONS}/{created['id']}/deliveries"
+        [delivery] = client.get(deliveries_url).json()["items"]
+        assert client.post(f"{deliveries_url}/{delivery['id']}/retry").status_code == 202
+        assert made.wait(5)  # resent through the API: due now
+        assert sender.idle_wait() == dispatcher.BUSY_WAIT_S
 
 
 def test_a_subscription_shows_its_signing_secret_once(client: TestClient) -> None:

@@ -7,8 +7,8 @@ the same transaction once every confirm is in. A crash anywhere before that comm
 rows pending: they are published again, a duplicate that consumers ignore, never a loss.
 
 It is woken by the commit itself: a trigger on the outbox NOTIFYs, and the relay LISTENs on a
-connection of its own inside the broker connection's event loop. A slow poll stays as the safety
-net (a notification missed while the listener reconnected); without a listener it polls fast.
+connection of its own inside the broker connection's event loop (db/notifications.py). A 10 s poll
+stays as the safety net; without a listener it polls fast.
 """
 
 import contextlib
@@ -33,8 +33,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from painkiller_common.contracts import EXCHANGE
 from painkiller_common.db.migrations import OUTBOX_CHANNEL
+from painkiller_common.db.notifications import listening
 from painkiller_common.db.outbox import backlog
-from painkiller_common.db.pg import dsn
 from painkiller_common.db.tables import EventTables
 from painkiller_common.events.broker import BROKER_REPORT_STALE_S, connection_parameters, run_reconnecting
 from painkiller_common.events.topology import check_with
@@ -46,7 +46,7 @@ OUTBOX_RETENTION = timedelta(days=7)
 PROCESSED_EVENT_RETENTION = timedelta(days=30)  # far longer than any redelivery
 IDEMPOTENCY_KEY_RETENTION = timedelta(hours=24)
 REFUSAL_RETENTION = timedelta(days=90)  # the counts of refusals without a valid token (tables.py)
-BACKLOG_EVERY_S = 1.0  # how often the outbox gauges are refreshed
+BACKLOG_EVERY_S = 1.0  # how often the outbox gauges are refreshed, at most (at rest: each poll)
 # How often a connected relay says so again: three times within what readiness calls stale.
 BROKER_REPORT_EVERY_S = BROKER_REPORT_STALE_S / 3
 
@@ -55,22 +55,7 @@ class _Listener:
     """A LISTEN connection: its socket turns readable when a transaction that wrote the outbox commits."""
 
     def __init__(self, url: str) -> None:
-        self.conn = psycopg.connect(
-            dsn(url),
-            autocommit=True,
-            connect_timeout=5,
-            application_name="painkiller-relay-listen",
-            # A cut network sends no FIN: keepalives notice the dead peer within about 25 s.
-            keepalives=1,
-            keepalives_idle=10,
-            keepalives_interval=5,
-            keepalives_count=3,
-        )
-        try:
-            self.conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
-        except psycopg.Error:
-            self.close()  # connected, but could not LISTEN: not left open behind the poll
-            raise
+        self.conn = listening(url, OUTBOX_CHANNEL, "painkiller-relay-listen")
         # Kept, not asked again: a connection the server dropped no longer has a fileno() to
         # give, and the loop must still unregister it.
         self.fd = self.conn.fileno()
@@ -126,7 +111,9 @@ class Relay:
         amqp_url: str,
         batch_size: int = 500,
         idle_poll_s: float = 0.05,
-        listening_poll_s: float = 1.0,
+        # Woken by commits, it looks on its own only this often: for a notification lost while its
+        # LISTEN connection was down, and to refresh the gauges and its broker report at rest.
+        listening_poll_s: float = 10.0,
         prune_every_s: float = 300,
         heartbeat: metrics.Heartbeat | None = None,
     ) -> None:
