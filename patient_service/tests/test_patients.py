@@ -35,6 +35,19 @@ def test_reading_a_patient_is_one_round_trip_audit_included(
     assert [(row["action"], row["status"]) for row in audited][:2] == [("read", 200), ("read", 200)]
 
 
+def test_a_page_of_patients_is_one_round_trip_audit_included(
+    round_trips: RoundTrips, client: TestClient, make_patient
+) -> None:
+    shown, hidden = make_patient(), make_patient()
+    client.get("/api/v1/patient", params={"limit": 1}).raise_for_status()  # prepares the statement
+    page = round_trips.during(lambda: client.get("/api/v1/patient", params={"limit": 1}).raise_for_status())
+    assert page == 1
+    audited = client.get("/api/v1/patient/audit", params={"patient_id": shown["id"]}).json()["items"]
+    assert [row["action"] for row in audited][:3] == ["search", "search", "create"]
+    audited = client.get("/api/v1/patient/audit", params={"patient_id": hidden["id"]}).json()["items"]
+    assert "search" not in [row["action"] for row in audited]  # not on that page
+
+
 def test_get_unknown_patient_is_404_problem(client: TestClient) -> None:
     response = client.get(f"/api/v1/patient/{UNKNOWN}")
     assert response.status_code == 404

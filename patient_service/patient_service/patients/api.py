@@ -108,11 +108,9 @@ def import_patients(
 
 
 @router.get("", name="list", response_model=Page[PatientOut], responses=problem_responses(422))
-def list_patients(query: Annotated[PatientFilter, Query()], session: SessionDep, access: ListPatients) -> Response:
+async def list_patients(query: Annotated[PatientFilter, Query()], pool: PoolDep, access: ListPatients) -> Response:
     """A page of patients in registration order, optionally filtered by name or MRN."""
-    page = service.list_patients(session=session, query=query)
-    access.record(session, 200, _touched(page))
-    return json_response(page)
+    return json_response(await service.list_patients(pool=pool, access=access, query=query))
 
 
 @router.post(
@@ -122,9 +120,9 @@ def list_patients(query: Annotated[PatientFilter, Query()], session: SessionDep,
     dependencies=JsonBody,
     responses=problem_responses(415, 422),
 )
-def list_patients_by_body(query: PatientSearch, session: SessionDep, access: ListPatients) -> Response:
+async def list_patients_by_body(query: PatientSearch, pool: PoolDep, access: ListPatients) -> Response:
     """The same as `GET /api/v1/patient`, with the filters in a JSON body."""
-    return list_patients(query, session, access)
+    return await list_patients(query, pool, access)
 
 
 @router.get("/at-risk", name="list_at_risk", response_model=Page[AtRiskPatient], responses=problem_responses(422))

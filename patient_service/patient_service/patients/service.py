@@ -1,12 +1,14 @@
-"""Patient use cases as plain functions; the caller's session owns the transaction. Reading one
-patient, the hot read, is async (db/pg.py, doc/performance.md)."""
+"""Patient use cases as plain functions; the caller's session owns the transaction. Reading a
+patient and a page of patients, the hot reads, are async: one statement each, audit included
+(db/pg.py, doc/performance.md)."""
 
+import functools
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, literal, or_, select, tuple_
+from sqlalchemy import BigInteger, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -102,14 +104,22 @@ def create_patient(*, session: UnitOfWork, data: PatientCreate) -> Patient:
     return patient
 
 
-_READ = Statement.compile(
-    "WITH found AS ("
-    f"SELECT {', '.join('p.' + name for name in RECORD_FIELDS)}, p.age, p.latest_vitals,"
+# What a patient's answer needs: own fields, latest vitals and the risk summary (`_from_row`).
+_ANSWER_COLUMNS = (
+    f"{', '.join('p.' + name for name in RECORD_FIELDS)}, p.age, p.latest_vitals,"
     " r.news2_total, r.band, r.bp_category, r.based_on, r.patient_id IS NOT NULL AS assessed"
-    " FROM patients p LEFT JOIN risk_assessments r ON r.patient_id = p.id WHERE p.id = :patient_id"
-    f"), audited AS ({audit.insert_from('found', resource_id='found.id', patient_id='found.id')})"
+    " FROM patients p LEFT JOIN risk_assessments r ON r.patient_id = p.id"
+)
+_READ = Statement.compile(
+    f"WITH found AS (SELECT {_ANSWER_COLUMNS} WHERE p.id = :patient_id),"
+    f" audited AS ({audit.insert_from('found', resource_id='found.id', patient_id='found.id')})"
     " SELECT * FROM found"
 )
+
+
+def _from_row(row: Mapping[str, Any]) -> PatientOut:
+    risk = {name: row[name] for name in ("news2_total", "band", "bp_category", "based_on")}
+    return _out(row, row["latest_vitals"], risk if row["assessed"] else None)
 
 
 async def read_patient(*, pool: Pool, access: Access, patient_id: uuid.UUID) -> PatientOut:
@@ -118,8 +128,39 @@ async def read_patient(*, pool: Pool, access: Access, patient_id: uuid.UUID) -> 
         row = await _READ.one(conn, {"patient_id": patient_id, **audit.shared_values(access.row(200))})
     if row is None:
         raise NotFound(f"Patient {patient_id} does not exist.")
-    risk = {name: row[name] for name in ("news2_total", "band", "bp_category", "based_on")}
-    return _out(row, row["latest_vitals"], risk if row["assessed"] else None)
+    return _from_row(row)
+
+
+@functools.cache
+def _page(*, name: bool, mrn: bool, after: bool) -> Statement:
+    """A page of patients with its audit rows, one statement compiled once per shape (which
+    filters it has): one audit row per patient shown, one without a record for an empty page."""
+    where = ["(p.first_name ILIKE :pattern OR p.last_name ILIKE :pattern)"] if name else []
+    where += ["p.mrn = :mrn"] if mrn else []
+    where += ["(p.created_at, p.id) > (:after_at, :after_id)"] if after else []
+    filters = f" WHERE {' AND '.join(where)}" if where else ""
+    touched = "(SELECT id FROM page UNION ALL SELECT NULL::uuid WHERE NOT EXISTS (SELECT 1 FROM page)) AS touched"
+    return Statement.compile(
+        f"WITH fetched AS (SELECT {_ANSWER_COLUMNS}{filters} ORDER BY p.created_at, p.id LIMIT :fetch),"
+        " page AS (SELECT id FROM fetched ORDER BY created_at, id LIMIT :limit),"
+        f" audited AS ({audit.insert_from(touched, resource_id='touched.id', patient_id='touched.id')})"
+        " SELECT * FROM fetched ORDER BY created_at, id"
+    )
+
+
+async def list_patients(*, pool: Pool, access: Access, query: PatientFilter) -> Page[PatientOut]:
+    """Patients in creation order (a key that carries no patient data into URLs and logs), read
+    and audited in one statement."""
+    limit = clamp_limit(query.limit)
+    after_at, after_id = decode_cursor(query.cursor) if query.cursor else (None, None)
+    pattern = query.name and "%" + query.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    statement = _page(name=bool(query.name), mrn=bool(query.mrn), after=query.cursor is not None)
+    values = {"pattern": pattern, "mrn": query.mrn, "after_at": after_at, "after_id": after_id}
+    async with pg.connection(pool) as conn:
+        rows = await statement.all(
+            conn, {**values, "fetch": limit + 1, "limit": limit, **audit.shared_values(access.row(200))}
+        )
+    return page_of(rows, limit, key=lambda row: (row["created_at"], row["id"]), out=_from_row)
 
 
 def get_patient(*, session: Session, patient_id: uuid.UUID, for_update: bool = False) -> Patient:
@@ -157,22 +198,6 @@ def delete_patient(*, session: UnitOfWork, patient_id: uuid.UUID) -> None:
     remove(session, patient)
     erase_answers(session, EVENT_TABLES.idempotency_keys, patient.id)
     session.flush()
-
-
-def list_patients(*, session: Session, query: PatientFilter) -> Page[PatientOut]:
-    """Patients in creation order (a key that carries no patient data into URLs and logs)."""
-    limit = clamp_limit(query.limit)
-    stmt = select(Patient).order_by(Patient.created_at, Patient.id).limit(limit + 1)
-    if query.name:
-        pattern = "%" + query.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(or_(Patient.first_name.ilike(pattern), Patient.last_name.ilike(pattern)))
-    if query.mrn:
-        stmt = stmt.where(Patient.mrn == query.mrn)
-    if query.cursor:
-        after = decode_cursor(query.cursor)
-        stmt = stmt.where(tuple_(Patient.created_at, Patient.id) > after)
-    rows = session.scalars(stmt).all()
-    return page_of(rows, limit, key=lambda p: (p.created_at, p.id), out=to_out)
 
 
 def get_risk(*, session: Session, patient_id: uuid.UUID, settings: Settings) -> RiskAssessmentOut:
