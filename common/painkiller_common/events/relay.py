@@ -49,6 +49,10 @@ REFUSAL_RETENTION = timedelta(days=90)  # the counts of refusals without a valid
 BACKLOG_EVERY_S = 1.0  # how often the outbox gauges are refreshed, at most (at rest: each poll)
 # How often a connected relay says so again: three times within what readiness calls stale.
 BROKER_REPORT_EVERY_S = BROKER_REPORT_STALE_S / 3
+# A commit's notification starts a batch this much later, so that the events committed meanwhile
+# share its claim, confirms and mark (a transaction and a confirm round trip per batch): under a
+# steady load of single readings, several per batch instead of one or two.
+GATHER_S = 0.01
 
 
 class _Listener:
@@ -128,6 +132,7 @@ class Relay:
         self._listening_poll_s = listening_poll_s
         self._listener: _Listener | None = None
         self._timer: object | None = None
+        self._tick_at = 0.0  # when the waiting `_timer` runs (monotonic)
         self._woken = False  # a commit was notified while a batch was in flight
         self._listen_again_at = 0.0
         self._prune_every_s = prune_every_s
@@ -222,6 +227,12 @@ class Relay:
         if self._timer is not None:
             self._connection.ioloop.remove_timeout(self._timer)
         self._timer = self._connection.ioloop.call_later(delay_s, self._tick)
+        self._tick_at = time.monotonic() + delay_s
+
+    def _schedule_within(self, delay_s: float) -> None:
+        """Run `_tick` within `delay_s`: sooner if it was due sooner already."""
+        if self._timer is None or self._tick_at > time.monotonic() + delay_s:
+            self._schedule(delay_s)
 
     def _poll_interval(self) -> float:
         return self._listening_poll_s if self._listener is not None else self._idle_poll_s
@@ -260,7 +271,7 @@ class Relay:
         if self._batch is not None:
             self._woken = True  # run again as soon as this batch is done
         else:
-            self._schedule(0)
+            self._schedule_within(GATHER_S)
 
     # --- one batch ------------------------------------------------------------------------
     @_recovering
