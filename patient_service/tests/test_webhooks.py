@@ -101,6 +101,23 @@ def test_an_idle_sender_waits_for_new_deliveries_or_the_earliest_due_one(
         assert sender.idle_wait() == dispatcher.BUSY_WAIT_S
 
 
+def test_the_senders_poll_while_their_listener_cannot_reach_the_database() -> None:
+    """A LISTEN connection that cannot be made wakes the senders at each attempt: they poll."""
+    made, stop = threading.Event(), threading.Event()
+    nowhere = "postgresql+psycopg://nobody@127.0.0.1:9/none"  # nothing listens on port 9
+    args = (nowhere, dispatcher.DELIVERIES_CHANNEL, made, stop)
+    listener = threading.Thread(target=wake_on_notify, args=args, daemon=True)
+    listener.start()
+    try:
+        for _ in range(2):
+            assert made.wait(notifications.RETRY_S + 5)
+            made.clear()
+    finally:
+        stop.set()
+        listener.join(timeout=notifications.RETRY_S + 5)
+    assert not listener.is_alive()
+
+
 def test_a_subscription_shows_its_signing_secret_once(client: TestClient) -> None:
     response = client.post(SUBSCRIPTIONS, json={"url": "http://127.0.0.1:9/hook", "events": RISK})
     assert response.status_code == 201

@@ -55,7 +55,9 @@ def wake_on_notify(url: str, channel: str, woken: threading.Event, stop: threadi
                 while not stop.is_set():
                     for _ in conn.notifies(timeout=STOP_CHECK_S):
                         woken.set()
-        except psycopg.Error as exc:
-            logger.warning("cannot LISTEN on %s (%s); polling until it can", channel, type(exc).__name__)
+        except Exception as exc:  # whatever broke it, it listens again: its workers rely on it
+            unforeseen = not isinstance(exc, psycopg.Error)  # an outage needs no traceback
+            reason = type(exc).__name__
+            logger.warning("cannot LISTEN on %s (%s); polling until it can", channel, reason, exc_info=unforeseen)
             woken.set()
             stop.wait(RETRY_S)
