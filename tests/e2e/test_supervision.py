@@ -69,3 +69,21 @@ def test_status_lists_every_process_with_its_state_uptime_and_restarts(
         hours, minutes, seconds = (int(part) for part in uptime.split(":"))
         assert 0 < hours * 3600 + minutes * 60 + seconds < 3600
         assert float(restarts) == stack_module.restart_counts(stack).get(name, 0)
+
+
+STOPPED_WITHIN_S = 5.0
+WORKERS = [name for name in stack_module.instances(1) if not name.endswith("api")]
+
+
+@pytest.mark.parametrize("name", WORKERS)
+def test_a_worker_asked_to_stop_ends_within_5_s(stack: stack_module.Stack, name: str) -> None:
+    """SIGTERM ends a worker promptly, long before supervisord's SIGKILL: its loops wake to see it,
+    even an idle webhook sender that would otherwise wait up to its 30 s safety poll."""
+    time.sleep(1)  # idle: every loop blocked in its longest wait
+    started = time.monotonic()
+    stack.supervisor.stop_program(name)  # returns once the process has ended
+    took = time.monotonic() - started
+    stack.supervisor.start_program(name)
+    eventually(lambda: answering(stack, name), timeout_s=BACK_WITHIN_S)
+    print(f"{name}: stopped {took:.2f} s after its SIGTERM")
+    assert took < STOPPED_WITHIN_S

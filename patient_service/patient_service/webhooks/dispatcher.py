@@ -255,5 +255,6 @@ def run(settings: Settings) -> None:
         ).run_forever()
     finally:
         stop.set()
+        made.set()  # an idle sender waits on this, up to POLL_S: it sees the stop now
         for sender in senders:
             sender.join(timeout=settings.webhooks.timeout_s + 5)
