@@ -1,6 +1,7 @@
 """What every Painkiller FastAPI app has: offline Swagger UI, problem errors, health, logging."""
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
@@ -48,6 +49,9 @@ def create_app(service: Service[S], settings: S | None = None) -> FastAPI:
         responses=problem_responses(500, 503),
         # `patient_create`, `measurement_list`: names a generated client can use as method names.
         generate_unique_id_function=lambda route: f"{service.name}_{route.name}",
+        # Traces are tracing.py's (FastAPIInstrumentor, when configured); FastAPI's own telemetry
+        # would otherwise look up OpenTelemetry's global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
     install_refusal_audit(app)
@@ -91,6 +95,9 @@ def _lifespan(service: Service[S], settings: S) -> Lifespan[FastAPI]:
         )
         measuring = _measure_pools(app)
         metrics.serve(settings.metrics_port, settings.host)
+        # The app, its routes and models live as long as the process: out of the garbage
+        # collector's sight, its collections scan only what requests allocate.
+        gc.freeze()
         try:
             async with service.state(app, settings) if service.state else nullcontext():
                 yield
