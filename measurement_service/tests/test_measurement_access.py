@@ -100,3 +100,28 @@ def test_reads_and_writes_of_readings_are_audited(client: TestClient, patient_id
         ("create", first["id"]),
     ]
     assert {r["resource_type"] for r in rows} == {"Observation"}
+
+
+def test_a_batch_is_audited_once_per_reading_stored(client: TestClient, patient_id: uuid.UUID, stored) -> None:
+    at = "2026-11-20T08:00:00Z"
+    batch = {"readings": [{"heart_rate_bpm": hr, "measured_at": at, "source": f"s{hr}"} for hr in (70, 71)]}
+    first = client.post(f"/api/v1/patient/{patient_id}/measurements/batch", json=batch).json()
+    rows = client.get("/api/v1/measures/audit", params={"patient_id": str(patient_id)}).json()["items"]
+    assert sorted((r["action"], r["resource_id"]) for r in rows) == sorted(
+        ("create", item["id"]) for item in first["results"]
+    )
+    # Sent again: every reading a duplicate, nothing stored; the request is still in the trail, once.
+    before = stored("audit_events")
+    assert client.post(f"/api/v1/patient/{patient_id}/measurements/batch", json=batch).json()["duplicates"] == 2
+    assert stored("audit_events") == before + 1
+
+
+def test_a_batch_for_a_patient_learnt_on_the_way_is_audited_once(
+    client: TestClient, other_patient: uuid.UUID, stored
+) -> None:
+    """The replica has not heard of the patient yet: the statement runs again once the patient
+    service vouched for them, and only that run's rows stay in the trail."""
+    before = stored("audit_events")
+    batch = {"readings": [{"heart_rate_bpm": 70}, {"heart_rate_bpm": 71}]}
+    assert client.post(f"/api/v1/patient/{other_patient}/measurements/batch", json=batch).json()["stored"] == 2
+    assert stored("audit_events") == before + 2

@@ -35,7 +35,7 @@ CLAIM = {"scope", "key", "fingerprint", "status", "answer", "location", "records
     [
         (statements.RECORD_ONE, COLUMNS | STORE | AUDIT),
         (statements.RECORD_ONE_ONCE, COLUMNS | STORE | AUDIT | CLAIM),
-        (statements.RECORD_MANY, COLUMNS | STORE),
+        (statements.RECORD_MANY, {"rows"} | STORE | AUDIT),
         (statements.LEARN, {"patients"}),
         (
             statements.page(scoped=True, by_patient=True, since=True, until=True, after=True),

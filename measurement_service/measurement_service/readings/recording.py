@@ -3,6 +3,7 @@ readings, their events, the audit rows and the idempotency claim, one round trip
 commit): the statement's values, and asking the patient service about a patient the replica does
 not know yet."""
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,9 +27,9 @@ class Stored:
 
 
 def values_of(rows: Sequence[Row], *, many: bool) -> dict[str, Any]:
-    """The statement's input: the one row's values, or an array per column."""
-    columns = statements.COLUMNS
-    out: dict[str, Any] = {name: [row[name] for row in rows] for name in columns} if many else dict(rows[0])
+    """The statement's input: the one row's values, or all rows as one JSON array (ids, times and
+    decimals as their text, which PostgreSQL reads back into the columns' types)."""
+    out: dict[str, Any] = {"rows": json.dumps(rows, default=str)} if many else dict(rows[0])
     out["patients"] = sorted({row["patient_id"] for row in rows})
     return out
 

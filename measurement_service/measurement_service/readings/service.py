@@ -80,8 +80,9 @@ async def record_batch(
     key: str | None,
     scope: str,
 ) -> Answer:
-    """Store the readings in one statement, with their events; those already stored are
-    reported as duplicates (pydantic has refused the whole batch if any reading is invalid)."""
+    """Store the readings in one statement, with their events and audit rows; those already
+    stored are reported as duplicates (pydantic has refused the whole batch if any reading is
+    invalid)."""
     _reach_batch(access, patient_id, batch)
     now = datetime.now(UTC)
     records = [
@@ -90,7 +91,10 @@ async def record_batch(
     ]
 
     async def write(conn: Connection) -> Outcome:
-        done = await recording.store(conn, directory, records, statement=statements.RECORD_MANY, many=True)
+        audited = audit.shared_values(access.row(200))  # its rows are written by the statement
+        done = await recording.store(
+            conn, directory, records, statement=statements.RECORD_MANY, many=True, extra=audited
+        )
         results = [
             BatchItem(index=index, status="stored", id=record["id"])
             if record["id"] in done.stored
@@ -99,7 +103,7 @@ async def record_batch(
         ]
         out = BatchOut(stored=len(done.stored), duplicates=len(records) - len(done.stored), results=results)
         touched = [(r["id"], r["patient_id"]) for r in records if r["id"] in done.stored]
-        return Outcome(out, status_code=200, touched=touched)
+        return Outcome(out, status_code=200, touched=touched, audited=True)
 
     return await idempotency.run_once_async(pool=pool, access=access, key=key, scope=scope, request=batch, write=write)
 

@@ -73,11 +73,12 @@ EVENT_JSON = (
 
 
 def _input(*, many: bool) -> str:
-    """The readings to store: one row of scalar parameters, or `unnest` over an array per column
-    (encoding a one-element array per column cost the driver more than the insert itself)."""
+    """The readings to store: one row of scalar parameters, or a JSON array of rows that
+    PostgreSQL reads into the table's own types (an array per column cost psycopg more in Python,
+    element by element, than the insert itself)."""
     if many:
-        arrays = ", ".join(f":{name}::{TYPES[name]}[]" for name in COLUMNS)
-        return f"input AS (SELECT * FROM unnest({arrays}) AS t({', '.join(COLUMNS)}))"
+        columns = ", ".join(COLUMNS)
+        return f"input AS (SELECT {columns} FROM json_populate_recordset(NULL::measurements, :rows::json))"
     return "input AS (SELECT " + ", ".join(f":{name}::{TYPES[name]} AS {name}" for name in COLUMNS) + ")"
 
 
@@ -106,6 +107,18 @@ _OUTBOXED = (
     " FROM (SELECT gen_random_uuid() AS event_id, input.* FROM input JOIN ins USING (id)) AS i)"
 )
 _AUDITED = f"audited AS ({audit.insert_from('ins', resource_id='ins.id', patient_id='ins.patient_id')})"
+# A batch's: a row per reading stored, or one for the request if it stored none (all duplicates);
+# none while a patient is unknown, as the statement then runs again (recording.store).
+_NOTHING_STORED = "(SELECT ok FROM ready) AND NOT EXISTS (SELECT 1 FROM ins)"
+_AUDITED_BATCH = (
+    "audited AS ("
+    + audit.insert_from(
+        f"(SELECT id, patient_id FROM ins UNION ALL SELECT NULL::uuid, NULL::uuid WHERE {_NOTHING_STORED}) AS t",
+        resource_id="t.id",
+        patient_id="t.patient_id",
+    )
+    + ")"
+)
 # The key and the answer to replay, stored only if the reading was.
 _CLAIMED = (
     "claimed AS (INSERT INTO idempotency_keys"
@@ -134,9 +147,9 @@ RECORD_ONE_ONCE = _with(
     [_input(many=False), _KNOWN, _READY, _PRIOR, _insert(_STORE_IF_READY_AND_NEW), _OUTBOXED, _AUDITED, _CLAIMED],
     [*_OUTCOME, _PRIOR_ANSWER],
 )
-# A batch: its answer (stored or duplicate, per reading) is known only after it ran, so its audit
-# rows and stored answer follow in the same transaction (db/idempotency.run_once_async).
-RECORD_MANY = _with([_input(many=True), _KNOWN, _READY, _insert(_STORE_IF_READY), _OUTBOXED], _OUTCOME)
+# A batch: its answer (stored or duplicate, per reading) is known only after it ran, so the answer
+# is stored in the same transaction (db/idempotency.run_once_async); its audit rows ride in it.
+RECORD_MANY = _with([_input(many=True), _KNOWN, _READY, _insert(_STORE_IF_READY), _OUTBOXED, _AUDITED_BATCH], _OUTCOME)
 
 # Patients the patient service vouched for before their `patient.created` arrived (version 0:
 # their events bring the real version).
