@@ -16,7 +16,9 @@ def test_names_become_psycopg_placeholders() -> None:
     assert compiled.sql == (
         "SELECT %(b)s::uuid, %(a)s, %(b)s, 'x::text', x::int, to_char(t, 'HH24:MI:SS'), ARRAY[1], n %% 1000"
     )
+    assert compiled.native == "SELECT $1::uuid, $2, $1, 'x::text', x::int, to_char(t, 'HH24:MI:SS'), ARRAY[1], n % 1000"
     assert compiled.names == ("b", "a")
+    assert compiled.ordered({"a": 1, "b": 2, "unused": 3}) == [2, 1]
     assert compiled.args({"a": 1, "b": 2, "unused": 3}) == {"b": 2, "a": 1}
 
 
