@@ -186,8 +186,11 @@ class Consumer:
                 for delivery, _ in parsed:
                     self._settle(channel, [delivery])
             return
-        for delivery, _ in parsed:
-            channel.basic_ack(delivery.tag)
+        if parsed:
+            # One ack for the batch (a frame per event cost the broker and this loop more than the
+            # rest of its handling): deliveries arrive in tag order, and every one up to the
+            # batch's last is settled by now, applied here or rejected above.
+            channel.basic_ack(parsed[-1][0].tag, multiple=True)
 
     def _accept(self, delivery: Delivery) -> Event:
         """The event, if its producer is the expected one and it is valid; else ValueError."""
