@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ sys.path.insert(0, str(ROOT))  # bench.machine, when run as a script
 import bootstrap  # noqa: E402
 import stack as stack_module  # noqa: E402
 from provisioning import SERVICES, BrokerUsers, database_env  # noqa: E402
+from stack import free_port  # noqa: E402
 
 from bench.machine import Cost, Machine, Usage  # noqa: E402
 from painkiller_common.db import ensure_database  # noqa: E402
@@ -77,12 +77,6 @@ class Result:
     @property
     def per_s(self) -> float:
         return self.rps * self.unit_factor
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wrk_binary() -> str:

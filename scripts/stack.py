@@ -10,6 +10,7 @@ import argparse
 import functools
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -202,11 +203,46 @@ def programs(stack: Stack) -> list[Program]:
     return listed
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def free_port() -> int:
+    """A port nothing listens on, for a stack started on free ports (the tests', the bench's).
+
+    Not one from the kernel's ephemeral range (what binding port 0 gives): in the seconds before the
+    stack binds it, any outgoing connection may take it as its local port, and a client socket on
+    a port, open or in TIME_WAIT for a minute after, makes a listener's bind fail even with
+    SO_REUSEADDR. Below that range only programs that ask for a port get one."""
+    low = _ephemeral_low()
+    while True:
+        port = random.randrange(max(1024, low - 12000), low)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def port_of(stack: Stack, name: str) -> int:
     return stack.patient_port if name.startswith("patient") else stack.measurement_port
 
 
-def wait_ready(url: str, *, timeout_s: float = 60, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_ready(
+    url: str, *, timeout_s: float = 60, process: subprocess.Popen[bytes] | None = None, log: Path | None = None
+) -> None:
+    """Return once `url` answers 200; raise if `process` exits first or the time runs out, with
+    the end of the process's `log` when given (why it did not come up)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -218,7 +254,13 @@ def wait_ready(url: str, *, timeout_s: float = 60, process: subprocess.Popen[byt
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"{url} was not ready within {timeout_s:.0f}s")
+    raise RuntimeError(f"{url} was not ready within {timeout_s:.0f}s{log_tail(log)}")
+
+
+def log_tail(log: Path | None, lines: int = 20) -> str:
+    if log is None or not log.exists():
+        return ""
+    return f"; the end of {log}:\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
 def nginx_binary() -> str:
@@ -311,7 +353,7 @@ def up(stack: Stack) -> None:
     for name in instances(stack.replicas):
         ready_path = PROCESSES[kind_of(name)[0]][2]
         if ready_path:
-            wait_ready(f"http://127.0.0.1:{stack.api_port(name)}{ready_path}")
+            wait_ready(f"http://127.0.0.1:{stack.api_port(name)}{ready_path}", log=stack.run_dir / f"{name}.log")
     for _, _, ready_path in PROCESSES.values():
         if ready_path:
             wait_ready(stack.url + ready_path)

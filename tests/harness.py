@@ -9,7 +9,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import bootstrap  # noqa: E402
 import stack as stack_module  # noqa: E402
 from provisioning import SERVICES, BrokerUsers, database_env  # noqa: E402
+from stack import free_port  # noqa: E402
 
 # A superuser, to provision the test databases' roles; the stacks connect as those roles.
 POSTGRES_ADMIN = os.environ.get("TEST_POSTGRES_ADMIN_URL") or bootstrap.admin_url()
@@ -45,12 +45,6 @@ def test_databases(suffix: str) -> dict[str, str]:
 E2E_DATABASES = test_databases("e2e")
 T = TypeVar("T")
 RABBITMQ = os.environ.get("E2E_RABBITMQ", "127.0.0.1:5672")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rabbitmqctl(*args: str) -> None:
