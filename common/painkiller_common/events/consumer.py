@@ -25,13 +25,13 @@ import pika
 from opentelemetry.trace import SpanKind
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 
 from painkiller_common.contracts import Event, parse_event
 from painkiller_common.db import database_unavailable
 from painkiller_common.db.outbox import UnitOfWork
+from painkiller_common.db.statements import Statement, rows_json
 from painkiller_common.db.tables import EventTables
 from painkiller_common.events.broker import connection_parameters, run_reconnecting
 from painkiller_common.events.topology import QueueSpec, check
@@ -109,7 +109,12 @@ class Consumer:
         heartbeat: metrics.Heartbeat | None = None,
     ) -> None:
         self._session_factory = session_factory
-        self._processed = tables.processed_events
+        # The batch's event ids in one statement: those it returns are new to this service.
+        self._mark_processed = Statement.compile(
+            f"INSERT INTO {tables.processed_events.name} (event_id, event_type)"
+            " SELECT event_id, event_type FROM json_to_recordset(:events::json) AS e(event_id uuid, event_type text)"
+            " ON CONFLICT DO NOTHING RETURNING event_id"
+        )
         self._queue = queue
         self._batch = batch
         self._heartbeat = heartbeat or metrics.Heartbeat()
@@ -228,14 +233,8 @@ class Consumer:
         distinct = set(origin_of.values())
         shared = distinct.pop() if len(distinct) == 1 else Origin()
         with self._session_factory() as session, session.begin():
-            new = set(
-                session.scalars(
-                    insert(self._processed)
-                    .values([{"event_id": e.event_id, "event_type": e.type} for e in events])
-                    .on_conflict_do_nothing()
-                    .returning(self._processed.c.event_id)
-                )
-            )
+            marks = rows_json([{"event_id": e.event_id, "event_type": e.type} for e in events])
+            new = {row["event_id"] for row in self._mark_processed.all_sync(session, {"events": marks})}
             applied, batch = [], self._batch(session)
             for event in events:
                 first_time = event.event_id in new

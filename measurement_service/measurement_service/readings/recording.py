@@ -3,7 +3,6 @@ readings, their events, the audit rows and the idempotency claim, one round trip
 commit): the statement's values, and asking the patient service about a patient the replica does
 not know yet."""
 
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from typing import Any
 from measurement_service.readings import statements
 from measurement_service.readings.patients import PatientDirectory
 from painkiller_common.db.pg import Connection, Row
-from painkiller_common.db.statements import Statement
+from painkiller_common.db.statements import Statement, rows_json
 from painkiller_common.errors import NotFound
 from painkiller_common.observability import logs, tracing
 
@@ -29,7 +28,7 @@ class Stored:
 def values_of(rows: Sequence[Row], *, many: bool) -> dict[str, Any]:
     """The statement's input: the one row's values, or all rows as one JSON array (ids, times and
     decimals as their text, which PostgreSQL reads back into the columns' types)."""
-    out: dict[str, Any] = {"rows": json.dumps(rows, default=str)} if many else dict(rows[0])
+    out: dict[str, Any] = {"rows": rows_json(rows)} if many else dict(rows[0])
     out["patients"] = sorted({row["patient_id"] for row in rows})
     return out
 

@@ -1,18 +1,18 @@
 """Keeping each patient's risk assessment current: recompute from the stored readings, store,
 and publish `patient.risk_changed` when the band rises."""
 
-import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from painkiller_common.contracts import PatientRiskChanged, RiskChange
 from painkiller_common.db.outbox import UnitOfWork
+from painkiller_common.db.statements import Statement, rows_json
 from patient_service.config import Settings
 from patient_service.models import Patient, RiskAssessmentRow, VitalReading
 from patient_service.risk.latest_vitals import merge_reading
@@ -36,11 +36,11 @@ def _latest(latest_vitals: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return values
 
 
-def _with_series(values: dict[str, dict[str, Any]], series: Iterable[Any]) -> list[Reading]:
+def _with_series(values: dict[str, dict[str, Any]], series: Iterable[Mapping[Any, Any]]) -> list[Reading]:
     """`values` and the blood-pressure series, put back together by measurement id."""
     for row in series:
-        reading = values.setdefault(str(row.measurement_id), {"measured_at": row.measured_at})
-        reading.update(systolic_mmhg=row.systolic_mmhg, diastolic_mmhg=row.diastolic_mmhg)
+        reading = values.setdefault(str(row["measurement_id"]), {"measured_at": row["measured_at"]})
+        reading.update(systolic_mmhg=row["systolic_mmhg"], diastolic_mmhg=row["diastolic_mmhg"])
     return [Reading(id=measurement_id, **reading) for measurement_id, reading in values.items()]
 
 
@@ -71,7 +71,7 @@ def _readings(session: Session, patient: Patient, variability_window: timedelta)
         .order_by(VitalReading.measured_at.desc(), VitalReading.measurement_id.desc())
         .limit(SERIES_LIMIT)
     )
-    return _with_series(values, series)
+    return _with_series(values, series.mappings())
 
 
 def reassess(session: UnitOfWork, patient: Patient, settings: Settings) -> RiskAssessment:
@@ -139,30 +139,30 @@ def _rose(previous: str | None, current: str | None) -> bool:
 
 
 # --- many patients at once: the consumer, after a batch of measurement events ----------------
-_LOCK = text(
+# Each statement takes the batch's patients as one JSON document (db/statements.py, `rows_json`).
+_LOCK = Statement.compile(
     "SELECT p.id, p.latest_vitals, p.spo2_scale, r.revision, r.band FROM patients p"
     " LEFT JOIN risk_assessments r ON r.patient_id = p.id"
-    " WHERE p.id = ANY(CAST(:ids AS uuid[])) ORDER BY p.id FOR UPDATE OF p"
+    " WHERE p.id IN (SELECT CAST(value AS uuid) FROM json_array_elements_text(:ids::json))"
+    " ORDER BY p.id FOR UPDATE OF p"
 )
-_SERIES = text(
+_SERIES = Statement.compile(
     "SELECT w.patient_id, v.measurement_id, v.measured_at, v.systolic_mmhg, v.diastolic_mmhg"
-    " FROM unnest(CAST(:ids AS uuid[]), CAST(:since AS timestamptz[])) AS w(patient_id, since)"
+    " FROM json_to_recordset(:windows::json) AS w(patient_id uuid, since timestamptz)"
     " CROSS JOIN LATERAL (SELECT measurement_id, measured_at, systolic_mmhg, diastolic_mmhg FROM vital_readings"
     "  WHERE patient_id = w.patient_id AND NOT deleted AND systolic_mmhg IS NOT NULL AND measured_at >= w.since"
     f"  ORDER BY measured_at DESC, measurement_id DESC LIMIT {SERIES_LIMIT}) AS v"
 )
-_SET_VITALS = text(
+_SET_VITALS = Statement.compile(
     "UPDATE patients p SET latest_vitals = u.vitals"
-    " FROM unnest(CAST(:ids AS uuid[]), CAST(:vitals AS jsonb[])) AS u(id, vitals) WHERE p.id = u.id"
+    " FROM json_to_recordset(:rows::json) AS u(id uuid, vitals jsonb) WHERE p.id = u.id"
 )
 _RISK_COLUMNS = ["revision", "news2_total", "band", "band_rank", "bp_category", "based_on", "assessment"]
-_RISK_TYPES = ["int", "int2", "text", "int2", "text", "timestamptz", "jsonb"]
-_SET_RISK = text(
+_SET_RISK = Statement.compile(
     f"INSERT INTO risk_assessments (patient_id, {', '.join(_RISK_COLUMNS)})"
-    " SELECT * FROM unnest(CAST(:patient_id AS uuid[]), "
-    + ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(_RISK_COLUMNS, _RISK_TYPES, strict=True))
-    + ") ON CONFLICT (patient_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _RISK_COLUMNS)
+    f" SELECT patient_id, {', '.join(_RISK_COLUMNS)}"
+    " FROM json_populate_recordset(NULL::risk_assessments, :rows::json)"
+    " ON CONFLICT (patient_id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _RISK_COLUMNS)
 )
 
 
@@ -172,30 +172,27 @@ def reassess_many(
     """Fold each patient's new readings into `latest_vitals` and reassess them all: a fixed
     number of statements whatever the number of patients (each patient's row locked, in id order)."""
     windows = Windows.of(settings)
-    patients = session.execute(_LOCK, {"ids": patient_ids}).all()
+    patients = _LOCK.all_sync(session, {"ids": rows_json(patient_ids)})
     if not patients:
         return
-    latest = {p.id: _merged(p.latest_vitals, new_readings.get(p.id, [])) for p in patients}
-    values = {p.id: _latest(latest[p.id]) for p in patients}
+    latest = {p["id"]: _merged(p["latest_vitals"], new_readings.get(p["id"], [])) for p in patients}
+    values = {pid: _latest(vitals) for pid, vitals in latest.items()}
     since = {pid: _series_since(v, windows.variability) for pid, v in values.items()}
-    wanted = [pid for pid, at in since.items() if at is not None]
+    windows_json = rows_json([{"patient_id": pid, "since": at} for pid, at in since.items() if at is not None])
     series: dict[uuid.UUID, list[Any]] = {}
-    for row in session.execute(_SERIES, {"ids": wanted, "since": [since[pid] for pid in wanted]}):
-        series.setdefault(row.patient_id, []).append(row)
-    changed = [p.id for p in patients if latest[p.id] != p.latest_vitals]
+    for row in _SERIES.all_sync(session, {"windows": windows_json}):
+        series.setdefault(row["patient_id"], []).append(row)
+    changed = [{"id": p["id"], "vitals": latest[p["id"]]} for p in patients if latest[p["id"]] != p["latest_vitals"]]
     if changed:
-        vitals = [json.dumps(latest[pid]) for pid in changed]
-        session.execute(_SET_VITALS, {"ids": changed, "vitals": vitals})
-    risk: dict[str, list[Any]] = {column: [] for column in ["patient_id", *_RISK_COLUMNS]}
-    events: list[PatientRiskChanged] = []
+        _SET_VITALS.run_sync(session, {"rows": rows_json(changed)})
+    risk, events = [], []
     for patient in patients:
-        result = windows.assess(_with_series(values[patient.id], series.get(patient.id, [])), patient.spo2_scale)
-        columns = _columns(result, (patient.revision or 0) + 1)
-        columns["assessment"] = json.dumps(columns["assessment"])
-        for column, value in {"patient_id": patient.id, **columns}.items():
-            risk[column].append(value)
-        events += _changes(patient.id, patient.band, columns["revision"], result)
-    session.execute(_SET_RISK, risk)
+        pid = patient["id"]
+        result = windows.assess(_with_series(values[pid], series.get(pid, [])), patient["spo2_scale"])
+        columns = _columns(result, (patient["revision"] or 0) + 1)
+        risk.append({"patient_id": pid, **columns})
+        events += _changes(pid, patient["band"], columns["revision"], result)
+    _SET_RISK.run_sync(session, {"rows": rows_json(risk)})
     session.record(*events)
 
 

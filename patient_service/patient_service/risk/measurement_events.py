@@ -3,7 +3,6 @@
 import uuid
 from functools import singledispatchmethod
 
-from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -15,6 +14,7 @@ from painkiller_common.contracts import (
     MeasurementRecorded,
 )
 from painkiller_common.db.outbox import UnitOfWork
+from painkiller_common.db.statements import Statement, rows_json
 from painkiller_common.events.consumer import Batch
 from patient_service.config import Settings
 from patient_service.models import LOCK_PATIENT, Patient, VitalReading
@@ -62,26 +62,30 @@ class MeasurementEvents(Batch):
             reassess_many(self.session, touched, new_readings, self.settings)
 
 
-def store_readings(session: Session, readings: list[MeasurementRecord]) -> dict[uuid.UUID, list[MeasurementRecord]]:
-    """Store the batch's new readings of patients that still exist, by patient.
+_COLUMNS = ", ".join(["measurement_id", "patient_id", "measured_at", *VITALS])
+# Readings of patients that still exist; a reading seen before, or deleted before it arrived (its
+# tombstone), is not stored again. Which were stored comes back.
+_STORE = Statement.compile(
+    f"INSERT INTO vital_readings ({_COLUMNS})"
+    f" SELECT {_COLUMNS} FROM json_populate_recordset(NULL::vital_readings, :readings::json) AS r"
+    " WHERE EXISTS (SELECT FROM patients p WHERE p.id = r.patient_id)"
+    " ON CONFLICT DO NOTHING RETURNING measurement_id"
+)
 
-    A reading seen before, or deleted before it arrived (its tombstone), is not stored again.
-    """
-    patient_ids = {r.patient_id for r in readings}
-    existing = set(session.scalars(select(Patient.id).where(Patient.id.in_(patient_ids))))
-    kept = [r for r in readings if r.patient_id in existing]  # deleted patients keep nothing
-    if not kept:
+
+def store_readings(session: Session, readings: list[MeasurementRecord]) -> dict[uuid.UUID, list[MeasurementRecord]]:
+    """Store the batch's new readings of patients that still exist, one statement; the stored ones
+    by patient."""
+    if not readings:
         return {}
     rows = [
         {"measurement_id": r.id, "patient_id": r.patient_id, "measured_at": r.measured_at}
         | {field: getattr(r, field) for field in VITALS}
-        for r in kept
+        for r in readings
     ]
-    stored = set(
-        session.scalars(insert(VitalReading).on_conflict_do_nothing().returning(VitalReading.measurement_id), rows)
-    )
+    stored = {row["measurement_id"] for row in _STORE.all_sync(session, {"readings": rows_json(rows)})}
     by_patient: dict[uuid.UUID, list[MeasurementRecord]] = {}
-    for reading in kept:
+    for reading in readings:
         if reading.id in stored:
             by_patient.setdefault(reading.patient_id, []).append(reading)
     return by_patient
