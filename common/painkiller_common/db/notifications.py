@@ -8,6 +8,7 @@ transaction into one. A notification sent while nobody listened is gone: a liste
 """
 
 import logging
+import select
 import threading
 
 import psycopg
@@ -53,7 +54,10 @@ def wake_on_notify(url: str, channel: str, woken: threading.Event, stop: threadi
             with listening(url, channel, "painkiller-listen") as conn:
                 woken.set()
                 while not stop.is_set():
-                    for _ in conn.notifies(timeout=STOP_CHECK_S):
+                    # Blocks on the socket itself: psycopg's own waits (notifies(timeout=...)) wake
+                    # ten times a second to let a Ctrl-C through, a cost an idle stack should not pay.
+                    readable, _, _ = select.select([conn.fileno()], [], [], STOP_CHECK_S)
+                    if readable and list(conn.notifies(timeout=0)):
                         woken.set()
         except Exception as exc:  # whatever broke it, it listens again: its workers rely on it
             unforeseen = not isinstance(exc, psycopg.Error)  # an outage needs no traceback
