@@ -5,11 +5,14 @@ containers and the native run use the same entry points.
 """
 
 import argparse
+import asyncio
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -84,15 +87,35 @@ def serve(settings: ServiceSettings, app_factory: str) -> None:
         # prometheus-client), and this process serves them added up (metrics.py).
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="painkiller-metrics-")
         metrics.serve_workers(settings.metrics_port, settings.host)
-    uvicorn.run(
-        app_factory,
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level.lower(),
-        log_config=None,  # uvicorn's lines go through the process's JSON logging (logs.py)
-        access_log=False,  # our own access log leaves out query strings, which can hold names
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-    )
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": settings.host,
+        "port": settings.port,
+        "workers": settings.workers,
+        "log_level": settings.log_level.lower(),
+        "log_config": None,  # uvicorn's lines go through the process's JSON logging (logs.py)
+        "access_log": False,  # our own access log leaves out query strings, which can hold names
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+    }
+    if settings.workers > 1:  # uvicorn's own supervisor starts its own servers
+        uvicorn.run(app_factory, **options)
+        return
+    server = _Server(uvicorn.Config(app_factory, **options))
+    server.run()
+    if not server.started:
+        sys.exit(3)  # what uvicorn.run exits with when the app could not start
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's loop wakes ten times a second, to refresh its Date header once a second and to see
+    a stop asked for: most of what an idle API costs (doc/performance.md). Once a second does
+    both; a stop is seen up to a second later."""
+
+    async def main_loop(self) -> None:
+        counter = 0  # in uvicorn's tenths of a second: on_tick refreshes the header at multiples of 10
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 10) % 864000
+            await asyncio.sleep(1)
+            should_exit = await self.on_tick(counter)
