@@ -197,7 +197,8 @@ def programs(stack: Stack) -> list[Program]:
     for name in instances(stack.replicas):
         module, command, _ = PROCESSES[kind_of(name)[0]]
         own = {var: value for var, value in runtime_env(stack.process_env(name)).items() if shared.get(var) != value}
-        listed.append(Program(name, [sys.executable, "-m", module, command], own, stack.run_dir / f"{name}.log"))
+        command_line = [sys.executable, "-m", module, command]
+        listed.append(Program(name, command_line, own, stack.run_dir / f"{name}.log", live=live_url(stack, name)))
     nginx = nginx_command(stack, "-g", "daemon off;")
     listed.append(Program("nginx", nginx, {}, stack.run_dir / "nginx.log"))
     return listed
@@ -232,6 +233,16 @@ def _ephemeral_low() -> int:
         return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return 32768  # Linux's default
+
+
+def live_url(stack: Stack, name: str) -> str | None:
+    """Where a process says it is not hung: an API's /health/live, a worker's /live on its metrics
+    port (observability/metrics.py); None for a worker without one."""
+    ready_path = PROCESSES[kind_of(name)[0]][2]
+    if ready_path:
+        return f"http://127.0.0.1:{stack.api_port(name)}{ready_path.removesuffix('/ready')}/live"
+    port = stack.metrics_ports.get(name)
+    return f"http://127.0.0.1:{port}/live" if port else None
 
 
 def port_of(stack: Stack, name: str) -> int:
@@ -449,6 +460,11 @@ def status(stack: Stack) -> int:
 
 def restart_counts(stack: Stack) -> dict[str, float]:
     """Restarts by process, from the supervisor's event listener (scripts/process_events.py)."""
+    return listener_counts(stack, "painkiller_process_restarts_total")
+
+
+def listener_counts(stack: Stack, counter: str) -> dict[str, float]:
+    """A counter of the supervisor's event listener (scripts/process_events.py), by process."""
     url = f"http://127.0.0.1:{stack.supervisor_metrics_port}/metrics"
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -459,7 +475,7 @@ def restart_counts(stack: Stack) -> dict[str, float]:
         sample.labels["process"]: sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if sample.name == "painkiller_process_restarts_total"
+        if sample.name == counter
     }
 
 

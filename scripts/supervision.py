@@ -11,9 +11,12 @@ again at once; one that dies within `START_S` of starting counted as a failed st
 retried after 1, 2, 3... seconds (supervisord's back-off), practically without end: a worker that
 gives up while a database is down would lose the hospital its events for good. Each restart is
 counted by the event listener (scripts/process_events.py) in `painkiller_process_restarts_total`.
+A process that hangs instead of exiting is killed by the same listener once it stops answering its
+liveness URL (`Program.live`), and so restarted too.
 """
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -42,6 +45,7 @@ class Program:
     command: list[str]
     env: dict[str, str]
     log: Path
+    live: str | None = None  # the URL that answers 200 while it is not hung (the watchdog's)
 
 
 def _env_value(value: str) -> str:
@@ -90,7 +94,10 @@ class Supervisor:
         self._process: subprocess.Popen[bytes] | None = None
 
     def write_config(self, programs: list[Program], *, metrics_port: int) -> None:
-        listener = [sys.executable, str(SCRIPTS / "process_events.py"), "--port", str(metrics_port)]
+        liveness = self.run_dir / "liveness.json"
+        liveness.write_text(json.dumps({p.name: p.live for p in programs if p.live}, indent=2) + "\n")
+        listener = [sys.executable, str(SCRIPTS / "process_events.py"), "--port", str(metrics_port),
+                    "--liveness", str(liveness)]  # fmt: skip
         sections = [
             f"""[unix_http_server]
 file={self.socket}
@@ -111,7 +118,9 @@ serverurl=unix://{self.socket}
 
 [eventlistener:{LISTENER}]
 command={_command(listener)}
-events=PROCESS_STATE
+events=PROCESS_STATE,TICK_5
+; events wait here while a round of liveness checks waits for a hung program (up to 4 s)
+buffer_size=100
 priority=1
 autorestart=true
 startsecs=1

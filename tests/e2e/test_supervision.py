@@ -1,5 +1,6 @@
 """Every process of the stack is supervised: one killed with SIGKILL is running and answering
-again within 5 s, its restart counted, and `make status` lists it with its state and uptime."""
+again within 5 s, its restart counted, and `make status` lists it with its state and uptime; one
+that hangs is killed and started again, and the work it held is done."""
 
 import os
 import signal
@@ -11,19 +12,15 @@ import stack as stack_module
 from harness import eventually
 
 BACK_WITHIN_S = 5.0
+# A hang is noticed after 3 failed liveness checks, one each 5 s, each given 4 s (process_events.py).
+HUNG_NOTICED_S = 45.0
 
 
 def answering(stack: stack_module.Stack, name: str) -> bool:
     """The process does its job's first step: an API answers on its own port, a worker's loop is
     alive (/live), NGINX proxies."""
-    kind = stack_module.kind_of(name)[0]
-    if name == "nginx":
-        url = stack.url + "/api/v1/patient/health/live"
-    elif stack_module.PROCESSES[kind][2]:
-        url = f"http://127.0.0.1:{stack.api_port(name)}/api/v1/{kind.split('-')[0]}/health/live"
-        url = url.replace("/measurement/", "/measures/")
-    else:
-        url = f"http://127.0.0.1:{stack.metrics_ports[name]}/live"
+    url = stack.url + "/api/v1/patient/health/live" if name == "nginx" else stack_module.live_url(stack, name)
+    assert url is not None, name
     try:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.TransportError:
@@ -87,3 +84,33 @@ def test_a_worker_asked_to_stop_ends_within_5_s(stack: stack_module.Stack, name:
     eventually(lambda: answering(stack, name), timeout_s=BACK_WITHIN_S)
     print(f"{name}: stopped {took:.2f} s after its SIGTERM")
     assert took < STOPPED_WITHIN_S
+
+
+def test_a_hung_process_is_killed_and_started_again_and_its_work_done(
+    stack: stack_module.Stack, api: httpx.Client
+) -> None:
+    patient = api.post("/api/v1/patient", json={"first_name": "Hung", "last_name": "Worker", "age": 60}).json()
+    hung = {name: stack.supervisor.pid(name) for name in ("patient-consumer", "measurement-api")}
+    # The watchdog counts failures of a program it has seen answer (a slow start is not a hang):
+    # running, then a round of checks (one each 5 s) since.
+    eventually(lambda: all(stack.supervisor.info(name)["statename"] == "RUNNING" for name in hung), timeout_s=30)
+    time.sleep(6)
+    kills_before = stack_module.listener_counts(stack, "painkiller_process_hung_kills_total")
+    # SIGSTOP: alive to supervisord, deaf to everything else, as a deadlocked process is.
+    os.kill(hung["patient-consumer"], signal.SIGSTOP)
+    posted = api.post(f"/api/v1/patient/{patient['id']}/measurements", json={"heart_rate_bpm": 123})
+    assert posted.status_code == 201  # its event waits in the queue of a consumer that hangs
+    os.kill(hung["measurement-api"], signal.SIGSTOP)
+    for name, pid in hung.items():
+        stack.supervisor.wait_running(name, not_pid=pid, timeout_s=HUNG_NOTICED_S)
+
+    def applied() -> bool:
+        latest = api.get(f"/api/v1/patient/{patient['id']}").json()["latest_vitals"]
+        return bool(latest.get("heart_rate_bpm", {}).get("value") == 123)
+
+    eventually(applied, timeout_s=30)
+    eventually(lambda: answering(stack, "measurement-api"), timeout_s=30)
+    again = api.post(f"/api/v1/patient/{patient['id']}/measurements", json={"spo2_percent": 97})
+    assert again.status_code == 201
+    kills = stack_module.listener_counts(stack, "painkiller_process_hung_kills_total")
+    assert {name: kills.get(name, 0) - kills_before.get(name, 0) for name in hung} == dict.fromkeys(hung, 1)
