@@ -105,14 +105,18 @@ class BrokerUsers:
             subprocess.run(["rabbitmqctl", "-q", "delete_user", user], capture_output=True, check=False)
 
 
+# Whether a patient exists (a reading's patient), and which patient has an MRN (HL7 v2's).
+MEASUREMENT_SERVICE_SCOPE = "system/PatientExistence.r system/PatientIdentifier.s"
+
+
 def auth_env(auth_dir: Path) -> dict[str, str]:
     """Both services trust the dev key; the measurement service gets its own token, which may ask
-    whether a patient exists and nothing more (system/PatientExistence.r)."""
+    whether a patient exists and which patient has an MRN, and nothing more."""
     jwks = ensure_dev_key(auth_dir)
     token_file = auth_dir / "measurement-service.token"
     token_file.touch(mode=0o600)
     token_file.write_text(
-        mint(auth_dir, scope="system/PatientExistence.r", subject="measurement-service", ttl_s=SERVICE_TOKEN_TTL_S)
+        mint(auth_dir, scope=MEASUREMENT_SERVICE_SCOPE, subject="measurement-service", ttl_s=SERVICE_TOKEN_TTL_S)
     )
     return {
         "AUTH_ISSUER": DEV_ISSUER,

@@ -25,6 +25,9 @@ ReadAudit = Annotated[Access, Depends(requires("AuditEvent", "s", contexts=USER_
 # Whether a patient exists, and nothing more: the measurement service's token has this scope only,
 # not Patient.r, so a leak of that token reveals no name or MRN.
 CheckExistence = Annotated[Access, Depends(requires("PatientExistence", "r", contexts=("system",)))]
+# Which patient has an MRN, and nothing more: the measurement service takes HL7 v2 messages, which
+# name the patient by MRN (doc/hl7.md).
+FindIdentifiers = Annotated[Access, Depends(requires("PatientIdentifier", "s", contexts=("system",)))]
 # FHIR's Observation/$lastn, served from the latest vitals this service keeps.
 SearchObservations = Annotated[Access, Depends(requires("Observation", "s"))]
 

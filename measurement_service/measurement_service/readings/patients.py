@@ -29,21 +29,35 @@ class PatientDirectory:
 
     async def require(self, patient_id: uuid.UUID) -> None:
         """Return if the patient exists; 404 if not; 503 if the patient service cannot say."""
+        response = await self._ask("GET", f"/api/v1/patient/{patient_id}/exists")
+        if response.status_code == 404:
+            raise NotFound(f"Patient {patient_id} does not exist.")
+        self._expect(response, 204)
+
+    async def identify(self, mrns: list[str]) -> dict[str, uuid.UUID]:
+        """The ids of the patients with these MRNs (those that exist), for HL7 v2 messages, which
+        name a patient by MRN; 503 if the patient service cannot say. The MRNs go in the body."""
+        response = await self._ask("POST", "/api/v1/patient/identifiers", json={"mrns": mrns})
+        self._expect(response, 200)
+        return {match["mrn"]: uuid.UUID(match["id"]) for match in response.json()["patients"]}
+
+    async def _ask(self, method: str, path: str, json: object = None) -> httpx.Response:
         try:
             # The request's ids go along, so the patient service's log lines join this request's.
             headers = {"Authorization": f"Bearer {self._token.read()}", **logs.outgoing_headers()}
-            response = await self._client.get(f"/api/v1/patient/{patient_id}/exists", headers=headers)
+            return await self._client.request(method, path, headers=headers, json=json)
         except (httpx.HTTPError, OSError) as exc:
             logger.warning(
                 "patient service unreachable: %s %s", type(exc).__name__, exc if isinstance(exc, OSError) else ""
             )
             raise Unavailable("The patient service did not answer; retry shortly.") from None
-        if response.status_code == 404:
-            raise NotFound(f"Patient {patient_id} does not exist.")
+
+    @staticmethod
+    def _expect(response: httpx.Response, status: int) -> None:
         if response.status_code in (401, 403):
             logger.error("the patient service refused this service's token (%s)", response.status_code)
             raise Unavailable("The patient service could not answer; retry shortly.")
-        if response.status_code != 204:
+        if response.status_code != status:
             logger.warning("patient service answered %s for a lookup", response.status_code)
             raise Unavailable("The patient service could not answer; retry shortly.")
 

@@ -23,6 +23,8 @@ from patient_service.patients.imports import ImportReport
 from patient_service.patients.schemas import (
     AtRiskFilter,
     AtRiskPatient,
+    IdentifierMatches,
+    IdentifierQuery,
     PatientCreate,
     PatientFilter,
     PatientOut,
@@ -34,6 +36,7 @@ from patient_service.permissions import (
     CheckExistence,
     CreatePatient,
     DeletePatient,
+    FindIdentifiers,
     ImportPatients,
     ListPatients,
     ReadAudit,
@@ -172,6 +175,17 @@ def patient_exists(patient_id: uuid.UUID, session: SessionDep, access: CheckExis
         raise NotFound(f"Patient {patient_id} does not exist.")
     access.record(session, 204, [(patient_id, patient_id)])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/identifiers", name="identifiers", response_model=IdentifierMatches, dependencies=JsonBody, include_in_schema=False
+)
+def find_identifiers(query: IdentifierQuery, session: SessionDep, access: FindIdentifiers) -> IdentifierMatches:
+    """The ids of the patients with these MRNs, and nothing else of them. For the measurement
+    service's HL7 listener; the MRNs travel in the body, never in a URL that a log could keep."""
+    rows = session.execute(select(Patient.mrn, Patient.id).where(Patient.mrn.in_(query.mrns))).all()
+    access.record(session, 200, [(row.id, row.id) for row in rows])
+    return IdentifierMatches.model_validate({"patients": [{"mrn": row.mrn, "id": row.id} for row in rows]})
 
 
 @router.patch(

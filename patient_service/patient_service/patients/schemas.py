@@ -233,3 +233,22 @@ class RiskAssessmentOut(RiskAssessment):
     model_config = ConfigDict(json_schema_extra=lambda schema: schema.update(examples=[_assessment_example()]))
 
     patient_id: uuid.UUID
+
+
+class IdentifierQuery(BaseModel):
+    """MRNs whose patients' ids the measurement service needs: HL7 v2 names a patient by MRN."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mrns: list[Annotated[str, Text(64)]] = Field(min_length=1, max_length=100)
+
+
+class PatientIdentifier(BaseModel):
+    mrn: str
+    id: uuid.UUID
+
+
+class IdentifierMatches(BaseModel):
+    """The patients found, by MRN; an MRN no patient has is left out."""
+
+    patients: list[PatientIdentifier]
