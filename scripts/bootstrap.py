@@ -54,6 +54,8 @@ SERVERS = [
     Package("rabbitmq-server", ("rabbitmq-server", "/usr/sbin/rabbitmq-server")),
 ]
 NGINX = Package("nginx", ("nginx", "/usr/sbin/nginx"))
+# NGINX's TCP proxy, for HL7 v2 over MLLP (doc/hl7.md); Debian builds it as a module of its own.
+NGINX_STREAM = Package("libnginx-mod-stream", ("/usr/lib/nginx/modules/ngx_stream_module.so",))
 # What the container tests need beyond the stack (tests/containers).
 TEST_TOOLS = [Package(name, (name, f"/usr/sbin/{name}")) for name in ("podman", "runc", "debootstrap")]
 
@@ -67,7 +69,7 @@ def external_rabbitmq() -> bool:
 
 
 def needed(purpose: str) -> list[Package]:
-    packages = [NGINX]
+    packages = [NGINX, NGINX_STREAM]
     packages += [p for p in SERVERS if not (p.name == "postgresql" and external_postgres())]
     packages = [p for p in packages if not (p.name == "rabbitmq-server" and external_rabbitmq())]
     return packages + (TEST_TOOLS if purpose == "tests" else [])

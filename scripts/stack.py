@@ -33,6 +33,8 @@ from painkiller_common.events.broker_access import ADMIN_USER
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_DIR = ROOT / "nginx"
+# Debian builds NGINX's TCP proxy as a module (libnginx-mod-stream); other builds may have it built in.
+STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 OBSERVABILITY = ROOT / "observability"
 
 
@@ -43,6 +45,10 @@ class Stack:
     tls_port: int = 8443
     patient_port: int = 8001
     measurement_port: int = 8002
+    # HL7 v2 over MLLP (doc/hl7.md): NGINX's plain and TLS ports, and the listener's own behind it.
+    hl7_port: int = field(default_factory=lambda: int(os.environ.get("HL7_MLLP_PORT", "2575")))
+    hl7_tls_port: int = field(default_factory=lambda: int(os.environ.get("HL7_MLLP_TLS_PORT", "2576")))
+    hl7_listener_port: int = 2577
     # Extra environment for every process, e.g. the test databases' URLs.
     env: dict[str, str] = field(default_factory=dict)
     # Extra environment for one process only, by process name (e.g. a worker behind a test proxy).
@@ -102,6 +108,8 @@ class Stack:
             "PATIENT_PORT": str(self.patient_port),
             "MEASUREMENT_PORT": str(self.measurement_port),
             "MEASUREMENT_PATIENT_SERVICE_URL": f"http://127.0.0.1:{self.patient_port}",
+            "MEASUREMENT_HL7_PORT": str(self.hl7_listener_port),
+            "MEASUREMENT_HL7_PROXY_PROTOCOL": "true",  # NGINX's stream proxy is in front
             **own_port,
             **metrics,
             **self.env,
@@ -132,13 +140,20 @@ PROCESSES = {
     "patient-dispatcher": ("patient_service", "dispatcher", None),  # webhooks (doc/alerts.md)
     "measurement-relay": ("measurement_service", "relay", None),
     "measurement-consumer": ("measurement_service", "consumer", None),
+    "measurement-hl7": ("measurement_service", "hl7", None),  # MLLP (doc/hl7.md)
 }
+# Kinds that run once whatever REPLICAS says: the MLLP listener has one port behind NGINX.
+SINGLE = {"measurement-hl7"}
 MIGRATIONS = ("patient_service", "measurement_service")
 
 
 def instances(replicas: int) -> list[str]:
     """Every process to start, in start order: "patient-api", then "patient-api-2"... per kind."""
-    return [name if n == 1 else f"{name}-{n}" for name in PROCESSES for n in range(1, replicas + 1)]
+    return [
+        name if n == 1 else f"{name}-{n}"
+        for name in PROCESSES
+        for n in range(1, (1 if name in SINGLE else replicas) + 1)
+    ]
 
 
 def kind_of(instance: str) -> tuple[str, int]:
@@ -316,10 +331,19 @@ def render_nginx(stack: Stack) -> Path:
         "PATIENT_UPSTREAM": upstream(stack, "patient-api"),
         "MEASUREMENT_UPSTREAM": upstream(stack, "measurement-api"),
         "ACCESS_LOG": str(conf_dir / "access.log"),
+        "LOAD_STREAM_MODULE": f"load_module {STREAM_MODULE};" if Path(STREAM_MODULE).exists() else "",
+        "HL7_LISTEN_PORT": f"127.0.0.1:{stack.hl7_port}",
+        "HL7_TLS_LISTEN_PORT": f"127.0.0.1:{stack.hl7_tls_port}",
+        "HL7_UPSTREAM": f"127.0.0.1:{stack.hl7_listener_port}",
+        "HL7_TLS_CLIENT_CA": os.environ.get("HL7_TLS_CLIENT_CA", str(certificate)),
+        "HL7_TLS_VERIFY_CLIENT": os.environ.get("HL7_TLS_VERIFY_CLIENT", "optional"),
+        "MLLP_ACCESS_LOG": str(conf_dir / "mllp.log"),
     }
     (conf_dir / "conf.d" / "painkiller.conf").write_text(
         render(NGINX_DIR / "templates" / "painkiller.conf.template", values)
     )
+    (conf_dir / "stream.d").mkdir(exist_ok=True)
+    (conf_dir / "stream.d" / "mllp.conf").write_text(render(NGINX_DIR / "stream" / "mllp.conf.template", values))
     main = conf_dir / "nginx.conf"
     main.write_text(render(NGINX_DIR / "nginx.native.conf.template", values))
     return main

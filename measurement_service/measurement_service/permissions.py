@@ -13,3 +13,5 @@ ReadReading = Annotated[Access, Depends(requires("Observation", "r"))]
 SearchReadings = Annotated[Access, Depends(requires("Observation", "s"))]
 DeleteReading = Annotated[Access, Depends(requires("Observation", "d"))]
 ReadAudit = Annotated[Access, Depends(requires("AuditEvent", "s", contexts=USER_OR_SYSTEM))]
+# Readings held for an MRN no patient has yet (HL7 v2, doc/hl7.md): clinicians and systems.
+SearchHeldMessages = Annotated[Access, Depends(requires("Observation", "s", contexts=USER_OR_SYSTEM))]

@@ -8,6 +8,8 @@ from fastapi import APIRouter, FastAPI
 
 from measurement_service.config import Settings
 from measurement_service.fhir import api as fhir_api
+from measurement_service.hl7 import api as hl7_api
+from measurement_service.hl7 import listener as hl7_listener
 from measurement_service.models import EVENT_TABLES, RUNTIME_ROLE
 from measurement_service.readings.api import ALIAS_PREFIX, PREFIX, measures_router, patient_router
 from measurement_service.readings.events import PatientEvents
@@ -29,8 +31,9 @@ async def patient_directory(app: FastAPI, settings: Settings) -> AsyncIterator[N
 
 
 def routers() -> list[APIRouter]:
-    """A patient's readings, /api/v1/measures (also served under the alias), and FHIR's Observations."""
-    return [patient_router, measures_router, fhir_api.router]
+    """A patient's readings, /api/v1/measures (also served under the alias), the held HL7 messages
+    and FHIR's Observations."""
+    return [patient_router, hl7_api.router, measures_router, fhir_api.router]
 
 
 SPEC: Service[Settings] = Service(
@@ -50,5 +53,6 @@ SPEC: Service[Settings] = Service(
     migrations=Path(__file__).parent / "migrations",
     batch=lambda session, settings: PatientEvents(session),
     state=patient_directory,
+    extra_commands={"hl7": hl7_listener.run},  # the MLLP listener (doc/hl7.md)
     aliases={ALIAS_PREFIX: PREFIX},
 )

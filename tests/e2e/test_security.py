@@ -49,6 +49,7 @@ ROUTES = [
     ("GET", "/api/v1/patient/{patient}", None),
     ("GET", "/api/v1/patient/{patient}/risk", None),
     ("GET", "/api/v1/patient/{patient}/exists", None),
+    ("POST", "/api/v1/patient/identifiers", {"mrns": ["MRN-1"]}),
     ("PATCH", "/api/v1/patient/{patient}", {"age": 4}),
     ("DELETE", "/api/v1/patient/{patient}", None),
     ("POST", "/api/v1/patient/delete/{patient}", None),
@@ -60,6 +61,7 @@ ROUTES = [
     ("GET", "/api/v1/measures", None),
     ("POST", "/api/v1/measures/list", {}),
     ("GET", "/api/v1/measures/audit?patient_id={patient}", None),
+    ("GET", "/api/v1/measures/hl7/held", None),
     ("GET", "/api/v1/measures/{measurement}", None),
     ("DELETE", "/api/v1/measures/{measurement}", None),
     ("POST", "/api/v1/measures/delete/{measurement}", None),
@@ -283,13 +285,18 @@ def test_audit_rows_cannot_be_altered_by_the_runtime_role(api: httpx.Client, wor
             engine.dispose()
 
 
-def test_the_measurement_services_token_learns_existence_and_nothing_more(stack, world: World) -> None:
-    """It asks whether a patient exists (a reading for one created a moment ago); a leak of it must
-    not reveal names or MRNs."""
+def test_the_measurement_services_token_learns_existence_and_ids_and_nothing_more(
+    stack, api: httpx.Client, world: World
+) -> None:
+    """It asks whether a patient exists (a reading for one created a moment ago) and which patient
+    has an MRN (an HL7 message's); a leak of it must not reveal names."""
+    with_mrn = api.post("/api/v1/patient", json={"mrn": "MRN-S1", "first_name": "A", "last_name": "B", "age": 5})
     token = (stack.auth_dir / "measurement-service.token").read_text().strip()
     with httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as service:
         assert service.get(f"/api/v1/patient/{world.patient}/exists").status_code == 204
         assert service.get(f"/api/v1/patient/{uuid.uuid4()}/exists").status_code == 404
+        found = service.post("/api/v1/patient/identifiers", json={"mrns": ["MRN-S1", "MRN-NOBODY"]})
+        assert found.json() == {"patients": [{"mrn": "MRN-S1", "id": with_mrn.json()["id"]}]}
         assert service.get(f"/api/v1/patient/{world.patient}").status_code == 403
         assert service.get("/api/v1/patient", params={"name": "a"}).status_code == 403
         assert service.get(f"/fhir/Patient/{world.patient}").status_code == 403
@@ -517,6 +524,8 @@ def strict_nginx(stack) -> Iterator[stack_module.Stack]:
         run_dir=run_dir,
         nginx_port=free_port(),
         tls_port=free_port(),
+        hl7_port=free_port(),
+        hl7_tls_port=free_port(),
         rate_limit_rps=2,
         rate_limit_burst=3,
     )

@@ -33,6 +33,7 @@ class Faulty:
     relay_proxy: Proxy  # between the measurement relay and RabbitMQ
     consumer_proxy: Proxy  # between the patient consumer and RabbitMQ
     consumer_db_proxy: Proxy  # between the patient consumer and PostgreSQL
+    hl7_db_proxy: Proxy  # between the MLLP listener and PostgreSQL
     client: httpx.Client
     replicas: int = 1  # of every process; each proxy stands in front of every replica of its kind
     killed: Counter[str] = field(default_factory=Counter)  # SIGKILLs sent, by process name
@@ -52,6 +53,14 @@ def faulty(request: pytest.FixtureRequest) -> Iterator[Faulty]:
     consumer_db = make_url(FAULT_DATABASES["PATIENT_DATABASE_URL"])
     consumer_db_proxy = Proxy((consumer_db.host or "127.0.0.1", consumer_db.port or 5432))
     proxied_db = consumer_db.set(host="127.0.0.1", port=consumer_db_proxy.port).render_as_string(hide_password=False)
+    hl7_db = make_url(FAULT_DATABASES["MEASUREMENT_DATABASE_URL"])
+    hl7_db_proxy = Proxy((hl7_db.host or "127.0.0.1", hl7_db.port or 5432))
+    hl7 = {
+        "MEASUREMENT_DATABASE_URL": hl7_db.set(host="127.0.0.1", port=hl7_db_proxy.port).render_as_string(
+            hide_password=False
+        ),
+        "MEASUREMENT_DB_POOL_TIMEOUT_S": "1",  # a database down is an AE within a second
+    }
     with broker() as users:
         relay = {"MEASUREMENT_AMQP_URL": users.url("measurement", f"127.0.0.1:{relay_proxy.port}")}
         consumer = {
@@ -61,15 +70,23 @@ def faulty(request: pytest.FixtureRequest) -> Iterator[Faulty]:
         overrides = {
             **{name: relay for name in stack_module.instances(replicas) if name.startswith("measurement-relay")},
             **{name: consumer for name in stack_module.instances(replicas) if name.startswith("patient-consumer")},
+            "measurement-hl7": hl7,
         }
         with (
             running_stack(FAULT_DATABASES, users, overrides, replicas=replicas) as stack,
             httpx.Client(base_url=stack.url, timeout=10, headers=bearer(stack)) as client,
         ):
             yield Faulty(
-                stack, observer_url(users.vhost), relay_proxy, consumer_proxy, consumer_db_proxy, client, replicas
+                stack,
+                observer_url(users.vhost),
+                relay_proxy,
+                consumer_proxy,
+                consumer_db_proxy,
+                hl7_db_proxy,
+                client,
+                replicas,
             )
-    for proxy in (relay_proxy, consumer_proxy, consumer_db_proxy):
+    for proxy in (relay_proxy, consumer_proxy, consumer_db_proxy, hl7_db_proxy):
         proxy.close()
 
 

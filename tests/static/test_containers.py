@@ -146,12 +146,14 @@ def test_plain_http_is_on_loopback_and_only_nginx_is_trusted_to_forward(compose:
     """Patient data over plain HTTP stays on the host; HTTPS serves the network. The APIs believe
     an X-Forwarded-For from NGINX's own address only, never from anyone (`*`)."""
     nginx = compose["services"]["nginx"]
-    http, https = nginx["ports"]
+    http, https, mllp, mllp_tls = nginx["ports"]
     assert http.startswith("127.0.0.1:") and http.endswith(":8080")
     assert https.endswith(":8443")
+    assert (mllp.endswith(":2575"), mllp_tls.endswith(":2576")) == (True, True)  # MLLP: the sender allow-list
     address = nginx["networks"]["default"]["ipv4_address"]
-    for service in ("patient", "measurement"):
-        trusted = compose["services"][f"{service}-api"]["environment"][f"{service.upper()}_FORWARDED_ALLOW_IPS"]
+    for name in ("patient-api", "measurement-api", "measurement-hl7"):
+        environment = compose["services"][name]["environment"]
+        trusted = environment[f"{name.split('-')[0].upper()}_FORWARDED_ALLOW_IPS"]
         assert trusted == address != "*"
 
 
@@ -193,7 +195,7 @@ def test_the_rules_are_valid_for_promtool() -> None:
 def test_every_painkiller_container_is_hardened(compose: dict) -> None:
     """As tests/containers runs them: read-only root, a tmpfs /tmp, no capabilities, no new privileges."""
     ours = [name for name, spec in compose["services"].items() if str(spec.get("image", "")).startswith("painkiller/")]
-    assert len(ours) == 11, ours
+    assert len(ours) == 12, ours
     for name in ours:
         spec = compose["services"][name]
         assert spec["read_only"] is True and spec["tmpfs"] == ["/tmp"], name

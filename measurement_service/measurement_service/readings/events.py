@@ -3,10 +3,10 @@
 import uuid
 from functools import singledispatchmethod
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert
 
-from measurement_service.models import EVENT_TABLES, KnownPatient, Measurement
+from measurement_service.models import EVENT_TABLES, HL7Message, KnownPatient, Measurement
 from painkiller_common.contracts import (
     Event,
     MeasurementDeleted,
@@ -48,6 +48,10 @@ class PatientEvents(Batch):
                 where=(KnownPatient.version < stmt.excluded.version) & ~KnownPatient.deleted,
             )
         )
+        if isinstance(event, PatientUpdated):  # the MRN may have changed: the HL7 listener asks again
+            self.session.execute(
+                update(KnownPatient).where(KnownPatient.patient_id == event.aggregate_id).values(mrn=None)
+            )
 
     @apply.register
     def deleted(self, event: PatientDeleted) -> None:
@@ -56,10 +60,12 @@ class PatientEvents(Batch):
         stmt = insert(KnownPatient).values(patient_id=patient_id, version=event.aggregate_version, deleted=True)
         self.session.execute(
             stmt.on_conflict_do_update(
-                index_elements=[KnownPatient.patient_id], set_={"deleted": True, "version": stmt.excluded.version}
+                index_elements=[KnownPatient.patient_id],
+                set_={"deleted": True, "version": stmt.excluded.version, "mrn": None},
             )
         )
         erase_answers(self.session, EVENT_TABLES.idempotency_keys, patient_id)
+        self.session.execute(delete(HL7Message).where(HL7Message.patient_id == patient_id))  # raw messages too
         erased = self.session.execute(
             delete(Measurement).where(Measurement.patient_id == patient_id).returning(Measurement.id)
         ).scalars()
