@@ -83,7 +83,7 @@ def test_a_newcomer_runs_make_up_on_a_bare_machine(machine: Machine) -> None:
                 " && chown -R newcomer /home/newcomer/painkiller", workdir="/")  # fmt: skip
     refused = machine.run("make up", user="newcomer", workdir="/home/newcomer/painkiller")
     assert refused.code != 0
-    assert "sudo apt-get install -y nginx postgresql rabbitmq-server" in refused.output
+    assert "sudo apt-get install -y nginx libnginx-mod-stream postgresql rabbitmq-server" in refused.output
     assert "Traceback" not in refused.output
 
     cold = machine.run(f"cp -r /src {CHECKOUT} && cd {CHECKOUT} && make up", workdir="/")

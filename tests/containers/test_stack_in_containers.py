@@ -24,6 +24,7 @@ from sqlalchemy import make_url
 
 from painkiller_testing.databases import truncate_all
 from painkiller_testing.devauth import mint
+from painkiller_testing.hl7 import MllpClient, loinc
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("podman") or shutil.which("docker")), reason="no container engine (podman or docker)"
@@ -38,6 +39,7 @@ WORKERS = {
     "patient-dispatcher": ("patient", "dispatcher"),
     "measurement-relay": ("measurement", "relay"),
     "measurement-consumer": ("measurement", "consumer"),
+    "measurement-hl7": ("measurement", "hl7"),
 }
 
 
@@ -136,12 +138,16 @@ def start(stack: ContainerStack) -> None:
                "MEASUREMENT_PATIENT_SERVICE_URL": f"http://127.0.0.1:{stack.ports['patient']}"}  # fmt: skip
         stack.run(f"{service}-api", service_image(service), env=env, health=api_health(service, port))
         eventually(lambda s=service: stack.health(f"{s}-api"), timeout_s=60)
+    stack.ports["hl7"] = free_port()
+    hl7 = {"MEASUREMENT_HL7_PORT": str(stack.ports["hl7"]), "MEASUREMENT_HL7_PROXY_PROTOCOL": "true",
+           "MEASUREMENT_PATIENT_SERVICE_URL": f"http://127.0.0.1:{stack.ports['patient']}"}  # fmt: skip
     for name, (service, command) in WORKERS.items():
         metrics = free_port()
-        env = {**no_admin, f"{service.upper()}_METRICS_PORT": str(metrics)}
+        env = {**no_admin, f"{service.upper()}_METRICS_PORT": str(metrics), **(hl7 if command == "hl7" else {})}
         stack.run(name, service_image(service), "python", "-m", f"{service}_service", command,
                   env=env, health=live_health(metrics))  # fmt: skip
     tls = Path(stack.env["AUTH_JWKS_FILE"]).parent.parent / "tls"
+    stack.ports["mllp"] = free_port()
     stack.run("nginx", "painkiller/nginx", env={
         "LISTEN_PORT": f"127.0.0.1:{stack.nginx_port}", "TLS_LISTEN_PORT": f"127.0.0.1:{free_port()}",
         "TLS_CERTIFICATE": str(tls / "cert.pem"), "TLS_CERTIFICATE_KEY": str(tls / "key.pem"),
@@ -149,6 +155,9 @@ def start(stack: ContainerStack) -> None:
         "RATE_LIMIT_BURST": "200", "RATE_LIMIT_CONNECTIONS": "200", "ACCESS_LOG": "/dev/stdout",
         "PATIENT_UPSTREAM": f"127.0.0.1:{stack.ports['patient']}",
         "MEASUREMENT_UPSTREAM": f"127.0.0.1:{stack.ports['measurement']}",
+        "HL7_LISTEN_PORT": f"127.0.0.1:{stack.ports['mllp']}", "HL7_TLS_LISTEN_PORT": f"127.0.0.1:{free_port()}",
+        "HL7_UPSTREAM": f"127.0.0.1:{stack.ports['hl7']}", "HL7_TLS_CLIENT_CA": str(tls / "cert.pem"),
+        "HL7_TLS_VERIFY_CLIENT": "optional", "MLLP_ACCESS_LOG": "/dev/stdout",
     }, health=f"curl -fsS http://127.0.0.1:{stack.nginx_port}/api/v1/patient/health/live")  # fmt: skip
     eventually(lambda: stack.health("nginx"), timeout_s=60)
 
@@ -195,6 +204,21 @@ def test_a_patient_goes_through_the_nginx_container(containers: ContainerStack) 
         assert latest["value"] == 88
         assert api.delete(f"/api/v1/patient/{patient_id}").status_code == 204
         assert api.get(f"/api/v1/patient/{patient_id}").status_code == 404
+
+
+def test_an_hl7_message_goes_through_the_nginx_containers_mllp_port(containers: ContainerStack) -> None:
+    token = mint(Path(containers.env["AUTH_JWKS_FILE"]).parent)
+    with httpx.Client(base_url=containers.url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as api:
+        body = {"mrn": "MRN-C1", "first_name": "Con", "last_name": "Tainer", "age": 40}
+        patient_id = api.post("/api/v1/patient", json=body).json()["id"]
+        mllp = MllpClient(containers.ports["mllp"])
+        try:
+            assert mllp.exchange(loinc("CONTAINER-1", "MRN-C1"))["MSA"][1:3] == ["AA", "CONTAINER-1"]
+        finally:
+            mllp.close()
+        [reading] = api.get(f"/api/v1/patient/{patient_id}/measurements").json()["items"]
+        assert reading["heart_rate_bpm"] == 88
+        assert api.delete(f"/api/v1/patient/{patient_id}").status_code == 204
 
 
 @pytest.mark.parametrize("service", ["measurement", "patient"])  # the patient tests check the other database

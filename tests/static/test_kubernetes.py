@@ -50,7 +50,8 @@ def test_the_built_in_kinds_validate_against_the_kubernetes_schemas(
 def test_every_deployment_is_hardened_probed_and_sized(rendered: list[dict[str, Any]]) -> None:
     deployments = of_kind(rendered, "Deployment")
     assert set(deployments) == {"patient-api", "patient-relay", "patient-consumer", "patient-dispatcher",
-                                "measurement-api", "measurement-relay", "measurement-consumer"}  # fmt: skip
+                                "measurement-api", "measurement-relay", "measurement-consumer",
+                                "measurement-hl7"}  # fmt: skip
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True, name
@@ -170,3 +171,16 @@ def test_each_service_reaches_only_its_own_database(rendered: list[dict[str, Any
         assert clusters == {f"{service}s-db"}
     ingress_from = policies["apis-from-ingress"]["spec"]["ingress"][0]["from"][0]["namespaceSelector"]
     assert ingress_from["matchLabels"] == {"kubernetes.io/metadata.name": "ingress-nginx"}
+
+
+def test_mllp_reaches_the_listener_with_the_monitors_own_addresses(rendered: list[dict[str, Any]]) -> None:
+    """The listener checks each sender against its allow-list (doc/hl7.md): the Service must not
+    replace the monitors' addresses with a node's, and only their network may reach the port."""
+    service = of_kind(rendered, "Service")["measurement-hl7"]["spec"]
+    assert (service["type"], service["externalTrafficPolicy"]) == ("LoadBalancer", "Local")
+    assert [port["port"] for port in service["ports"]] == [2575]
+    policy = of_kind(rendered, "NetworkPolicy")["hl7-from-monitors"]["spec"]
+    [rule] = policy["ingress"]
+    allowed = of_kind(rendered, "ConfigMap")["painkiller-config"]["data"]["MEASUREMENT_HL7_ALLOWED_SENDERS"]
+    assert [peer["ipBlock"]["cidr"] for peer in rule["from"]] == allowed.split()
+    assert of_kind(rendered, "PodDisruptionBudget")["measurement-hl7"]["spec"]["minAvailable"] == 1
