@@ -105,8 +105,9 @@ class BrokerUsers:
             subprocess.run(["rabbitmqctl", "-q", "delete_user", user], capture_output=True, check=False)
 
 
-# Whether a patient exists (a reading's patient), and which patient has an MRN (HL7 v2's).
-MEASUREMENT_SERVICE_SCOPE = "system/PatientExistence.r system/PatientIdentifier.s"
+# Whether a patient exists (a reading's patient), which patient has an MRN, and admissions,
+# transfers and discharges (HL7 v2's, doc/hl7.md).
+MEASUREMENT_SERVICE_SCOPE = "system/PatientExistence.r system/PatientIdentifier.s system/PatientAdmission.cu"
 
 
 def auth_env(auth_dir: Path) -> dict[str, str]:

@@ -71,6 +71,18 @@ def _not_in_future(value: datetime) -> datetime:
 MeasuredAt = Annotated[Timestamp, AfterValidator(_not_in_future)]
 
 
+class Location(BaseModel):
+    """Where a patient lies: ward, room and bed (HL7 v2 PV1-3: point of care, room, bed)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"ward": "4B", "room": "12", "bed": "2"}]}
+    )
+
+    ward: Annotated[str, Text(50)]
+    room: Annotated[str, Text(50)] | None = None
+    bed: Annotated[str, Text(50)] | None = None
+
+
 class PatientRecord(BaseModel):
     """A patient as `GET /api/v1/patient/{id}` returns it (less what other services feed in)."""
 
@@ -86,6 +98,10 @@ class PatientRecord(BaseModel):
     conditions: list[str]
     spo2_scale: Literal[1, 2] = Field(
         default=1, description="NEWS2 SpO2 scale: 2 only for hypercapnic respiratory failure (target 88-92%)."
+    )
+    location: Location | None = Field(default=None, description="Ward, room and bed; null when not admitted.")
+    discharged_at: datetime | None = Field(
+        default=None, description="Set by a discharge (HL7 ADT^A03), cleared by the next admission."
     )
     created_at: datetime
     updated_at: datetime

@@ -9,7 +9,7 @@ from measurement_service.hl7 import acks, messages
 from measurement_service.hl7.codes import CODES, UNITS
 from measurement_service.hl7.messages import Problem
 from painkiller_common.vital_signs import SIGNS
-from painkiller_testing.hl7 import loinc, pcd01
+from painkiller_testing.hl7 import adt, loinc, pcd01
 
 WHEN = "20261201091500+0100"
 OBR_TIME = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # OBR-7, which pcd01 writes in +01:00
@@ -141,3 +141,20 @@ def test_an_ack_swaps_sender_and_receiver_and_names_the_message() -> None:
 
 def test_every_unit_table_is_for_a_unit_the_api_uses() -> None:
     assert set(UNITS) == {sign.unit for sign in SIGNS.values()}
+
+
+def test_an_adt_message_says_who_the_patient_is_and_where_they_lie() -> None:
+    message = messages.parse(adt("A03", "C1", "MRN-5", bed="ICU^3^B", discharged="20261201103000+0100"))
+    assert messages.admission(message, "A03") == {
+        "event": "A03", "mrn": "MRN-5", "last_name": "Lovelace", "first_name": "Ada", "birth_date": "1960-12-10",
+        "sex": "female", "location": {"ward": "ICU", "room": "3", "bed": "B"}, "at": "2026-12-01T09:30:00+00:00",
+    }  # fmt: skip
+
+
+def test_an_adt_message_without_a_bed_or_birth_date_leaves_them_out() -> None:
+    message = messages.parse(adt("A08", "C1", "MRN-5", bed="", born=""))
+    assert "location" not in messages.admission(message, "A08")
+    assert "birth_date" not in messages.admission(message, "A08")
+    with pytest.raises(Problem) as refused:
+        messages.admission(messages.parse(adt("A01", "C1", "MRN-5", born="1960")), "A01")
+    assert (refused.value.segment, refused.value.position) == ("PID", 7)

@@ -58,6 +58,9 @@ class Patient(Base):
     latest_vitals: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     # NEWS2 SpO2 scale: 2 only for hypercapnic respiratory failure with a prescribed 88-92% target.
     spo2_scale: Mapped[int] = mapped_column(SmallInteger, server_default="1")
+    # {"ward", "room", "bed"} (contracts.Location): set by PATCH or an HL7 ADT message.
+    location: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    discharged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     risk: Mapped["RiskAssessmentRow | None"] = relationship(
         lazy="joined", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -68,6 +71,8 @@ class Patient(Base):
         CheckConstraint("birth_date IS NOT NULL OR age IS NOT NULL", name="age_or_birth_date"),
         CheckConstraint(f"sex IN {SEXES}", name="sex_known"),
         Index("ix_patients_created_at_id", "created_at", "id"),
+        # The ward's list (`?ward=`), in the list's order.
+        Index("ix_patients_ward", text("(location ->> 'ward')"), "created_at", "id"),
         # Name search is a case-insensitive substring match: trigram indexes serve it.
         Index(
             "ix_patients_first_name_trgm",

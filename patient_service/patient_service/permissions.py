@@ -28,6 +28,8 @@ CheckExistence = Annotated[Access, Depends(requires("PatientExistence", "r", con
 # Which patient has an MRN, and nothing more: the measurement service takes HL7 v2 messages, which
 # name the patient by MRN (doc/hl7.md).
 FindIdentifiers = Annotated[Access, Depends(requires("PatientIdentifier", "s", contexts=("system",)))]
+# Admissions, transfers and discharges from HL7 v2 ADT messages: that service's listener again.
+AdmitPatients = Annotated[Access, Depends(requires("PatientAdmission", "cu", contexts=("system",), action="admit"))]
 # FHIR's Observation/$lastn, served from the latest vitals this service keeps.
 SearchObservations = Annotated[Access, Depends(requires("Observation", "s"))]
 

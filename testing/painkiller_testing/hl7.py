@@ -61,6 +61,19 @@ def loinc(control_id: str, mrn: str, *, at: datetime | None = None) -> str:
     )
 
 
+def adt(trigger: str, control_id: str, mrn: str, *, bed: str = "4B^12^2", born: str = "19601210",
+        discharged: str = "") -> str:  # fmt: skip
+    """An ADT message from the patient administration system (HL7 2.5): PID and PV1."""
+    now = stamp(datetime.now(UTC))
+    pv1 = f"PV1||I|{bed}" + ("|" * 42 + discharged if discharged else "")
+    return _segments(
+        f"MSH|^~\\&|PAS|HOSP|PAINKILLER|HOSP|{now}||ADT^{trigger}^ADT_A01|{control_id}|P|2.5",
+        f"EVN|{trigger}|{now}",
+        f"PID|||{mrn}^^^HOSP^MR||Lovelace^Ada^^^^^L||{born}|F",
+        pv1,
+    )
+
+
 def _segments(*segments: str) -> str:
     return "\r".join(segments) + "\r"
 

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from harness import eventually
 
-from painkiller_testing.hl7 import END, START, MllpClient, frame, loinc, pcd01, stamp
+from painkiller_testing.hl7 import END, START, MllpClient, adt, frame, loinc, pcd01, stamp
 
 pytestmark = pytest.mark.usefixtures("empty_databases")
 
@@ -85,10 +85,10 @@ def test_content_the_api_would_refuse_gets_ae_naming_the_field_and_nothing_is_st
 
 
 def test_what_is_never_accepted_gets_ar(mllp) -> None:
-    adt = "MSH|^~\\&|PAS|HOSP|PAINKILLER|HOSP|20261203101500+0000||ADT^A01|ADT-1|P|2.5\rPID|||MRN-1^^^HOSP^MR\r"
+    merge = "MSH|^~\\&|PAS|HOSP|PAINKILLER|HOSP|20261203101500+0000||ADT^A40|ADT-1|P|2.5\rPID|||MRN-1^^^HOSP^MR\r"
     old = pcd01("OLD-1", "MRN-7005", version="2.2")
 
-    answers = [mllp.exchange("this is not HL7"), mllp.exchange(adt), mllp.exchange(old)]
+    answers = [mllp.exchange("this is not HL7"), mllp.exchange(merge), mllp.exchange(old)]
 
     assert [ack["MSA"][1] for ack in answers] == ["AR", "AR", "AR"]
     assert [ack["MSA"][2] for ack in answers] == ["", "ADT-1", "OLD-1"]
@@ -165,3 +165,42 @@ def test_a_sender_outside_the_allow_list_is_disconnected_and_counted(stack) -> N
     finally:
         client.close()
     assert refused() == before + 1
+
+
+def test_an_admission_a_reading_a_transfer_and_a_discharge(api, mllp) -> None:
+    """ADT A01, then ORU, then A02, then A03: the right patient, bed and readings."""
+
+    def the_patient() -> dict:
+        [found] = api.get("/api/v1/patient", params={"mrn": "MRN-7100"}).json()["items"]
+        return found
+
+    assert mllp.exchange(adt("A01", "ADT-1", "MRN-7100"))["MSA"][1:3] == ["AA", "ADT-1"]
+    admitted = the_patient()
+    assert (admitted["first_name"], admitted["last_name"], admitted["birth_date"], admitted["sex"]) == (
+        "Ada", "Lovelace", "1960-12-10", "female"
+    )  # fmt: skip
+    assert admitted["location"] == {"ward": "4B", "room": "12", "bed": "2"}
+    assert mllp.exchange(pcd01("ORU-1", "MRN-7100"))["MSA"][1] == "AA"
+    assert len(readings(api, admitted["id"])) == 1  # recorded at once: not held
+
+    assert mllp.exchange(adt("A02", "ADT-2", "MRN-7100", bed="5C^1^3"))["MSA"][1] == "AA"
+    assert the_patient()["location"] == {"ward": "5C", "room": "1", "bed": "3"}
+    on_5c = api.get("/api/v1/patient", params={"ward": "5C"}).json()["items"]
+    assert [patient["id"] for patient in on_5c] == [admitted["id"]]
+    assert api.get("/api/v1/patient", params={"ward": "4B"}).json()["items"] == []
+
+    assert mllp.exchange(adt("A03", "ADT-3", "MRN-7100", discharged="20261203100000+0000"))["MSA"][1] == "AA"
+    discharged = the_patient()
+    assert (discharged["location"], discharged["discharged_at"]) == (None, "2026-12-03T10:00:00Z")
+    assert mllp.exchange(adt("A02", "ADT-2", "MRN-7100", bed="5C^1^3"))["MSA"][1] == "AA"  # a resend
+    assert the_patient()["location"] is None  # changes nothing
+    assert len(readings(api, admitted["id"])) == 1
+
+
+def test_adt_content_the_patient_service_refuses_gets_ae_naming_the_field(api, mllp) -> None:
+    unknown = mllp.exchange(adt("A02", "ADT-9", "MRN-NOBODY"))
+    no_birth_date = mllp.exchange(adt("A01", "ADT-10", "MRN-7101", born=""))
+
+    assert (unknown["MSA"][1], unknown["ERR"][2]) == ("AE", "PID^1^3")
+    assert (no_birth_date["MSA"][1], no_birth_date["ERR"][2]) == ("AE", "PID^1^7")
+    assert api.get("/api/v1/patient", params={"mrn": "MRN-7101"}).json()["items"] == []

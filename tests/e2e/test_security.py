@@ -50,6 +50,11 @@ ROUTES = [
     ("GET", "/api/v1/patient/{patient}/risk", None),
     ("GET", "/api/v1/patient/{patient}/exists", None),
     ("POST", "/api/v1/patient/identifiers", {"mrns": ["MRN-1"]}),
+    (
+        "POST",
+        "/api/v1/patient/admissions",
+        {"event": "A02", "mrn": "MRN-1", "sender": "PAS@H", "location": {"ward": "4"}},
+    ),
     ("PATCH", "/api/v1/patient/{patient}", {"age": 4}),
     ("DELETE", "/api/v1/patient/{patient}", None),
     ("POST", "/api/v1/patient/delete/{patient}", None),

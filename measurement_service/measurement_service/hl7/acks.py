@@ -12,6 +12,7 @@ _ESCAPES = {"\\": "\\E\\", "|": "\\F\\", "^": "\\S\\", "&": "\\T\\", "~": "\\R\\
 UNKNOWN = Header("", "", "", "", "", "", "", "2.6")
 ERROR_NAMES = {100: "Segment sequence error", 101: "Required field missing", 102: "Data type error",
                103: "Table value not found", 200: "Unsupported message type", 203: "Unsupported version id",
+               204: "Unknown key identifier",
                206: "Application record locked", 207: "Application internal error"}  # fmt: skip
 
 

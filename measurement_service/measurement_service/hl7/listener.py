@@ -11,10 +11,14 @@ senders outside the allow-list are disconnected and counted.
 """
 
 import asyncio
+import contextlib
+import hashlib
 import ipaddress
 import logging
 import uuid
+from typing import Any
 
+import httpx
 import psycopg
 import psycopg_pool
 from prometheus_client import Counter, Gauge
@@ -31,7 +35,8 @@ from painkiller_common.observability import logs, metrics
 logger = logging.getLogger(__name__)
 
 START, END = b"\x0b", b"\x1c\x0d"
-TYPES = ("ORU^R01",)  # what is taken; anything else is refused with AR (doc/hl7.md)
+# What is taken; anything else is refused with AR (doc/hl7.md).
+TYPES = ("ORU^R01", "ADT^A01", "ADT^A02", "ADT^A03", "ADT^A04", "ADT^A08")
 
 MESSAGES = Counter("painkiller_hl7_messages_total", "HL7 v2 messages answered, by type and ACK code.", ["type", "ack"])
 REFUSED_SENDERS = Counter("painkiller_hl7_refused_connections_total", "MLLP connections from senders not allowed.")
@@ -99,7 +104,11 @@ class Listener:
                 MESSAGES.labels("other", "AR").inc()
                 return acks.ack(acks.UNKNOWN, "AR", Problem("AR", "no MLLP start byte (0x0B)", code=100))
             raw = decode(block[start + 1 :])
-            header, code, problem = await self.handle(raw, sender)
+            try:
+                header, code, problem = await self.handle(raw, sender)
+            except Exception as exc:  # a bug: the sender still gets an answer, and resends
+                logger.error("message answered AE after an unexpected %s", type(exc).__name__)  # no PHI
+                header, code, problem = acks.UNKNOWN, "AE", Problem("AE", "internal error; resend", code=207)
             MESSAGES.labels(header.message_type if header.message_type in TYPES else "other", code).inc()
             return acks.ack(header, code, problem)
 
@@ -109,16 +118,17 @@ class Listener:
             message = messages.parse(raw)
             header = messages.header_of(message)
             messages.check(header, TYPES)
-            found = messages.observations(message)
+            if header.message_type == "ORU^R01":
+                await self.accept(header, messages.observations(message), raw, sender)
+            else:
+                await self.admit(header, messages.admission(message, header.trigger), raw, sender)
         except Problem as problem:
             state = "refused" if problem.ack == "AR" else "error"
             await self.keep_refusal(store.Kept(header, raw, sender, state, problem.ack, detail=problem.text))
             return header, problem.ack, problem
-        try:
-            await self.accept(header, found, raw, sender)
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout):
-            logger.warning("database unavailable: message answered AE, for the sender to resend")
-            return header, "AE", Problem("AE", "the database is unavailable; resend", code=206)
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout, Unavailable) as exc:
+            logger.warning("%s: message answered AE, for the sender to resend", type(exc).__name__)
+            return header, "AE", Problem("AE", "the database or the patient service is unavailable; resend", code=206)
         return header, "AA", None
 
     async def accept(self, header: Header, found: Observations, raw: str, sender: str) -> None:
@@ -143,6 +153,23 @@ class Listener:
                 if exc.diag.table_name != "hl7_messages":
                     raise
                 # The same message at the same moment on another connection: that one is stored.
+
+    async def admit(self, header: Header, admission: dict[str, Any], raw: str, sender: str) -> None:
+        """Have the patient service apply an ADT message (once, however often it is sent), then
+        keep the message; `AE` naming the field the patient service refused."""
+        async with pg.connection(self.pool) as conn:
+            if await store.already_accepted(conn, header):
+                return
+            actor = f"{header.sending_application}@{header.sending_facility}"[:255]
+            response = await self.directory.admit({**admission, "sender": actor}, idempotency_key(header))
+            if response.status_code in (404, 422):
+                raise refusal_of(response)
+            patient_id = uuid.UUID(response.json()["patient_id"])
+            await store.remember(conn, admission["mrn"], patient_id)  # its readings need not wait
+            kept = store.Kept(header, raw, sender, "stored", "AA", mrn=admission["mrn"], patient_id=patient_id)
+            # The same message at the same moment on another connection is kept there.
+            with contextlib.suppress(UniqueViolation):
+                await store.keep(conn, kept)
 
     async def identify(self, conn: pg.Connection, mrn: str) -> uuid.UUID | None:
         """Ask the patient service who has `mrn`, and remember it; None if no one does or it
@@ -185,6 +212,23 @@ ANYWHERE: Networks = [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network(":
 def networks(listed: str) -> Networks:
     """Addresses or networks separated by spaces or commas."""
     return [ipaddress.ip_network(net, strict=False) for net in listed.replace(",", " ").split()]
+
+
+def idempotency_key(header: Header) -> str:
+    """The patient service applies a message once per sender and MSH-10."""
+    sent = f"{header.sending_application}|{header.sending_facility}|{header.control_id}"
+    return "hl7-" + hashlib.sha256(sent.encode()).hexdigest()[:40]
+
+
+def refusal_of(response: httpx.Response) -> Problem:
+    """The patient service's 404 or 422 as an AE naming the segment and field at fault."""
+    problem = response.json()
+    if response.status_code == 404:
+        return Problem("AE", problem.get("detail", "no patient has this MRN"), "PID", 1, 3, code=204)
+    error = (problem.get("errors") or [{}])[0]
+    field = str(error.get("field", "")).split(".")[0]
+    segment, position = messages.ADMISSION_FIELDS.get(field, ("PID", 3))
+    return Problem("AE", f"{field}: {error.get('message', problem.get('detail', ''))}", segment, 1, position, code=102)
 
 
 def within(address: str, allowed: Networks) -> bool:

@@ -24,7 +24,7 @@ STORED_STATUSES = ("F", "R", "C")  # final, not verified, corrected (OBX-11)
 _DTM = re.compile(r"^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})?(?:\.(\d{1,4}))?([+-]\d{4})$")
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: raising sets its __traceback__
 class Problem(Exception):
     """Why a message is not taken: `AE` (its content; the sender may correct and resend) or `AR`
     (never accepted), and where, as the ACK's ERR segment says it."""
@@ -116,6 +116,39 @@ def observations(message: hl7.Message) -> Observations:
     if not readings:
         raise Problem("AE", "no numeric OBX maps to a vital sign", "OBX", 1, 3, code=207)
     return Observations(mrn, readings)
+
+
+# PID-8 (HL7 table 0001) to the API's `sex`.
+SEXES = {"M": "male", "F": "female", "O": "other", "A": "other", "U": "unknown", "N": "unknown"}
+# Where each field of an admission comes from, for an ERR naming it.
+ADMISSION_FIELDS = {"mrn": ("PID", 3), "last_name": ("PID", 5), "first_name": ("PID", 5), "birth_date": ("PID", 7),
+                    "sex": ("PID", 8), "location": ("PV1", 3), "at": ("PV1", 45)}  # fmt: skip
+
+
+def admission(message: hl7.Message, trigger: str) -> dict[str, Any]:
+    """What an ADT message says of the patient, as the patient service's admissions take it."""
+    pid = message.segment("PID")
+    data: dict[str, Any] = {"event": trigger, "mrn": _mrn(message)}
+    data["last_name"], data["first_name"] = _component(pid, 5, 1) or None, _component(pid, 5, 2) or None
+    born = _component(pid, 7, 1)
+    if born:
+        if not re.match(r"^\d{8}", born):
+            raise Problem("AE", "PID-7 is not a date (YYYYMMDD)", "PID", 1, 7, code=102)
+        data["birth_date"] = f"{born[:4]}-{born[4:6]}-{born[6:8]}"
+    data["sex"] = SEXES.get(_component(pid, 8, 1))
+    data |= _visit(message)
+    return {name: value for name, value in data.items() if value is not None}
+
+
+def _visit(message: hl7.Message) -> dict[str, Any]:
+    """PV1-3 (point of care, room, bed) as a location, and PV1-45 (discharge time) as `at`."""
+    try:
+        pv1 = message.segment("PV1")
+    except KeyError:
+        return {}
+    ward, room, bed = (_component(pv1, 3, n) or None for n in (1, 2, 3))
+    at = _time(pv1, 45, "PV1", 1)
+    return {"location": {"ward": ward, "room": room, "bed": bed} if ward else None, "at": at and at.isoformat()}
 
 
 def _mrn(message: hl7.Message) -> str:

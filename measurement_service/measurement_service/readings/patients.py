@@ -41,11 +41,24 @@ class PatientDirectory:
         self._expect(response, 200)
         return {match["mrn"]: uuid.UUID(match["id"]) for match in response.json()["patients"]}
 
-    async def _ask(self, method: str, path: str, json: object = None) -> httpx.Response:
+    async def admit(self, admission: dict[str, object], key: str) -> httpx.Response:
+        """Send an HL7 ADT message's admission, transfer, discharge or update to the patient
+        service, once per `key` however often it is sent; its answer as it is (2xx, 404 or 422
+        problem+json). 503 if the patient service cannot answer."""
+        response = await self._ask(
+            "POST", "/api/v1/patient/admissions", json=admission, headers={"Idempotency-Key": key}
+        )
+        if response.status_code not in (200, 201, 404, 422):
+            self._expect(response, 200)  # raises
+        return response
+
+    async def _ask(
+        self, method: str, path: str, json: object = None, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
         try:
             # The request's ids go along, so the patient service's log lines join this request's.
-            headers = {"Authorization": f"Bearer {self._token.read()}", **logs.outgoing_headers()}
-            return await self._client.request(method, path, headers=headers, json=json)
+            sent = {"Authorization": f"Bearer {self._token.read()}", **logs.outgoing_headers(), **(headers or {})}
+            return await self._client.request(method, path, headers=sent, json=json)
         except (httpx.HTTPError, OSError) as exc:
             logger.warning(
                 "patient service unreachable: %s %s", type(exc).__name__, exc if isinstance(exc, OSError) else ""

@@ -1,5 +1,6 @@
 """Routes of the patient API, under /api/v1/patient."""
 
+import dataclasses
 import uuid
 from typing import Annotated
 
@@ -18,7 +19,7 @@ from painkiller_common.security import audit
 from painkiller_common.security.auth import Forbidden
 from patient_service.config import Settings
 from patient_service.models import EVENT_TABLES, Patient
-from patient_service.patients import imports, service
+from patient_service.patients import admissions, imports, service
 from patient_service.patients.imports import ImportReport
 from patient_service.patients.schemas import (
     AtRiskFilter,
@@ -33,6 +34,7 @@ from patient_service.patients.schemas import (
     RiskAssessmentOut,
 )
 from patient_service.permissions import (
+    AdmitPatients,
     CheckExistence,
     CreatePatient,
     DeletePatient,
@@ -186,6 +188,33 @@ def find_identifiers(query: IdentifierQuery, session: SessionDep, access: FindId
     rows = session.execute(select(Patient.mrn, Patient.id).where(Patient.mrn.in_(query.mrns))).all()
     access.record(session, 200, [(row.id, row.id) for row in rows])
     return IdentifierMatches.model_validate({"patients": [{"mrn": row.mrn, "id": row.id} for row in rows]})
+
+
+@router.post(
+    "/admissions", name="admissions", dependencies=JsonBody, responses=problem_responses(404, 409, 422),
+    include_in_schema=False,
+)  # fmt: skip
+def admit(
+    data: admissions.Admission, session: SessionDep, access: AdmitPatients, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """An ADT message's admission, transfer, discharge or update, for the measurement service's
+    HL7 listener; the audit row's actor is the message's sender. Only the patient's id comes back."""
+    assert access.principal is not None  # granted: the caller is known
+    access = dataclasses.replace(access, principal=dataclasses.replace(access.principal, subject=data.sender))
+
+    def apply() -> Outcome:
+        patient, created = admissions.admit(session, data)
+        return Outcome(
+            admissions.Admitted(patient_id=patient.id, created=created),
+            status_code=201 if created else 200,
+            touched=[(patient.id, patient.id)],
+        )
+
+    answer = run_once(
+        session=session, access=access, key=idempotency_key, scope=f"POST {PREFIX}/admissions", request=data,
+        write=apply,
+    )  # fmt: skip
+    return respond(answer)
 
 
 @router.patch(

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from painkiller_common.contracts import PatientRecord, Sex
+from painkiller_common.contracts import Location, PatientRecord, Sex
 from painkiller_common.fields import Integer, Text, absent, iso_date_only, json_number, present, rule_broken
 from painkiller_common.http.pagination import Cursor, JsonLimit, Limit
 from patient_service.risk import scores as risk
@@ -79,6 +79,7 @@ class PatientCreate(BaseModel):
     sex: Sex = "unknown"
     conditions: list[Condition] = Field(default_factory=list, max_length=50)
     spo2_scale: SpO2Scale = 1
+    location: Location | None = Field(default=None, description="Ward, room and bed.")
 
     @model_validator(mode="after")
     def _age_or_birth_date(self) -> Self:
@@ -114,6 +115,7 @@ class PatientUpdate(BaseModel):
     sex: Sex = None  # type: ignore[assignment]
     conditions: list[Condition] = Field(default=None, max_length=50)  # type: ignore[arg-type]
     spo2_scale: SpO2Scale = None  # type: ignore[assignment]
+    location: Location | None = Field(default=None, description="Ward, room and bed; null: not in a bed.")
 
     @model_validator(mode="after")
     def _age_or_birth_date(self) -> Self:
@@ -201,6 +203,7 @@ class PatientFilter(BaseModel):
 
     name: Name | None = Field(default=None, description="Case-insensitive part of first or last name.")
     mrn: Mrn | None = None
+    ward: Annotated[str, Text(50)] | None = Field(default=None, description="Only the patients on this ward.")
     limit: Limit | None = None
     cursor: Cursor | None = None
 

@@ -132,11 +132,12 @@ async def read_patient(*, pool: Pool, access: Access, patient_id: uuid.UUID) -> 
 
 
 @functools.cache
-def _page(*, name: bool, mrn: bool, after: bool) -> Statement:
+def _page(*, name: bool, mrn: bool, ward: bool, after: bool) -> Statement:
     """A page of patients with its audit rows, one statement compiled once per shape (which
     filters it has): one audit row per patient shown, one without a record for an empty page."""
     where = ["(p.first_name ILIKE :pattern OR p.last_name ILIKE :pattern)"] if name else []
     where += ["p.mrn = :mrn"] if mrn else []
+    where += ["p.location ->> 'ward' = :ward"] if ward else []
     where += ["(p.created_at, p.id) > (:after_at, :after_id)"] if after else []
     filters = f" WHERE {' AND '.join(where)}" if where else ""
     touched = "(SELECT id FROM page UNION ALL SELECT NULL::uuid WHERE NOT EXISTS (SELECT 1 FROM page)) AS touched"
@@ -154,8 +155,8 @@ async def list_patients(*, pool: Pool, access: Access, query: PatientFilter) -> 
     limit = clamp_limit(query.limit)
     after_at, after_id = decode_cursor(query.cursor) if query.cursor else (None, None)
     pattern = query.name and "%" + query.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    statement = _page(name=bool(query.name), mrn=bool(query.mrn), after=query.cursor is not None)
-    values = {"pattern": pattern, "mrn": query.mrn, "after_at": after_at, "after_id": after_id}
+    statement = _page(name=bool(query.name), mrn=bool(query.mrn), ward=bool(query.ward), after=query.cursor is not None)
+    values = {"pattern": pattern, "mrn": query.mrn, "ward": query.ward, "after_at": after_at, "after_id": after_id}
     async with pg.connection(pool) as conn:
         rows = await statement.all(
             conn, {**values, "fetch": limit + 1, "limit": limit, **audit.shared_values(access.row(200))}
@@ -174,6 +175,8 @@ def update_patient(*, session: UnitOfWork, patient_id: uuid.UUID, data: PatientU
     patient = get_patient(session=session, patient_id=patient_id, for_update=True)
     changes = data.model_dump(exclude_unset=True)
     _apply_age_rules(patient, changes)
+    if changes.get("location") is not None:  # in a bed again: no longer discharged
+        changes["discharged_at"] = None
     rescore = "spo2_scale" in changes and changes["spo2_scale"] != patient.spo2_scale
     if change(session, patient, changes, datetime.now(UTC)):
         if rescore:  # the SpO2 scale changes NEWS2 from the same readings
