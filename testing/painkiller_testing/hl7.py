@@ -9,6 +9,7 @@ HL7 v2 ORU with LOINC codes and UCUM units, as an older integration engine sends
 import socket
 import ssl
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 START, END = b"\x0b", b"\x1c\x0d"
 
@@ -85,11 +86,13 @@ def frame(message: str) -> bytes:
 class MllpClient:
     """A sender's side of MLLP over a raw socket: send bytes as they are, read ACKs as they come."""
 
-    def __init__(self, port: int, *, tls: bool = False, timeout_s: float = 15) -> None:
+    def __init__(self, port: int, *, tls: bool = False, certificate: Path | None = None, timeout_s: float = 15) -> None:
         sock = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
         if tls:
             context = ssl.create_default_context()
             context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # the dev certificate
+            if certificate is not None:  # a PEM holding the client's key and certificate
+                context.load_cert_chain(certificate)
             sock = context.wrap_socket(sock)
         self.sock, self.buffer = sock, b""
 

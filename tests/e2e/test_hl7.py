@@ -1,11 +1,19 @@
 """HL7 v2 over MLLP end to end (doc/hl7.md): raw sockets to NGINX's stream ports, the readings
 read back through the JSON API."""
 
+import dataclasses
+import ssl
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
-from harness import eventually
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from harness import eventually, free_port, stack_module
 
 from painkiller_testing.hl7 import END, START, MllpClient, adt, frame, loinc, pcd01, stamp
 
@@ -204,3 +212,79 @@ def test_adt_content_the_patient_service_refuses_gets_ae_naming_the_field(api, m
     assert (unknown["MSA"][1], unknown["ERR"][2]) == ("AE", "PID^1^3")
     assert (no_birth_date["MSA"][1], no_birth_date["ERR"][2]) == ("AE", "PID^1^7")
     assert api.get("/api/v1/patient", params={"mrn": "MRN-7101"}).json()["items"] == []
+
+
+def certificate_authority(directory: Path, name: str) -> tuple[Path, ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A CA of the hospital's (its certificate file), for monitors' client certificates."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    path = directory / f"{name}.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path, key, cert
+
+
+def client_certificate(directory: Path, ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, name: str) -> Path:
+    """A monitor's certificate and key, in one PEM file, signed by `ca`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    path = directory / f"{name}.pem"
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    path.write_bytes(pem + cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+@pytest.fixture
+def certificates_required(stack, monkeypatch, tmp_path) -> Iterator[tuple[stack_module.Stack, Path, Path]]:
+    """A second NGINX in front of the same listener that requires client certificates of the
+    hospital's CA on its TLS port (HL7_TLS_VERIFY_CLIENT=on); a good and a foreign certificate."""
+    tmp_path.chmod(0o755)
+    ca_path, ca_key, ca = certificate_authority(tmp_path, "hospital-ca")
+    _, other_key, other = certificate_authority(tmp_path, "other-ca")
+    good, foreign = (
+        client_certificate(tmp_path, ca_key, ca, "monitor"),
+        client_certificate(tmp_path, other_key, other, "x"),
+    )
+    monkeypatch.setenv("HL7_TLS_CLIENT_CA", str(ca_path))
+    monkeypatch.setenv("HL7_TLS_VERIFY_CLIENT", "on")
+    run_dir = tmp_path / "nginx-run"
+    run_dir.mkdir(mode=0o755)
+    strict = dataclasses.replace(stack, run_dir=run_dir, nginx_port=free_port(), tls_port=free_port(),
+                                 hl7_port=free_port(), hl7_tls_port=free_port())  # fmt: skip
+    process = stack_module.start_nginx(strict)
+    stack_module.wait_ready(strict.url + "/api/v1/patient/health/live", process=process)
+    try:
+        yield strict, good, foreign
+    finally:
+        stack_module.stop([process])
+
+
+def test_mllp_over_tls_with_a_client_certificate_required(api, certificates_required) -> None:
+    strict, good, foreign = certificates_required
+    patient_id = patient(api, "MRN-7200")
+    trusted = MllpClient(strict.hl7_tls_port, tls=True, certificate=good)
+    try:
+        assert trusted.exchange(loinc("CERT-1", "MRN-7200"))["MSA"][1] == "AA"
+    finally:
+        trusted.close()
+    for certificate in (None, foreign):
+        try:
+            refused = MllpClient(strict.hl7_tls_port, tls=True, certificate=certificate)
+            assert refused.exchange(loinc("CERT-2", "MRN-7200")) == {}  # the handshake or the connection fails
+            refused.close()
+        except (ssl.SSLError, ConnectionError):
+            pass
+    assert len(readings(api, patient_id)) == 1

@@ -135,15 +135,21 @@ class Listener:
         """Store the message's readings, or hold it for a patient not known yet; nothing for a
         resend of a message accepted before."""
         async with pg.connection(self.pool) as conn:
-            if await store.already_accepted(conn, header):
+            seen = await store.look_up(conn, header, found.mrn)
+            if seen.before:
                 return
-            patient_id = await store.patient_of(conn, found.mrn) or await self.identify(conn, found.mrn)
-            kept = store.Kept(header, raw, sender, "held", "AA", mrn=found.mrn, readings=found.readings)
+            patient_id = seen.patient_id or await self.identify(conn, found.mrn)
+            held = store.Kept(header, raw, sender, "held", "AA", mrn=found.mrn, readings=found.readings)
+            if patient_id is not None and len(found.readings) == 1:  # most messages: one round trip
+                if not await store.record_and_keep(conn, held, patient_id, found.readings[0]):
+                    await self.keep_once(conn, held)  # the patient was deleted meanwhile
+                return
             try:
                 async with conn.transaction():
                     stored = None if patient_id is None else await store.record(
                         conn, header, sender, patient_id, found.readings
                     )  # fmt: skip
+                    kept = held
                     if stored is not None:
                         state = "stored" if stored else "duplicate"
                         kept = store.Kept(header, raw, sender, state, "AA", mrn=found.mrn, patient_id=patient_id,
@@ -154,11 +160,17 @@ class Listener:
                     raise
                 # The same message at the same moment on another connection: that one is stored.
 
+    @staticmethod
+    async def keep_once(conn: pg.Connection, kept: store.Kept) -> None:
+        """Keep a message, unless the same one was kept a moment ago on another connection."""
+        with contextlib.suppress(UniqueViolation):
+            await store.keep(conn, kept)
+
     async def admit(self, header: Header, admission: dict[str, Any], raw: str, sender: str) -> None:
         """Have the patient service apply an ADT message (once, however often it is sent), then
         keep the message; `AE` naming the field the patient service refused."""
         async with pg.connection(self.pool) as conn:
-            if await store.already_accepted(conn, header):
+            if (await store.look_up(conn, header, admission["mrn"])).before:
                 return
             actor = f"{header.sending_application}@{header.sending_facility}"[:255]
             response = await self.directory.admit({**admission, "sender": actor}, idempotency_key(header))
@@ -166,10 +178,8 @@ class Listener:
                 raise refusal_of(response)
             patient_id = uuid.UUID(response.json()["patient_id"])
             await store.remember(conn, admission["mrn"], patient_id)  # its readings need not wait
-            kept = store.Kept(header, raw, sender, "stored", "AA", mrn=admission["mrn"], patient_id=patient_id)
-            # The same message at the same moment on another connection is kept there.
-            with contextlib.suppress(UniqueViolation):
-                await store.keep(conn, kept)
+            await self.keep_once(conn, store.Kept(header, raw, sender, "stored", "AA", mrn=admission["mrn"],
+                                                  patient_id=patient_id))  # fmt: skip
 
     async def identify(self, conn: pg.Connection, mrn: str) -> uuid.UUID | None:
         """Ask the patient service who has `mrn`, and remember it; None if no one does or it

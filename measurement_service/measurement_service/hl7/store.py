@@ -20,12 +20,13 @@ from painkiller_common.db.statements import Statement, rows_json
 from painkiller_common.observability import logs, tracing
 from painkiller_common.security import audit
 
-# A resend of a message already accepted (same MSH-3, MSH-4 and MSH-10).
-ACCEPTED = Statement.compile(
-    "SELECT state FROM hl7_messages WHERE sending_application = :sending_application"
-    " AND sending_facility = :sending_facility AND control_id = :control_id AND ack_code = 'AA'"
+# Whether the message was accepted before (a resend: same MSH-3, MSH-4 and MSH-10), and which
+# patients the replica knows with its MRN: one round trip.
+LOOKUP = Statement.compile(
+    "SELECT EXISTS (SELECT 1 FROM hl7_messages WHERE sending_application = :sending_application"
+    " AND sending_facility = :sending_facility AND control_id = :control_id AND ack_code = 'AA') AS seen,"
+    " ARRAY(SELECT patient_id FROM known_patients WHERE mrn = :mrn AND NOT deleted) AS patients"
 )
-PATIENT_OF = Statement.compile("SELECT patient_id FROM known_patients WHERE mrn = :mrn AND NOT deleted")
 # Remembered for the patient the patient service named, and for no other (an MRN moved from one
 # patient to another before the first one's `patient.updated` arrived).
 REMEMBER = Statement.compile(
@@ -33,11 +34,25 @@ REMEMBER = Statement.compile(
     " INSERT INTO known_patients (patient_id, version, mrn) VALUES (:patient_id, 0, :mrn)"
     " ON CONFLICT (patient_id) DO UPDATE SET mrn = excluded.mrn WHERE NOT known_patients.deleted"
 )
+_COLUMNS = (
+    "id, sending_application, sending_facility, control_id, message_type, sender_address, mrn, state, ack_code,"
+    " detail, reading, patient_id, measurement_id, raw"
+)
+# A message of one reading for a known patient: the reading with its event and audit row, and the
+# message kept, in one statement (one round trip, its own transaction). Kept only if its patient
+# is still there; a resend on another connection at the same moment is kept once, and its reading
+# stored once (the natural key).
+RECORD_AND_KEEP = statements.record_one_and(
+    f"kept AS (INSERT INTO hl7_messages ({_COLUMNS})"
+    " SELECT :message_id, :sending_application, :sending_facility, :control_id, :message_type, :sender_address,"
+    " :mrn, CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 'stored' ELSE 'duplicate' END, 'AA', NULL, NULL,"
+    " :patient_id::uuid, (SELECT id FROM ins), :raw WHERE (SELECT ok FROM ready)"
+    " ON CONFLICT (sending_application, sending_facility, control_id) WHERE ack_code = 'AA' DO NOTHING)"
+)
 KEEP = Statement.compile(
-    "INSERT INTO hl7_messages (id, sending_application, sending_facility, control_id, message_type,"
-    " sender_address, mrn, state, ack_code, detail, reading, patient_id, measurement_id, raw)"
-    " VALUES (:id, :sending_application, :sending_facility, :control_id, :message_type, :sender_address,"
-    " :mrn, :state, :ack_code, :detail, :reading::jsonb, :patient_id, :measurement_id, :raw)"
+    f"INSERT INTO hl7_messages ({_COLUMNS}) VALUES (:message_id, :sending_application, :sending_facility,"
+    " :control_id, :message_type, :sender_address, :mrn, :state, :ack_code, :detail, :reading::jsonb, :patient_id,"
+    " :measurement_id, :raw)"
 )
 HELD_MRNS = Statement.compile("SELECT DISTINCT mrn FROM hl7_messages WHERE state = 'held' LIMIT 100")
 HELD = Statement.compile(
@@ -71,13 +86,10 @@ class Kept:
     measurement_id: uuid.UUID | None = None
 
     def values(self) -> dict[str, Any]:
-        header = self.header
         return {
-            "id": uuid.uuid4(),
-            "sending_application": header.sending_application[:227],
-            "sending_facility": header.sending_facility[:227],
-            "control_id": header.control_id[:199],
-            "message_type": header.message_type[:15],
+            "message_id": uuid.uuid4(),
+            **key_of(self.header),
+            "message_type": self.header.message_type[:15],
             "sender_address": self.sender_address,
             "mrn": self.mrn,
             "state": self.state,
@@ -90,19 +102,35 @@ class Kept:
         }
 
 
-async def already_accepted(conn: Connection, header: Header) -> bool:
-    key = {
+def key_of(header: Header) -> dict[str, str]:
+    """What makes a message the same as one sent before, cut to the columns' sizes."""
+    return {
         "sending_application": header.sending_application[:227],
         "sending_facility": header.sending_facility[:227],
         "control_id": header.control_id[:199],
     }
-    return await ACCEPTED.one(conn, key) is not None
 
 
-async def patient_of(conn: Connection, mrn: str) -> uuid.UUID | None:
-    """The patient the replica knows with this MRN; None if none, or several (one is stale)."""
-    rows = await PATIENT_OF.all(conn, {"mrn": mrn})
-    return rows[0]["patient_id"] if len(rows) == 1 else None
+@dataclass(frozen=True)
+class Seen:
+    before: bool  # accepted before: a resend
+    patient_id: uuid.UUID | None  # the patient the replica knows with its MRN, if exactly one
+
+
+async def look_up(conn: Connection, header: Header, mrn: str) -> Seen:
+    row = await LOOKUP.one(conn, {**key_of(header), "mrn": mrn})
+    assert row is not None  # a SELECT of two subqueries: one row
+    patients = row["patients"]
+    return Seen(row["seen"], patients[0] if len(patients) == 1 else None)  # several: one is stale
+
+
+async def record_and_keep(conn: Connection, kept: "Kept", patient_id: uuid.UUID, reading: dict[str, Any]) -> bool:
+    """A message of one reading for a known patient, in one statement; False if the patient was
+    deleted meanwhile (nothing stored: the caller holds the message)."""
+    values = _values(kept.header, kept.sender_address, patient_id, reading, datetime.now(UTC))
+    row = await RECORD_AND_KEEP.one(conn, {**values, **kept.values(), "patient_id": patient_id})
+    assert row is not None  # a statement of outcomes: one row, always
+    return bool(row["alive"])
 
 
 async def remember(conn: Connection, mrn: str, patient_id: uuid.UUID) -> None:

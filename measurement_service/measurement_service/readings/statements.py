@@ -139,8 +139,15 @@ def _with(ctes: list[str], outputs: list[str]) -> Statement:
     return Statement.compile("WITH " + ",\n".join(ctes) + "\nSELECT " + ", ".join(outputs))
 
 
+def record_one_and(*more: str) -> Statement:
+    """RECORD_ONE, and more CTEs after its own, which may read `ins` (the reading stored, if it
+    was) and `ready` (its patient known and not deleted): the HL7 listener keeps its message in
+    the same statement (hl7/store.py)."""
+    return _with([_input(many=False), _KNOWN, _READY, _insert(_STORE_IF_READY), _OUTBOXED, _AUDITED, *more], _OUTCOME)
+
+
 # One reading, its event and audit row.
-RECORD_ONE = _with([_input(many=False), _KNOWN, _READY, _insert(_STORE_IF_READY), _OUTBOXED, _AUDITED], _OUTCOME)
+RECORD_ONE = record_one_and()
 # The same with an Idempotency-Key: stored and claimed only if the key has no answer yet, else that
 # answer (`prior`) to replay.
 RECORD_ONE_ONCE = _with(
