@@ -38,6 +38,7 @@ import stack as stack_module  # noqa: E402
 from provisioning import SERVICES, BrokerUsers, database_env  # noqa: E402
 from stack import free_port  # noqa: E402
 
+from bench import mllp  # noqa: E402
 from bench.machine import Cost, Machine, Usage  # noqa: E402
 from painkiller_common.db import ensure_database  # noqa: E402
 from painkiller_common.http.pagination import encode_cursor  # noqa: E402
@@ -58,6 +59,7 @@ BASELINE_DB = ADMIN.replace("postgresql+psycopg://", "postgresql+psycopg2://", 1
 VHOST = "painkiller-bench"
 MEASURED_AT = "2026-11-20T08:00:00Z"
 PATIENTS = 200
+HL7_CONNECTIONS = 16  # bedside monitors, each waiting for its ACK before the next message
 TARGET_READINGS = 5000  # the patient whose pages are read, at every table size
 
 
@@ -189,7 +191,7 @@ class Bench:
     # --- data ---------------------------------------------------------------------------
     def seed_patients(self) -> None:
         for i in range(PATIENTS):
-            body = {"first_name": "Bench", "last_name": f"Patient {i}", "age": 40 + i % 50}
+            body = {"mrn": f"BENCH-{i}", "first_name": "Bench", "last_name": f"Patient {i}", "age": 40 + i % 50}
             self.patient_ids.append(self.client.post("/api/v1/patient", json=body).json()["id"])
         for pid in self.patient_ids[:20]:
             self.client.post(f"/api/v1/patient/{pid}/measurements", json={"heart_rate_bpm": 80, "spo2_percent": 96})
@@ -313,9 +315,36 @@ class Bench:
             "POST .../measurements/batch (1,000 readings)", "post_json.lua", batch_paths,
             body=json.dumps({"readings": readings}), connections=4, unit_factor=1000, server="measurement-api",
             database=DATABASES["MEASUREMENT_DATABASE_URL"]))  # fmt: skip
+        results["hl7"] = self.costed("hl7", lambda: self.mllp_run(
+            f"HL7 ORU^R01 over MLLP ({HL7_CONNECTIONS} connections, send and wait)", server="measurement-hl7",
+            database=DATABASES["MEASUREMENT_DATABASE_URL"]))  # fmt: skip
         self.drain_events()
         self.hops = event_hops(*post_window)
         return results
+
+    def mllp_run(self, name: str, *, server: str, database: str) -> Result:
+        """Monitors sending PCD-01 ORU^R01 through NGINX's MLLP port, one message at a time per
+        connection (bench/mllp.py); a non-AA ACK counts as non-2xx."""
+        pids = self.server_pids(server)
+        cpu_before, commits_before = cpu_seconds(pids), commits(database)
+        mrns = [f"BENCH-{i}" for i in range(PATIENTS)]
+        tally = mllp.run(self.stack.hl7_port, mrns, connections=HL7_CONNECTIONS, seconds=self.args.hl7_seconds)
+        cpu_used, committed = cpu_seconds(pids) - cpu_before, commits(database) - commits_before
+        result = Result(
+            name=name,
+            rps=tally.sent / self.args.hl7_seconds,
+            p50_ms=percentile(tally.latencies, 0.5) * 1000,
+            p99_ms=percentile(tally.latencies, 0.99) * 1000,
+            non_2xx=tally.not_aa,
+            socket_errors=tally.errors,
+            requests=tally.sent,
+        )
+        if result.requests:
+            result.cpu_ms, result.commits = cpu_used * 1000 / result.requests, committed / result.requests
+        print(f"  {name:<48} {result.per_s:>10.0f}/s  p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms  "
+              f"not AA {result.non_2xx}  errors {result.socket_errors}  CPU {result.cpu_ms:.2f} ms/msg  "
+              f"commits {result.commits:.2f}/msg", flush=True)  # fmt: skip
+        return result
 
     def drain_events(self) -> None:
         """Let the relays and consumers catch up before the reads (and say how long it took)."""
@@ -612,10 +641,17 @@ def report(bench: Bench, writes: dict[str, Result], reads: dict[str, Result], sm
     row(writes["baseline_post"])
     row(writes["post"], writes["baseline_post"])
     row(writes["batch"], writes["baseline_post"], " (readings/s)")
+    row(writes["hl7"], writes["baseline_post"], " (readings/s)")
     row(reads["baseline_get"])
     row(reads["get_patient"], reads["baseline_get"])
     row(reads["first_page"], reads["baseline_get"])
     lag, hops = bench.lag, bench.hops
+    hl7, post = writes["hl7"], writes["post"]
+    lines += [
+        "",
+        f"HL7: {hl7.per_s:,.0f} readings/s over MLLP, {hl7.per_s / post.per_s:.2f}x the JSON POST's; ACK p99 "
+        f"{hl7.p99_ms:.0f} ms; {hl7.non_2xx} ACKs other than AA (doc/hl7.md).",
+    ]
 
     def spread(samples: list[float]) -> str:
         return f"p50 {percentile(samples, 0.5) * 1000:.0f} ms, p99 {percentile(samples, 0.99) * 1000:.0f} ms"
@@ -647,7 +683,8 @@ def report(bench: Bench, writes: dict[str, Result], reads: dict[str, Result], sm
 
 def machine_report(costs: dict[str, Cost], rest: Usage) -> list[str]:
     """What a reading costs the machine, by process, and what the stack burns at rest."""
-    columns = [("baseline_post", "baseline POST"), ("post", "POST a reading"), ("batch", "batch, per reading")]
+    columns = [("baseline_post", "baseline POST"), ("post", "POST a reading"), ("batch", "batch, per reading"),
+               ("hl7", "HL7 ORU over MLLP")]  # fmt: skip
     roles = sorted({role for cost in costs.values() for role in cost.per_reading_ms})
     lines = [
         "",
@@ -677,6 +714,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10, help="length of each write/read scenario")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--hl7-seconds", type=float, default=60, help="length of the HL7 over MLLP scenario")
     parser.add_argument("--rows", type=int, default=5_000_000, help="table size of the large data-size run")
     parser.add_argument("--small-rows", type=int, default=10_000)
     parser.add_argument("--keep-data", action="store_true", help="keep the bench databases (to EXPLAIN queries)")
