@@ -118,7 +118,7 @@ OPERATIONS = {
         "measurement_create", "measurement_create_for_patient", "measurement_batch", "measurement_batch_for_patient",
         "measurement_list", "measurement_list_by_body", "measurement_list_for_patient", "measurement_audit",
         "measurement_read", "measurement_delete", "measurement_health_live",
-        "measurement_health_ready",
+        "measurement_health_ready", "measurement_hl7_held",
     },
 }  # fmt: skip
 

@@ -26,7 +26,19 @@ class HeldFilter(BaseModel):
 
 
 class HeldMessage(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "3f6c1a2b-9d4e-4c5f-8a7b-6e5d4c3b2a19", "received_at": "2026-12-03T08:31:02.118Z",
+                    "sending_application": "AcmeMonitor", "sending_facility": "ICU-4", "control_id": "MSG-0001",
+                    "mrn": "MRN-1001",
+                    "readings": [{"measured_at": "2026-12-03T08:30:00Z", "spo2_percent": 96, "heart_rate_bpm": 72}],
+                }
+            ]
+        },
+    )  # fmt: skip
 
     id: uuid.UUID
     received_at: datetime
