@@ -9,7 +9,7 @@ from measurement_service.hl7 import acks, messages
 from measurement_service.hl7.codes import CODES, UNITS
 from measurement_service.hl7.messages import Problem
 from painkiller_common.vital_signs import SIGNS
-from painkiller_testing.hl7 import adt, loinc, pcd01
+from painkiller_testing.hl7 import adt, loinc, news2_set, pcd01
 
 WHEN = "20261201091500+0100"
 OBR_TIME = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # OBR-7, which pcd01 writes in +01:00
@@ -158,3 +158,31 @@ def test_an_adt_message_without_a_bed_or_birth_date_leaves_them_out() -> None:
     with pytest.raises(Problem) as refused:
         messages.admission(messages.parse(adt("A01", "C1", "MRN-5", born="1960")), "A01")
     assert (refused.value.segment, refused.value.position) == ("PID", 7)
+
+
+def test_a_whole_news2_set_with_acvpu_and_oxygen() -> None:
+    [reading] = messages.observations(messages.parse(news2_set("C1", "M1", at=OBR_TIME))).readings
+    assert {name: value for name, value in reading.items() if name not in ("measured_at", "source")} == {
+        "respiratory_rate_bpm": 22, "spo2_percent": 95, "on_oxygen": True, "systolic_mmhg": 108, "diastolic_mmhg": 70,
+        "heart_rate_bpm": 104, "consciousness": "confusion", "temperature_c": 38.3,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("segment", "field", "expected"),
+    [
+        ("OBX|1|CWE|67775-7^Level of responsiveness^LN||422768004^Unresponsive^SCT||||||F", "consciousness",
+         "unresponsive"),
+        ("OBX|1|ST|67775-7^Level of responsiveness^LN||a||||||F", "consciousness", "alert"),
+        ("OBX|1|NM|3150-0^Inhaled oxygen concentration^LN||21|%|||||F", "on_oxygen", False),
+        ("OBX|1|NM|3150-0^Inhaled oxygen concentration^LN||28|%|||||F", "on_oxygen", True),
+        ("OBX|1|NM|3151-8^Inhaled oxygen flow rate^LN||0|L/min|||||F", "on_oxygen", False),
+    ],
+)  # fmt: skip
+def test_consciousness_and_air_or_oxygen(segment, field, expected) -> None:
+    assert reading_of(segment)[field] == expected
+
+
+def test_a_level_that_is_not_acvpu_is_ae() -> None:
+    problem = refusal("OBX|3|CWE|67775-7^Level of responsiveness^LN||X^Drowsy||||||F")
+    assert (problem.ack, problem.segment, problem.sequence, problem.position) == ("AE", "OBX", 3, 5)

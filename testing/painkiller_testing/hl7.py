@@ -48,6 +48,22 @@ def pcd01(control_id: str, mrn: str, *, at: datetime | None = None, version: str
     )
 
 
+def news2_set(control_id: str, mrn: str, *, at: datetime | None = None) -> str:
+    """A PCD-01 ORU^R01 with every NEWS2 parameter: respiration 22, SpO2 95 on oxygen (2 L/min),
+    systolic 108, pulse 104, new confusion, temperature 38.3: NEWS2 2+1+2+1+1+3+1 = 11."""
+    when = stamp((at or datetime.now(UTC) - timedelta(minutes=1)).astimezone(UTC))
+    return pcd01(control_id, mrn, at=at, observations=[
+        f"OBX|4|NM|151562^MDC_RESP_RATE^MDC|1.1.1.1|22|264928^MDC_DIM_RESP_PER_MIN^MDC|||||F|||{when}",
+        f"OBX|5|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.2.1.1|95|262688^MDC_DIM_PERCENT^MDC|||||F|||{when}",
+        f"OBX|6|NM|3151-8^Inhaled oxygen flow rate^LN||2|L/min^^UCUM|||||F|||{when}",
+        f"OBX|7|NM|150301^MDC_PRESS_CUFF_SYS^MDC|1.3.1.1|108|266016^MDC_DIM_MMHG^MDC|||||F|||{when}",
+        f"OBX|8|NM|150302^MDC_PRESS_CUFF_DIA^MDC|1.3.1.2|70|266016^MDC_DIM_MMHG^MDC|||||F|||{when}",
+        f"OBX|9|NM|149530^MDC_PULS_OXIM_PULS_RATE^MDC|1.2.1.2|104|264864^MDC_DIM_BEAT_PER_MIN^MDC|||||F|||{when}",
+        f"OBX|10|CWE|67775-7^Level of responsiveness^LN||C^New confusion^ACVPU||||||F|||{when}",
+        f"OBX|11|NM|150364^MDC_TEMP_BODY^MDC|1.4.1.1|38.3|268192^MDC_DIM_DEGC^MDC|||||F|||{when}",
+    ])  # fmt: skip
+
+
 def loinc(control_id: str, mrn: str, *, at: datetime | None = None) -> str:
     """A plain ORU^R01 (HL7 2.3) coded in LOINC with UCUM units."""
     when = stamp((at or datetime.now(UTC) - timedelta(minutes=2)).astimezone(UTC))

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from harness import eventually, free_port, stack_module
 
-from painkiller_testing.hl7 import END, START, MllpClient, adt, frame, loinc, pcd01, stamp
+from painkiller_testing.hl7 import END, START, MllpClient, adt, frame, loinc, news2_set, pcd01, stamp
 
 pytestmark = pytest.mark.usefixtures("empty_databases")
 
@@ -55,6 +55,19 @@ def test_a_pcd01_message_is_stored_as_one_reading_in_the_apis_units(api, mllp) -
     assert (reading["systolic_mmhg"], reading["diastolic_mmhg"]) == (117, 78)  # from kPa
     assert reading["respiratory_rate_bpm"] == 18
     assert reading["temperature_c"] == 37.5  # from degrees Fahrenheit
+
+
+def test_a_whole_news2_set_from_a_monitor_scores_the_patient(api, mllp) -> None:
+    patient_id = patient(api, "MRN-7011")
+
+    assert mllp.exchange(news2_set("NEWS2-1", "MRN-7011"))["MSA"][1] == "AA"
+
+    def scored() -> dict | None:
+        """the patient service scored the reading"""
+        return api.get(f"/api/v1/patient/{patient_id}").json()["risk"]
+
+    risk = eventually(scored)
+    assert (risk["news2_total"], risk["band"]) == (11, "high")
 
 
 def test_a_loinc_coded_message_is_stored_too(api, mllp) -> None:

@@ -79,3 +79,16 @@ UNITS: dict[str, dict[str, Convert]] = {
 def conversion(field: str, unit: str) -> Convert | None:
     """How a value of `field` sent in `unit` becomes the API's unit; None for a unit it cannot be."""
     return UNITS[SIGNS[field].unit].get(unit)
+
+
+# The two NEWS2 parameters that are not a number of the vital-sign table (doc/hl7.md).
+# Consciousness: LOINC 67775-7 (level of responsiveness), its value the ACVPU letter or the
+# SNOMED CT finding.
+CONSCIOUSNESS_CODE = "67775-7"
+ACVPU = {
+    "A": "alert", "C": "confusion", "V": "voice", "P": "pain", "U": "unresponsive",
+    "248234008": "alert", "300202002": "voice", "255373000": "voice", "450847001": "pain", "422768004": "unresponsive",
+}  # fmt: skip
+# Air or oxygen: supplemental oxygen when the inhaled oxygen concentration (LOINC 3150-0, %) is
+# above room air's 21 %, or the inhaled oxygen flow rate (LOINC 3151-8, L/min) above 0.
+OXYGEN_ABOVE = {"3150-0": 21.0, "3151-8": 0.0}

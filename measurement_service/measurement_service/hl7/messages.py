@@ -15,7 +15,7 @@ from typing import Any
 import hl7
 from pydantic import ValidationError
 
-from measurement_service.hl7.codes import CODES, conversion
+from measurement_service.hl7.codes import ACVPU, CODES, CONSCIOUSNESS_CODE, OXYGEN_ABOVE, conversion
 from measurement_service.readings.schemas import Reading
 from painkiller_common.vital_signs import SIGNS
 
@@ -165,23 +165,48 @@ def _mrn(message: hl7.Message) -> str:
 
 
 def _observe(group: Group, obx: hl7.Segment) -> None:
-    """Add one OBX's value to its group, unless it is a device or channel row, not numeric, not a
-    vital, or not of a status that is stored."""
+    """Add one OBX's value to its group, unless it is a device or channel row, not a vital, not
+    numeric (but ACVPU), or not of a status that is stored."""
     set_id = int(_text(obx, 1) or 0) or 1
-    code, status = CODES.get(_component(obx, 3, 1)), _text(obx, 11)
-    if _text(obx, 2) not in ("NM", "SN") or code is None or status not in STORED_STATUSES:
+    identifier, kind, status = _component(obx, 3, 1), _text(obx, 2), _text(obx, 11)
+    if not kind or status not in STORED_STATUSES:
         return
-    if code.field in group.ranks and group.ranks[code.field] <= code.rank:
+    if identifier == CONSCIOUSNESS_CODE:
+        _keep(group, obx, set_id, "consciousness", _acvpu(obx, set_id))
         return
-    unit = _component(obx, 6, 1)
-    convert = conversion(code.field, unit)
-    if convert is None:
-        raise Problem("AE", f"unit {unit!r} is not one for {code.field}", "OBX", set_id, 6, code=103)
-    value = convert(_number(obx, set_id))
-    group.values[code.field] = value if SIGNS[code.field].type is float else _whole(value)
-    group.ranks[code.field], group.where[code.field] = code.rank, set_id
+    if kind not in ("NM", "SN"):
+        return
+    if identifier in OXYGEN_ABOVE:
+        _keep(group, obx, set_id, "on_oxygen", _number(obx, set_id) > OXYGEN_ABOVE[identifier])
+        return
+    code = CODES.get(identifier)
+    if code is None or code.rank >= group.ranks.get(code.field, code.rank + 1):
+        return  # not a vital, or one of its codes that goes before this one was read
+    group.ranks[code.field] = code.rank
+    _keep(group, obx, set_id, code.field, _vital(obx, set_id, code.field))
+
+
+def _keep(group: Group, obx: hl7.Segment, set_id: int, field: str, value: Any) -> None:
+    group.values[field], group.where[field] = value, set_id
     group.measured_at = _time(obx, 14, "OBX", set_id) or group.measured_at
     group.source = group.source or _component(obx, 18, 1) or None
+
+
+def _vital(obx: hl7.Segment, set_id: int, field: str) -> float | int:
+    """The OBX's number in the API's unit: `AE` naming OBX-6 for a unit that is not the field's."""
+    unit = _component(obx, 6, 1)
+    convert = conversion(field, unit)
+    if convert is None:
+        raise Problem("AE", f"unit {unit!r} is not one for {field}", "OBX", set_id, 6, code=103)
+    value = convert(_number(obx, set_id))
+    return value if SIGNS[field].type is float else _whole(value)
+
+
+def _acvpu(obx: hl7.Segment, set_id: int) -> str:
+    level = ACVPU.get(_component(obx, 5, 1).strip().upper())
+    if level is None:
+        raise Problem("AE", "OBX-5 is not an ACVPU level (A, C, V, P, U)", "OBX", set_id, 5, code=103)
+    return level
 
 
 def _reading(group: Group) -> dict[str, Any]:

@@ -124,7 +124,7 @@ async def look_up(conn: Connection, header: Header, mrn: str) -> Seen:
     return Seen(row["seen"], patients[0] if len(patients) == 1 else None)  # several: one is stale
 
 
-async def record_and_keep(conn: Connection, kept: "Kept", patient_id: uuid.UUID, reading: dict[str, Any]) -> bool:
+async def record_and_keep(conn: Connection, kept: Kept, patient_id: uuid.UUID, reading: dict[str, Any]) -> bool:
     """A message of one reading for a known patient, in one statement; False if the patient was
     deleted meanwhile (nothing stored: the caller holds the message)."""
     values = _values(kept.header, kept.sender_address, patient_id, reading, datetime.now(UTC))
