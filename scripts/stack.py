@@ -290,19 +290,12 @@ def log_tail(log: Path | None, lines: int = 20) -> str:
 
 
 def nginx_binary() -> str:
-    """NGINX's path; installed from Debian's packages when missing and we are root."""
-    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
-    if found:
-        return found
-    if os.geteuid() != 0:
-        sys.exit("NGINX is not installed. Install it (e.g. `sudo apt-get install -y nginx`) and run again.")
-    print("NGINX is missing: installing it from the system packages", flush=True)
-    subprocess.run(["apt-get", "update", "-qq"], check=True)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "nginx"],
-        check=True,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-    )
+    """NGINX's path; installed with its stream module (the MLLP port) from Debian's packages when
+    missing and we are root, as `make up` does (scripts/bootstrap.py)."""
+    try:
+        bootstrap.install([bootstrap.NGINX, bootstrap.NGINX_STREAM])
+    except bootstrap.NotReady as exc:
+        sys.exit(str(exc))
     return shutil.which("nginx") or "/usr/sbin/nginx"
 
 
