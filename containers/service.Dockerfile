@@ -31,7 +31,8 @@ RUN test -n "$SERVICE" \
     && rm -rf /opt/venv/lib/python3*/site-packages/fhir/resources/STU3 \
     && find /opt/venv -name '*.so*' -type f -exec strip --strip-unneeded {} +
 
-# What only the tests need, in a directory of its own (the test target puts it on PYTHONPATH).
+# What only the tests need, in a directory of its own (the test target puts it on PYTHONPATH):
+# pytest, and python-hl7, which the measurement service's HL7 reader is held against.
 # The shared test tooling (testing/) is copied here only: the runtime image never holds it.
 FROM build AS test-deps
 ARG PIP_OPTIONS=""
@@ -39,7 +40,7 @@ COPY testing/ testing/
 # hadolint ignore=SC2086
 RUN python3 -m venv /opt/tools \
     && /opt/tools/bin/pip install --no-cache-dir --disable-pip-version-check $PIP_OPTIONS \
-        -c constraints.txt --target /opt/test-deps pytest \
+        -c constraints.txt --target /opt/test-deps pytest hl7 \
     && /opt/tools/bin/pip install --no-cache-dir --disable-pip-version-check $PIP_OPTIONS \
         --no-deps --target /opt/test-deps ./testing
 

@@ -154,7 +154,7 @@ def wheelhouse() -> None:
         wheel.unlink()
     run(sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
         "--wheel-dir", str(WHEELHOUSE), "-c", str(ROOT / "constraints.txt"),
-        "./common", "./patient_service", "./measurement_service", "pytest", "setuptools", "wheel",
+        "./common", "./patient_service", "./measurement_service", "pytest", "hl7", "setuptools", "wheel",
         cwd=ROOT)  # fmt: skip
 
 
