@@ -1,9 +1,14 @@
 """Patient service settings, read from PATIENT_* environment variables."""
 
+from typing import Annotated
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from painkiller_common.settings import ServiceSettings
+from patient_service.risk.observations import RCP_MINUTES, Level, Schedule
+
+Minutes = Annotated[int, Field(gt=0, le=24 * 60)]
 
 
 class WebhookSettings(BaseSettings):
@@ -45,3 +50,11 @@ class Settings(ServiceSettings):
     # The identifier system of the hospital's MRNs in FHIR `Patient.identifier` (doc/fhir.md).
     fhir_mrn_system: str = "https://hospital.example/fhir/sid/mrn"
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    # Minutes between observations at each NEWS2 level (risk/observations.py): the RCP's minimum
+    # frequency, and wards that observe more often, as JSON: {"ICU": {"zero": 60, "low": 60}}.
+    observation_minutes: dict[Level, Minutes] = Field(default_factory=lambda: dict(RCP_MINUTES))
+    ward_observation_minutes: dict[str, dict[Level, Minutes]] = Field(default_factory=dict)
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule({**RCP_MINUTES, **self.observation_minutes}, self.ward_observation_minutes)

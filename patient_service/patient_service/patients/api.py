@@ -74,14 +74,22 @@ def _touched(patients: Page[PatientOut] | Page[AtRiskPatient]) -> list[tuple[uui
     responses=problem_responses(404, 409, 415, 422),
 )
 def create_patient(
-    data: PatientCreate, session: SessionDep, access: CreatePatient, idempotency_key: IdempotencyKey = None
+    data: PatientCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    access: CreatePatient,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Register a patient; the `Location` header gives the new patient's URL. A request repeated
     with the same Idempotency-Key gets the first answer again, or 404 once that patient is deleted."""
 
     def create() -> Outcome:
         patient = service.create_patient(session=session, data=data)
-        return Outcome(service.to_out(patient), location=f"{PREFIX}/{patient.id}", touched=[(patient.id, patient.id)])
+        return Outcome(
+            service.to_out(patient, settings.schedule),
+            location=f"{PREFIX}/{patient.id}",
+            touched=[(patient.id, patient.id)],
+        )
 
     answer = run_once(
         session=session,
@@ -113,9 +121,11 @@ def import_patients(
 
 
 @router.get("", name="list", response_model=Page[PatientOut], responses=problem_responses(422))
-async def list_patients(query: Annotated[PatientFilter, Query()], pool: PoolDep, access: ListPatients) -> Response:
+async def list_patients(
+    query: Annotated[PatientFilter, Query()], pool: PoolDep, settings: SettingsDep, access: ListPatients
+) -> Response:
     """A page of patients in registration order, optionally filtered by name or MRN."""
-    return json_response(await service.list_patients(pool=pool, access=access, query=query))
+    return json_response(await service.list_patients(pool=pool, access=access, query=query, schedule=settings.schedule))
 
 
 @router.post(
@@ -125,15 +135,19 @@ async def list_patients(query: Annotated[PatientFilter, Query()], pool: PoolDep,
     dependencies=JsonBody,
     responses=problem_responses(415, 422),
 )
-async def list_patients_by_body(query: PatientSearch, pool: PoolDep, access: ListPatients) -> Response:
+async def list_patients_by_body(
+    query: PatientSearch, pool: PoolDep, settings: SettingsDep, access: ListPatients
+) -> Response:
     """The same as `GET /api/v1/patient`, with the filters in a JSON body."""
-    return await list_patients(query, pool, access)
+    return await list_patients(query, pool, settings, access)
 
 
 @router.get("/at-risk", name="list_at_risk", response_model=Page[AtRiskPatient], responses=problem_responses(422))
-def list_at_risk(query: Annotated[AtRiskFilter, Query()], session: SessionDep, access: ListPatients) -> Response:
+def list_at_risk(
+    query: Annotated[AtRiskFilter, Query()], session: SessionDep, settings: SettingsDep, access: ListPatients
+) -> Response:
     """The ward view: patients whose NEWS2 band is at least `min_band`, highest score first."""
-    page = service.list_at_risk(session=session, query=query)
+    page = service.list_at_risk(session=session, query=query, schedule=settings.schedule)
     access.record(session, 200, _touched(page))
     return json_response(page)
 
@@ -160,9 +174,10 @@ def get_risk(
 
 
 @router.get("/{patient_id:uuid}", name="read", response_model=PatientOut, responses=problem_responses(404))
-async def get_patient(patient_id: uuid.UUID, pool: PoolDep, access: ReadPatient) -> Response:
+async def get_patient(patient_id: uuid.UUID, pool: PoolDep, settings: SettingsDep, access: ReadPatient) -> Response:
     access.reach(patient_id)
-    return json_response(await service.read_patient(pool=pool, access=access, patient_id=patient_id))
+    patient = await service.read_patient(pool=pool, access=access, patient_id=patient_id, schedule=settings.schedule)
+    return json_response(patient)
 
 
 # A patient's app must not move itself to SpO2 scale 2 (a lower NEWS2, silenced alerts) or take
@@ -236,7 +251,7 @@ def update_patient(
         )
     patient = service.update_patient(session=session, patient_id=patient_id, data=data, settings=settings)
     access.record(session, 200, [(patient_id, patient_id)])
-    return service.to_out(patient)
+    return service.to_out(patient, settings.schedule)
 
 
 @router.delete(

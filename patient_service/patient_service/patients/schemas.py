@@ -136,6 +136,14 @@ class RiskSummary(BaseModel):
     based_on: datetime | None = Field(description="When the newest reading behind it was measured.")
 
 
+DUE = (
+    "When the next set of observations is due: the NEWS2 of the latest complete set's time plus the"
+    " RCP's minimum frequency (0: 12 h, 1-4: 4 h, a 3 in one parameter or 5-6: 1 h, 7+: 15 min) or the"
+    " ward's; without a complete set, since registration. Null once discharged."
+)
+OVERDUE = "True once `next_observation_due_at` has passed."
+
+
 class PatientOut(PatientRecord):
     model_config = ConfigDict(
         json_schema_extra={
@@ -154,6 +162,7 @@ class PatientOut(PatientRecord):
                         "news2_total": 5, "band": "medium", "bp_category": "stage_1_hypertension",
                         "based_on": "2026-11-26T08:30:00Z",
                     },
+                    "next_observation_due_at": "2026-11-26T09:30:00Z", "overdue": False,
                 }
             ]
         }
@@ -164,6 +173,8 @@ class PatientOut(PatientRecord):
         description="Latest value of each vital and when it was measured, fed by measurement events.",
     )
     risk: RiskSummary | None = Field(default=None, description="Null until the patient has a reading.")
+    next_observation_due_at: datetime | None = Field(description=DUE)
+    overdue: bool = Field(description=OVERDUE)
 
 
 class AtRiskFilter(BaseModel):
@@ -181,6 +192,7 @@ class AtRiskPatient(BaseModel):
                 {
                     "id": EXAMPLE_ID, "mrn": "MRN-1001", "first_name": "Grace", "last_name": "Hopper", "news2_total": 5,
                     "band": "medium", "bp_category": "stage_1_hypertension", "based_on": "2026-11-26T08:30:00Z",
+                    "next_observation_due_at": "2026-11-26T09:30:00Z", "overdue": True,
                 }
             ]
         }
@@ -194,6 +206,8 @@ class AtRiskPatient(BaseModel):
     band: Band
     bp_category: BpCategory | None
     based_on: datetime
+    next_observation_due_at: datetime | None = Field(description=DUE)
+    overdue: bool = Field(description=OVERDUE)
 
 
 class PatientFilter(BaseModel):

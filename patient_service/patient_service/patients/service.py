@@ -36,17 +36,37 @@ from patient_service.patients.schemas import (
     years_between,
 )
 from patient_service.risk.assessment import reassess
+from patient_service.risk.observations import LatestSet, Schedule, next_observation
 from patient_service.risk.scores import BAND_RANK, assess, spo2_scale_of
 
 RECORD_FIELDS = [name for name in PatientRecord.model_fields if name != "age"]
 
 
-def _out(fields: Mapping[str, Any], latest_vitals: dict[str, Any], risk: dict[str, Any] | None) -> PatientOut:
-    """The API's form of a patient, from its columns (an ORM object's or a row's)."""
+def _out(fields: Mapping[str, Any], latest_vitals: dict[str, Any], risk: Mapping[str, Any] | None,
+         schedule: Schedule) -> PatientOut:  # fmt: skip
+    """The API's form of a patient, from its columns (an ORM object's or a row's); `risk` with
+    `complete`, whether its NEWS2 is of a complete set."""
     born = fields["birth_date"]
     age = years_between(born, today()) if born else fields["age"]
     record = {name: fields[name] for name in RECORD_FIELDS}
-    return PatientOut.model_validate({**record, "age": age, "latest_vitals": latest_vitals, "risk": risk})
+    due = next_observation(latest_set(fields, risk), schedule, datetime.now(UTC))
+    summary = risk and {name: risk[name] for name in ("news2_total", "band", "bp_category", "based_on")}
+    return PatientOut.model_validate({**record, "age": age, "latest_vitals": latest_vitals, "risk": summary,
+                                      "next_observation_due_at": due.at, "overdue": due.overdue})  # fmt: skip
+
+
+def latest_set(fields: Mapping[str, Any], risk: Mapping[str, Any] | None) -> LatestSet:
+    """What the observation schedule needs of a patient's columns and risk summary."""
+    location = fields["location"] or {}
+    return LatestSet(
+        news2_total=risk["news2_total"] if risk else None,
+        band=risk["band"] if risk else None,
+        complete=bool(risk and risk["complete"]),
+        based_on=risk["based_on"] if risk else None,
+        registered_at=fields["created_at"],
+        discharged=fields["discharged_at"] is not None,
+        ward=location.get("ward"),
+    )
 
 
 def to_ref(patient: Patient) -> PatientRef:
@@ -54,16 +74,18 @@ def to_ref(patient: Patient) -> PatientRef:
     return PatientRef(id=patient.id)
 
 
-def to_out(patient: Patient) -> PatientOut:
-    """The patient as the API shows it: own fields, latest vitals and risk summary."""
-    risk = patient.risk
-    summary = (
-        {"news2_total": risk.news2_total, "band": risk.band, "bp_category": risk.bp_category, "based_on": risk.based_on}
-        if risk
-        else None
-    )
+def to_out(patient: Patient, schedule: Schedule) -> PatientOut:
+    """The patient as the API shows it: own fields, latest vitals, risk summary, when the next
+    observations are due."""
     fields = {name: getattr(patient, name) for name in [*RECORD_FIELDS, "age"]}
-    return _out(fields, patient.latest_vitals, summary)
+    return _out(fields, patient.latest_vitals, _summary(patient.risk), schedule)
+
+
+def _summary(risk: RiskAssessmentRow | None) -> dict[str, Any] | None:
+    if risk is None:
+        return None
+    return {"news2_total": risk.news2_total, "band": risk.band, "bp_category": risk.bp_category,
+            "based_on": risk.based_on, "complete": risk.assessment["news2"]["complete"]}  # fmt: skip
 
 
 # A patient's version and events change in these three functions only, for the API and the
@@ -107,7 +129,8 @@ def create_patient(*, session: UnitOfWork, data: PatientCreate) -> Patient:
 # What a patient's answer needs: own fields, latest vitals and the risk summary (`_from_row`).
 _ANSWER_COLUMNS = (
     f"{', '.join('p.' + name for name in RECORD_FIELDS)}, p.age, p.latest_vitals,"
-    " r.news2_total, r.band, r.bp_category, r.based_on, r.patient_id IS NOT NULL AS assessed"
+    " r.news2_total, r.band, r.bp_category, r.based_on, r.patient_id IS NOT NULL AS assessed,"
+    " coalesce((r.assessment -> 'news2' ->> 'complete')::boolean, false) AS complete"
     " FROM patients p LEFT JOIN risk_assessments r ON r.patient_id = p.id"
 )
 _READ = Statement.compile(
@@ -117,18 +140,17 @@ _READ = Statement.compile(
 )
 
 
-def _from_row(row: Mapping[str, Any]) -> PatientOut:
-    risk = {name: row[name] for name in ("news2_total", "band", "bp_category", "based_on")}
-    return _out(row, row["latest_vitals"], risk if row["assessed"] else None)
+def _from_row(row: Mapping[str, Any], schedule: Schedule) -> PatientOut:
+    return _out(row, row["latest_vitals"], row if row["assessed"] else None, schedule)
 
 
-async def read_patient(*, pool: Pool, access: Access, patient_id: uuid.UUID) -> PatientOut:
+async def read_patient(*, pool: Pool, access: Access, patient_id: uuid.UUID, schedule: Schedule) -> PatientOut:
     """The patient, read and audited in one statement (one round trip: doc/performance.md)."""
     async with pg.connection(pool) as conn:
         row = await _READ.one(conn, {"patient_id": patient_id, **audit.shared_values(access.row(200))})
     if row is None:
         raise NotFound(f"Patient {patient_id} does not exist.")
-    return _from_row(row)
+    return _from_row(row, schedule)
 
 
 @functools.cache
@@ -149,7 +171,7 @@ def _page(*, name: bool, mrn: bool, ward: bool, after: bool) -> Statement:
     )
 
 
-async def list_patients(*, pool: Pool, access: Access, query: PatientFilter) -> Page[PatientOut]:
+async def list_patients(*, pool: Pool, access: Access, query: PatientFilter, schedule: Schedule) -> Page[PatientOut]:
     """Patients in creation order (a key that carries no patient data into URLs and logs), read
     and audited in one statement."""
     limit = clamp_limit(query.limit)
@@ -161,7 +183,8 @@ async def list_patients(*, pool: Pool, access: Access, query: PatientFilter) -> 
         rows = await statement.all(
             conn, {**values, "fetch": limit + 1, "limit": limit, **audit.shared_values(access.row(200))}
         )
-    return page_of(rows, limit, key=lambda row: (row["created_at"], row["id"]), out=_from_row)
+    return page_of(rows, limit, key=lambda row: (row["created_at"], row["id"]),
+                   out=lambda row: _from_row(row, schedule))  # fmt: skip
 
 
 def get_patient(*, session: Session, patient_id: uuid.UUID, for_update: bool = False) -> Patient:
@@ -191,8 +214,8 @@ def _apply_age_rules(patient: Patient, changes: dict[str, object]) -> None:
         changes["age"] = None
     elif "age" in changes:
         changes["birth_date"] = None
-    elif "birth_date" in changes:  # birth date cleared without an age: keep the age it gave
-        changes["age"] = to_out(patient).age
+    elif "birth_date" in changes and patient.birth_date:  # cleared without an age: keep the age it gave
+        changes["age"] = years_between(patient.birth_date, today())
 
 
 def delete_patient(*, session: UnitOfWork, patient_id: uuid.UUID) -> None:
@@ -213,7 +236,7 @@ def get_risk(*, session: Session, patient_id: uuid.UUID, settings: Settings) -> 
     return RiskAssessmentOut(patient_id=patient.id, **empty.model_dump())
 
 
-def list_at_risk(*, session: Session, query: AtRiskFilter) -> Page[AtRiskPatient]:
+def list_at_risk(*, session: Session, query: AtRiskFilter, schedule: Schedule) -> Page[AtRiskPatient]:
     """The ward view: patients at or above `min_band`, highest NEWS2 first."""
     limit = clamp_limit(query.limit)
     risk = RiskAssessmentRow
@@ -230,7 +253,7 @@ def list_at_risk(*, session: Session, query: AtRiskFilter) -> Page[AtRiskPatient
         at = literal(total, BigInteger)
         stmt = stmt.where((risk.news2_total < at) | ((risk.news2_total == at) & (risk.patient_id > after)))
     rows = session.execute(stmt).all()
-    return page_of(rows, limit, key=_at_risk_key, out=_at_risk)
+    return page_of(rows, limit, key=_at_risk_key, out=lambda row: _at_risk(row, schedule))
 
 
 def _at_risk_key(row: tuple[Patient, RiskAssessmentRow]) -> tuple[int, uuid.UUID]:
@@ -239,9 +262,11 @@ def _at_risk_key(row: tuple[Patient, RiskAssessmentRow]) -> tuple[int, uuid.UUID
     return total, row[1].patient_id
 
 
-def _at_risk(row: tuple[Patient, RiskAssessmentRow]) -> AtRiskPatient:
+def _at_risk(row: tuple[Patient, RiskAssessmentRow], schedule: Schedule) -> AtRiskPatient:
     """Validated, not just built: a risk row's columns are nullable where the ward view's are not."""
     patient, risk = row
+    fields = {name: getattr(patient, name) for name in ("location", "created_at", "discharged_at")}
+    due = next_observation(latest_set(fields, _summary(risk)), schedule, datetime.now(UTC))
     return AtRiskPatient.model_validate(
         {
             "id": patient.id,
@@ -252,6 +277,8 @@ def _at_risk(row: tuple[Patient, RiskAssessmentRow]) -> AtRiskPatient:
             "band": risk.band,
             "bp_category": risk.bp_category,
             "based_on": risk.based_on,
+            "next_observation_due_at": due.at,
+            "overdue": due.overdue,
         }
     )
 
