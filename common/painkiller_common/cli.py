@@ -97,6 +97,9 @@ def serve(settings: ServiceSettings, app_factory: str) -> None:
         "access_log": False,  # our own access log leaves out query strings, which can hold names
         "proxy_headers": True,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
+        # An event stream (a ward's board) never ends by itself: a stop closes what is still open
+        # after this long, rather than waiting for its browser to go.
+        "timeout_graceful_shutdown": 5,
     }
     if settings.workers > 1:  # uvicorn's own supervisor starts its own servers
         uvicorn.run(app_factory, **options)

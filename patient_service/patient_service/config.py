@@ -55,6 +55,11 @@ class Settings(ServiceSettings):
     observation_minutes: dict[Level, Minutes] = Field(default_factory=lambda: dict(RCP_MINUTES))
     ward_observation_minutes: dict[str, dict[Level, Minutes]] = Field(default_factory=dict)
 
+    # A ward's event stream (patients/ward_stream.py): how often it looks for changes, and how long
+    # it may stay silent before a heartbeat comment (under NGINX's 30 s read timeout).
+    ward_stream_poll_s: float = Field(default=0.5, gt=0, le=5)
+    ward_stream_heartbeat_s: float = Field(default=15, gt=0, le=25)
+
     @property
     def schedule(self) -> Schedule:
         return Schedule({**RCP_MINUTES, **self.observation_minutes}, self.ward_observation_minutes)

@@ -205,6 +205,24 @@ class WebhookAttempt(Base):
     __table_args__ = (Index("ix_webhook_attempts_delivery_id", "delivery_id", "attempt"),)
 
 
+class WardChange(Base):
+    """A change a ward's board shows: a patient's reading, admission, move, discharge or edit,
+    written by a trigger on `patients` whoever changes the row (the API, the consumer, an import,
+    an ADT message), read by the ward's event stream (patients/ward_stream.py). Ids only; `txid`
+    is the writing transaction's, so that a reader never skips a row committed late."""
+
+    __tablename__ = "ward_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    txid: Mapped[int] = mapped_column(BigInteger, server_default=text("(pg_current_xact_id()::text::bigint)"))
+    ward: Mapped[str] = mapped_column(String(50))
+    patient_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
+
+    __table_args__ = (Index("ix_ward_changes_ward", "ward", "txid", "id"), Index("ix_ward_changes_at", "at"))
+
+
 EVENT_TABLES = event_tables(Base.metadata)
 # The role the API, relay and consumer act as (a member of it logs in); the migrations grant it.
 RUNTIME_ROLE = "painkiller_patient_runtime"

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pika
 import pytest
+from event_streams import EventStream
 from harness import bearer, broker, eventually, running_stack, stack_module
 from harness import test_databases as databases_named
 from load import BAND_OF_HEART_RATE, SETS
@@ -185,3 +186,21 @@ def test_a_shuffled_duplicated_stream_ends_as_one_ordered_consumer_would(replica
     FIGURES.append(("2 of each, shuffled, sent twice, 1 of each killed", figures))
     assert sorted(killed) == sorted(name for name in stack_module.instances(2) if name.endswith("-2"))
     assert figures.lost == 0 and figures.applied_twice == 0, figures
+
+
+def test_a_wards_stream_is_the_same_whichever_replica_serves_it(replicated: stack_module.Stack) -> None:
+    """Two API replicas: a board reading one of them hears the changes written through NGINX to
+    either, and resumes from its last event on the other (each replica reached on its own port)."""
+    stack, ward = replicated, "Replicas-ward"
+    url = f"/api/v1/patient/wards/{ward}/events"
+    first, second = (f"http://127.0.0.1:{stack.api_port(name)}" for name in ("patient-api", "patient-api-2"))
+    with httpx.Client(base_url=stack.url, timeout=30, headers=bearer(stack)) as api:
+        with EventStream(first, url, bearer(stack)) as board:
+            ids = [api.post("/api/v1/patient", json={"first_name": f"S{n}", "last_name": "Stream", "age": 50,
+                                                     "location": {"ward": ward}}).json()["id"]
+                   for n in range(4)]  # fmt: skip
+            heard = [board.next(timeout=5) for _ in ids]
+        assert [event.data["patient_id"] for event in heard] == ids
+        for replica in (second, stack.url):  # the other replica, and whichever NGINX picks
+            with EventStream(replica, url, {**bearer(stack), "Last-Event-ID": heard[1].id}) as resumed:
+                assert [resumed.next(timeout=5).id for _ in heard[2:]] == [event.id for event in heard[2:]]

@@ -29,12 +29,13 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
+        status, stream = 500, False
 
         async def send_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, stream
             if message["type"] == "http.response.start":
                 status = message["status"]
+                stream = (b"content-type", b"text/event-stream; charset=utf-8") in message["headers"]
             await send(message)
 
         headers = dict(scope["headers"])
@@ -47,7 +48,8 @@ class AccessLog:
                 elapsed = time.perf_counter() - started
                 route = scope.get("route")  # set by the router: its template, never the raw path
                 template = getattr(route, "path_format", None) or "unmatched"
-                metrics.REQUEST_DURATION.labels(scope["method"], template, str(status)).observe(elapsed)
+                if not stream:  # an event stream lasts as long as its reader: not a request's latency
+                    metrics.REQUEST_DURATION.labels(scope["method"], template, str(status)).observe(elapsed)
                 logger.info(
                     "%s %s %s",
                     scope["method"],

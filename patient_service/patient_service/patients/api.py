@@ -4,13 +4,15 @@ import dataclasses
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
-from painkiller_common.db import SessionDep
+from painkiller_common.db import SessionDep, pg
 from painkiller_common.db.idempotency import Outcome, run_once
 from painkiller_common.db.pg import PoolDep
 from painkiller_common.errors import NotFound
+from painkiller_common.fields import Text
 from painkiller_common.http.answers import IdempotencyKey, respond
 from painkiller_common.http.bodies import JsonBody, json_response, require_csv
 from painkiller_common.http.pagination import Page
@@ -19,7 +21,7 @@ from painkiller_common.security import audit
 from painkiller_common.security.auth import Forbidden
 from patient_service.config import Settings
 from patient_service.models import EVENT_TABLES, Patient
-from patient_service.patients import admissions, imports, service
+from patient_service.patients import admissions, imports, service, ward_stream
 from patient_service.patients.imports import ImportReport
 from patient_service.patients.schemas import (
     AtRiskFilter,
@@ -171,6 +173,29 @@ def get_risk(
     risk = service.get_risk(session=session, patient_id=patient_id, settings=settings)
     access.record(session, 200, [(patient_id, patient_id)])
     return risk
+
+
+# Not in the OpenAPI document: an endless text/event-stream is not something a generated client or
+# a fuzzer can call (each would wait forever); doc/ward.md describes it.
+@router.get("/wards/{ward}/events", name="ward_events", include_in_schema=False)
+async def ward_events(
+    ward: Annotated[str, Text(50)],
+    pool: PoolDep,
+    settings: SettingsDep,
+    access: ListPatients,
+    last_event_id: Annotated[str | None, Header(pattern=ward_stream.LAST_EVENT_ID)] = None,
+) -> StreamingResponse:
+    """The ward's changes as they commit, for its board (doc/ward.md): each event names a patient
+    and what happened to them; `Last-Event-ID` resumes after the event it names."""
+    position = await ward_stream.start(pool, last_event_id)
+    async with pg.connection(pool) as conn:
+        await audit.record_async(conn, access.row(200), [(None, None)])  # one row: the stream opened
+    stream = ward_stream.events(
+        pool, ward, position, poll_s=settings.ward_stream_poll_s, heartbeat_s=settings.ward_stream_heartbeat_s
+    )
+    # X-Accel-Buffering: NGINX passes each event on at once rather than filling its buffer first.
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
 
 @router.get("/{patient_id:uuid}", name="read", response_model=PatientOut, responses=problem_responses(404))
