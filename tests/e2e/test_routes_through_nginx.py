@@ -108,7 +108,7 @@ def test_openapi_documents_are_reachable(api: httpx.Client, path: str) -> None:
 OPERATIONS = {
     "/api/v1/patient/openapi.json": {
         "patient_create", "patient_import", "patient_list", "patient_list_by_body", "patient_list_at_risk",
-        "patient_audit", "patient_risk", "patient_read", "patient_update", "patient_delete",
+        "patient_audit", "patient_risk", "patient_chart", "patient_read", "patient_update", "patient_delete",
         "patient_health_live", "patient_health_ready",
         "patient_subscription_create", "patient_subscription_list", "patient_subscription_read",
         "patient_subscription_delete", "patient_subscription_rotate_secret", "patient_subscription_deliveries",

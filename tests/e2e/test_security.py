@@ -48,6 +48,7 @@ ROUTES = [
     ("GET", "/api/v1/patient/audit?patient_id={patient}", None),
     ("GET", "/api/v1/patient/{patient}", None),
     ("GET", "/api/v1/patient/{patient}/risk", None),
+    ("GET", "/api/v1/patient/{patient}/chart", None),
     ("GET", "/api/v1/patient/{patient}/exists", None),
     ("GET", "/api/v1/patient/wards/4B/events", None),
     ("POST", "/api/v1/patient/identifiers", {"mrns": ["MRN-1"]}),

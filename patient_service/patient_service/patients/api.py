@@ -26,8 +26,10 @@ from patient_service.patients.imports import ImportReport
 from patient_service.patients.schemas import (
     AtRiskFilter,
     AtRiskPatient,
+    ChartQuery,
     IdentifierMatches,
     IdentifierQuery,
+    ObservationChart,
     PatientCreate,
     PatientFilter,
     PatientOut,
@@ -196,6 +198,24 @@ async def ward_events(
     # X-Accel-Buffering: NGINX passes each event on at once rather than filling its buffer first.
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+
+
+@router.get(
+    "/{patient_id:uuid}/chart", name="chart", response_model=ObservationChart, responses=problem_responses(404, 422)
+)
+def get_chart(
+    patient_id: uuid.UUID,
+    query: Annotated[ChartQuery, Query()],
+    session: SessionDep,
+    settings: SettingsDep,
+    access: ReadPatient,
+) -> ObservationChart:
+    """The patient's readings of the last hours (72 by default), each with the NEWS2 sub-score of
+    each value and the NEWS2 standing once it was taken: the observation chart (doc/ward.md)."""
+    access.reach(patient_id)
+    chart = service.get_chart(session=session, patient_id=patient_id, hours=query.hours, settings=settings)
+    access.record(session, 200, [(patient_id, patient_id)])
+    return chart
 
 
 @router.get("/{patient_id:uuid}", name="read", response_model=PatientOut, responses=problem_responses(404))

@@ -9,8 +9,10 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from painkiller_common.contracts import Location, PatientRecord, Sex
 from painkiller_common.fields import Integer, Text, absent, iso_date_only, json_number, present, rule_broken
 from painkiller_common.http.pagination import Cursor, JsonLimit, Limit
+from patient_service.risk import chart
 from patient_service.risk import scores as risk
-from patient_service.risk.scores import Band, BpCategory, RiskAssessment
+from patient_service.risk.chart import ChartRow
+from patient_service.risk.scores import Band, BpCategory, Parameter, RiskAssessment
 
 Name = Annotated[str, Text(100)]
 Mrn = Annotated[str, Text(64)]
@@ -132,6 +134,7 @@ class LatestVital(BaseModel):
 class RiskSummary(BaseModel):
     news2_total: int | None
     band: Band | None
+    sub_scores: dict[Parameter, int | None] = Field(description="Each NEWS2 parameter's 0-3; null where missing.")
     bp_category: BpCategory | None
     based_on: datetime | None = Field(description="When the newest reading behind it was measured.")
 
@@ -161,6 +164,8 @@ class PatientOut(PatientRecord):
                     "risk": {
                         "news2_total": 5, "band": "medium", "bp_category": "stage_1_hypertension",
                         "based_on": "2026-11-26T08:30:00Z",
+                        "sub_scores": {"respiration_rate": 2, "spo2": 1, "air_or_oxygen": 0, "systolic_bp": 0,
+                                       "pulse": 1, "consciousness": 0, "temperature": 1},
                     },
                     "next_observation_due_at": "2026-11-26T09:30:00Z", "overdue": False,
                 }
@@ -250,6 +255,36 @@ class RiskAssessmentOut(RiskAssessment):
     model_config = ConfigDict(json_schema_extra=lambda schema: schema.update(examples=[_assessment_example()]))
 
     patient_id: uuid.UUID
+
+
+def _chart_example() -> dict[str, Any]:
+    """Two real rows: what the service sends for two readings an hour apart."""
+    readings = [
+        risk.Reading(measured_at=EXAMPLE_AT, id="1", respiratory_rate_bpm=22, spo2_percent=95, on_oxygen=False,
+                     systolic_mmhg=128, diastolic_mmhg=79, heart_rate_bpm=96, consciousness="alert",
+                     temperature_c=38.4),
+        risk.Reading(measured_at=EXAMPLE_AT + timedelta(hours=1), id="2", heart_rate_bpm=112),
+    ]  # fmt: skip
+    rows = chart.rows(readings, since=EXAMPLE_AT, spo2_scale=1, window=timedelta(hours=24))
+    return {"patient_id": EXAMPLE_ID, "spo2_scale": 1, "since": EXAMPLE_AT.isoformat(),
+            "rows": [row.model_dump(mode="json") for row in rows]}  # fmt: skip
+
+
+class ObservationChart(BaseModel):
+    """A patient's readings of the last hours, laid out as the RCP's NEWS2 chart (doc/ward.md)."""
+
+    model_config = ConfigDict(json_schema_extra=lambda schema: schema.update(examples=[_chart_example()]))
+
+    patient_id: uuid.UUID
+    spo2_scale: Literal[1, 2]
+    since: datetime
+    rows: list[ChartRow] = Field(description="Oldest first.")
+
+
+class ChartQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hours: int = Field(default=72, ge=1, le=168, description="How far back the chart goes.")
 
 
 class IdentifierQuery(BaseModel):

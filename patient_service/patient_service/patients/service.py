@@ -23,10 +23,11 @@ from painkiller_common.http.pagination import Page, clamp_limit, decode_cursor, 
 from painkiller_common.security import audit
 from painkiller_common.security.access import Access
 from patient_service.config import Settings
-from patient_service.models import EVENT_TABLES, LOCK_PATIENT, Patient, RiskAssessmentRow
+from patient_service.models import EVENT_TABLES, LOCK_PATIENT, Patient, RiskAssessmentRow, VitalReading
 from patient_service.patients.schemas import (
     AtRiskFilter,
     AtRiskPatient,
+    ObservationChart,
     PatientCreate,
     PatientFilter,
     PatientOut,
@@ -35,9 +36,13 @@ from patient_service.patients.schemas import (
     today,
     years_between,
 )
+from patient_service.risk import chart
 from patient_service.risk.assessment import reassess
 from patient_service.risk.observations import LatestSet, Schedule, next_observation
-from patient_service.risk.scores import BAND_RANK, assess, spo2_scale_of
+from patient_service.risk.scores import BAND_RANK, READING_VALUES, Reading, assess, spo2_scale_of
+
+# At most this many readings on a chart (a reading every 15 minutes for a week is 672).
+CHART_LIMIT = 2000
 
 RECORD_FIELDS = [name for name in PatientRecord.model_fields if name != "age"]
 
@@ -50,7 +55,7 @@ def _out(fields: Mapping[str, Any], latest_vitals: dict[str, Any], risk: Mapping
     age = years_between(born, today()) if born else fields["age"]
     record = {name: fields[name] for name in RECORD_FIELDS}
     due = next_observation(latest_set(fields, risk), schedule, datetime.now(UTC))
-    summary = risk and {name: risk[name] for name in ("news2_total", "band", "bp_category", "based_on")}
+    summary = risk and {name: risk[name] for name in ("news2_total", "band", "sub_scores", "bp_category", "based_on")}
     return PatientOut.model_validate({**record, "age": age, "latest_vitals": latest_vitals, "risk": summary,
                                       "next_observation_due_at": due.at, "overdue": due.overdue})  # fmt: skip
 
@@ -84,8 +89,9 @@ def to_out(patient: Patient, schedule: Schedule) -> PatientOut:
 def _summary(risk: RiskAssessmentRow | None) -> dict[str, Any] | None:
     if risk is None:
         return None
+    news2 = risk.assessment["news2"]
     return {"news2_total": risk.news2_total, "band": risk.band, "bp_category": risk.bp_category,
-            "based_on": risk.based_on, "complete": risk.assessment["news2"]["complete"]}  # fmt: skip
+            "based_on": risk.based_on, "complete": news2["complete"], "sub_scores": news2["sub_scores"]}  # fmt: skip
 
 
 # A patient's version and events change in these three functions only, for the API and the
@@ -130,7 +136,8 @@ def create_patient(*, session: UnitOfWork, data: PatientCreate) -> Patient:
 _ANSWER_COLUMNS = (
     f"{', '.join('p.' + name for name in RECORD_FIELDS)}, p.age, p.latest_vitals,"
     " r.news2_total, r.band, r.bp_category, r.based_on, r.patient_id IS NOT NULL AS assessed,"
-    " coalesce((r.assessment -> 'news2' ->> 'complete')::boolean, false) AS complete"
+    " coalesce((r.assessment -> 'news2' ->> 'complete')::boolean, false) AS complete,"
+    " r.assessment -> 'news2' -> 'sub_scores' AS sub_scores"
     " FROM patients p LEFT JOIN risk_assessments r ON r.patient_id = p.id"
 )
 _READ = Statement.compile(
@@ -234,6 +241,29 @@ def get_risk(*, session: Session, patient_id: uuid.UUID, settings: Settings) -> 
     window = timedelta(hours=settings.risk_window_hours)
     empty = assess([], spo2_scale=spo2_scale_of(patient.spo2_scale), window=window, variability_window=window)
     return RiskAssessmentOut(patient_id=patient.id, **empty.model_dump())
+
+
+def get_chart(*, session: Session, patient_id: uuid.UUID, hours: int, settings: Settings) -> ObservationChart:
+    """The patient's readings of the last `hours` (from now), laid out as the NEWS2 chart."""
+    patient = get_patient(session=session, patient_id=patient_id)
+    since = datetime.now(UTC) - timedelta(hours=hours)
+    window = timedelta(hours=settings.risk_window_hours)
+    stored = session.scalars(
+        select(VitalReading)
+        .where(VitalReading.patient_id == patient_id, ~VitalReading.deleted, VitalReading.measured_at >= since - window)
+        .order_by(VitalReading.measured_at, VitalReading.measurement_id)
+        .limit(CHART_LIMIT)
+    )
+    readings = [_reading(row) for row in stored]
+    scale = spo2_scale_of(patient.spo2_scale)
+    return ObservationChart(patient_id=patient_id, spo2_scale=scale, since=since,
+                            rows=chart.rows(readings, since=since, spo2_scale=scale, window=window))  # fmt: skip
+
+
+def _reading(row: VitalReading) -> Reading:
+    return Reading(
+        id=str(row.measurement_id), **{name: getattr(row, name) for name in ("measured_at", *READING_VALUES)}
+    )
 
 
 def list_at_risk(*, session: Session, query: AtRiskFilter, schedule: Schedule) -> Page[AtRiskPatient]:

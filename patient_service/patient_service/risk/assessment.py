@@ -3,7 +3,7 @@ and publish `patient.risk_changed` when the band rises."""
 
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,11 +16,11 @@ from painkiller_common.db.statements import Statement, rows_json
 from patient_service.config import Settings
 from patient_service.models import Patient, RiskAssessmentRow, VitalReading
 from patient_service.risk.latest_vitals import merge_reading
-from patient_service.risk.scores import BAND_RANK, Reading, RiskAssessment, assess, spo2_scale_of
+from patient_service.risk.scores import BAND_RANK, READING_VALUES, Reading, RiskAssessment, assess, spo2_scale_of
 
 # At most this many systolic readings go into the BP category and variability.
 SERIES_LIMIT = 100
-READING_FIELDS = {f.name for f in fields(Reading)} - {"measured_at", "id"}
+READING_FIELDS = set(READING_VALUES)
 
 
 def _latest(latest_vitals: dict[str, Any]) -> dict[str, dict[str, Any]]:

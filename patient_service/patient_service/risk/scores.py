@@ -14,7 +14,7 @@ their events arrived in.
 
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -58,6 +58,9 @@ class Reading:
     consciousness: str | None = None
     temperature_c: float | None = None
 
+
+# The vitals a Reading holds, in the order of the RCP's chart.
+READING_VALUES: tuple[str, ...] = tuple(f.name for f in fields(Reading) if f.name not in ("measured_at", "id"))
 
 # --- NEWS2 sub-scores (RCP 2017, chart 1) -----------------------------------------------------
 # A parameter scored on one value takes its bands from that vital's row (vital_signs.SIGNS);
