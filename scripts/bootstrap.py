@@ -58,6 +58,9 @@ NGINX = Package("nginx", ("nginx", "/usr/sbin/nginx"))
 NGINX_STREAM = Package("libnginx-mod-stream", ("/usr/lib/nginx/modules/ngx_stream_module.so",))
 # What the container tests need beyond the stack (tests/containers).
 TEST_TOOLS = [Package(name, (name, f"/usr/sbin/{name}")) for name in ("podman", "runc", "debootstrap")]
+# The ward board's browser tests drive Debian's Chromium through its chromedriver (tests/e2e).
+TEST_TOOLS += [Package("chromium", ("chromium", "/usr/bin/chromium")),
+               Package("chromium-driver", ("chromedriver", "/usr/bin/chromedriver"))]  # fmt: skip
 
 
 def external_postgres() -> bool:

@@ -30,10 +30,13 @@ from provisioning import BrokerUsers, auth_env, database_env, dev_certificate, l
 from supervision import Program, Supervisor
 
 from painkiller_common.events.broker_access import ADMIN_USER
+from painkiller_testing.devauth import mint
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_DIR = ROOT / "nginx"
 # Debian builds NGINX's TCP proxy as a module (libnginx-mod-stream); other builds may have it built in.
+# What a nurse's board reads: the ward's patients, their charts and the ward's stream (doc/ward.md).
+WARD_SCOPE = "user/Patient.rs"
 STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 OBSERVABILITY = ROOT / "observability"
 
@@ -331,6 +334,7 @@ def render_nginx(stack: Stack) -> Path:
         "HL7_TLS_CLIENT_CA": os.environ.get("HL7_TLS_CLIENT_CA", str(certificate)),
         "HL7_TLS_VERIFY_CLIENT": os.environ.get("HL7_TLS_VERIFY_CLIENT", "optional"),
         "MLLP_ACCESS_LOG": str(conf_dir / "mllp.log"),
+        "WARD_ROOT": str(ROOT),  # the ward board's files are ROOT/ward/
     }
     (conf_dir / "conf.d" / "painkiller.conf").write_text(
         render(NGINX_DIR / "templates" / "painkiller.conf.template", values)
@@ -547,6 +551,8 @@ def main() -> None:
     print(f"Painkiller is up at {stack.url} and {stack.tls_url} (self-signed certificate)")
     print("  Every route needs a bearer token: `make token` prints one (doc/security.md).")
     print(f"  Swagger UI: {stack.url}/api/v1/patient/docs and {stack.url}/api/v1/measures/docs")
+    nurse = mint(stack.auth_dir, scope=WARD_SCOPE, subject="dev-nurse", ttl_s=12 * 3600)
+    print(f"  Ward board, signed in as a dev nurse for 12 h: {stack.url}/ward/?ward=4B#access_token={nurse}")
     print(f"  Logs: {stack.run_dir}/*.log; every process and its restarts: `make status`; stop with `make down`")
 
 
