@@ -335,6 +335,7 @@ def render_nginx(stack: Stack) -> Path:
         "HL7_TLS_VERIFY_CLIENT": os.environ.get("HL7_TLS_VERIFY_CLIENT", "optional"),
         "MLLP_ACCESS_LOG": str(conf_dir / "mllp.log"),
         "WARD_ROOT": str(ROOT),  # the ward board's files are ROOT/ward/
+        **ward_sign_in(stack.env),
     }
     (conf_dir / "conf.d" / "painkiller.conf").write_text(
         render(NGINX_DIR / "templates" / "painkiller.conf.template", values)
@@ -344,6 +345,23 @@ def render_nginx(stack: Stack) -> Path:
     main = conf_dir / "nginx.conf"
     main.write_text(render(NGINX_DIR / "nginx.native.conf.template", values))
     return main
+
+
+def ward_sign_in(env: dict[str, str]) -> dict[str, str]:
+    """The board's OpenID provider (WARD_OIDC_ISSUER, WARD_OIDC_CLIENT_ID, WARD_OIDC_SCOPE), from
+    the stack's environment or this process's; none by default (doc/ward.md)."""
+
+    def setting(name: str, default: str) -> str:
+        return env.get(name) or os.environ.get(name, default)
+
+    issuer = setting("WARD_OIDC_ISSUER", "")
+    parts = urllib.parse.urlsplit(issuer)
+    return {
+        "WARD_OIDC_ISSUER": issuer,
+        "WARD_OIDC_ORIGIN": f"{parts.scheme}://{parts.netloc}" if issuer else "",
+        "WARD_OIDC_CLIENT_ID": setting("WARD_OIDC_CLIENT_ID", "painkiller-ward"),
+        "WARD_OIDC_SCOPE": setting("WARD_OIDC_SCOPE", "openid " + WARD_SCOPE),
+    }
 
 
 def upstream(stack: Stack, kind: str) -> str:

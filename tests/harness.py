@@ -97,9 +97,11 @@ def running_stack(
     users: BrokerUsers,
     overrides: dict[str, dict[str, str]] | None = None,
     replicas: int = 1,
+    env: dict[str, str] | None = None,
 ) -> Iterator[stack_module.Stack]:
     """Start the whole stack with `users` on the broker; `overrides` is extra environment for
-    single processes. Rate limits are high enough for the fuzzer; tests of them use their own."""
+    single processes, `env` for all of them and NGINX's configuration. Rate limits are high
+    enough for the fuzzer; tests of them use their own."""
     # Not under pytest's 0700 tmp dir: NGINX workers may run as another user and must read it.
     run_dir = Path(tempfile.mkdtemp(prefix="painkiller-test-"))
     run_dir.chmod(0o755)
@@ -123,6 +125,7 @@ def running_stack(
             **users.env(),
             "PAINKILLER_TRACE_DIR": str(run_dir / "traces"),
             "PATIENT_WARD_STREAM_HEARTBEAT_S": "1",
+            **(env or {}),
         },  # fmt: skip
         process_env_overrides=overrides or {},
         rate_limit_rps=2000,

@@ -1,7 +1,7 @@
 // The ward board (doc/ward.md): one row per patient on the ward, sickest first, kept live by the
 // ward's event stream.
 
-import { ApiError, BANDS, PARAMETERS, api, clock, element, listen, scored, shown, since, token } from "/ward/ward.js";
+import { ApiError, BANDS, PARAMETERS, api, clock, element, listen, scored, shown, since, signIn } from "/ward/ward.js";
 
 const patients = new Map();
 const ward = new URLSearchParams(location.search).get("ward");
@@ -92,7 +92,7 @@ function live(on) {
 
 async function main() {
   document.querySelector("#ward").value = ward || "";
-  if (!token()) return say("Not signed in: open the address `make up` printed.");
+  if (!(await signIn())) return say("Not signed in: no sign-in is configured; open the address `make up` printed.");
   if (!ward) return say("Choose a ward.");
   document.title = `Ward ${ward} · Painkiller`;
   try {

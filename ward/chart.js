@@ -1,7 +1,7 @@
 // A patient's observation chart (doc/ward.md): the last 72 hours in the RCP NEWS2 chart's row
 // order, each cell coloured by its sub-score, and the NEWS2 trend drawn as a line.
 
-import { ApiError, BANDS, api, clock, element, scored, shown, token } from "/ward/ward.js";
+import { ApiError, BANDS, api, clock, element, scored, shown, signIn } from "/ward/ward.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const id = location.pathname.split("/").pop();
@@ -85,7 +85,7 @@ function say(text) {
 }
 
 async function main() {
-  if (!token()) return say("Not signed in: open the address `make up` printed.");
+  if (!(await signIn())) return say("Not signed in: no sign-in is configured; open the address `make up` printed.");
   try {
     const [patient, chart] = await Promise.all([api(`/api/v1/patient/${id}`), api(`/api/v1/patient/${id}/chart?hours=72`)]);
     const where = patient.location || {};

@@ -1,19 +1,49 @@
-// What the ward board's two pages share: the token, the API, the ward's event stream and the
-// NEWS2 colours (doc/ward.md). No library: a few functions the browser already has.
+// What the ward board's pages share: signing in, the API, the ward's event stream and the NEWS2
+// colours (doc/ward.md). No framework: a few functions the browser has, and oidc-client-ts to sign in.
 
 const TOKEN_KEY = "painkiller.token";
+let current = null;
 
-// Development sign-in: `make up` prints /ward/#access_token=...; the page keeps the token in
-// sessionStorage (this tab only) and takes it out of the address bar. A fragment never reaches
-// the server, nor its logs.
-export function token() {
+// Who is signed in, as a bearer token; signs in first when needed. Two ways (doc/ward.md):
+// - OpenID Connect, authorization code with PKCE (oidc-client-ts, vendored), against the
+//   provider /ward/config.json names; the tokens stay in this tab's sessionStorage.
+// - For development, `make up` prints /ward/#access_token=...: the token is kept in
+//   sessionStorage and taken out of the address bar. A fragment never reaches the server.
+// Resolves to null when neither is possible; never resolves while the browser leaves to sign in.
+export async function signIn() {
   const fragment = new URLSearchParams(location.hash.slice(1));
   const given = fragment.get("access_token");
   if (given) {
     sessionStorage.setItem(TOKEN_KEY, given);
     history.replaceState(null, "", location.pathname + location.search);
   }
-  return sessionStorage.getItem(TOKEN_KEY);
+  current = sessionStorage.getItem(TOKEN_KEY);
+  if (current) return current;
+  const manager = await openId();
+  if (!manager) return null;
+  const user = await manager.getUser();
+  if (user && !user.expired) return (current = user.access_token);
+  await manager.signinRedirect({ state: location.pathname + location.search });
+  return new Promise(() => {}); // the browser is on its way to the provider
+}
+
+export function token() {
+  return current;
+}
+
+// The OpenID provider's client, if one is configured (else null: development sign-in only).
+export async function openId() {
+  const response = await fetch("/ward/config.json");
+  const config = response.ok ? await response.json() : {};
+  if (!config.issuer) return null;
+  return new globalThis.oidc.UserManager({
+    authority: config.issuer,
+    client_id: config.client_id,
+    redirect_uri: `${location.origin}/ward/callback.html`,
+    response_type: "code",
+    scope: config.scope,
+    userStore: new globalThis.oidc.WebStorageStateStore({ store: sessionStorage }),
+  });
 }
 
 export class ApiError extends Error {
