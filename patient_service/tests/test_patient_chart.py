@@ -7,6 +7,8 @@ from fastapi.testclient import TestClient
 from measurement_events import T0, reading
 from test_patient_risk_api import CRITICAL, NORMAL
 
+from patient_service.patients import service
+
 
 def minutes_ago(minutes: int) -> int:
     return int((datetime.now(UTC) - T0).total_seconds() // 60) - minutes
@@ -50,3 +52,14 @@ def test_a_chart_of_hours_out_of_range_is_a_422_and_of_no_patient_a_404(client: 
     assert client.get(f"/api/v1/patient/{patient['id']}/chart", params={"hours": 169}).status_code == 422
     missing = client.get("/api/v1/patient/00000000-0000-4000-8000-000000000000/chart")
     assert missing.status_code == 404
+
+
+def test_past_its_limit_the_chart_keeps_the_newest_readings(
+    client: TestClient, make_patient, consumer, monkeypatch
+) -> None:
+    monkeypatch.setattr(service, "CHART_LIMIT", 2)
+    patient = make_patient()
+    for minutes in (50, 40, 30, 20):
+        consumer.apply(reading(patient["id"], minutes_ago(minutes), {"heart_rate_bpm": 100 - minutes}))
+    rows = client.get(f"/api/v1/patient/{patient['id']}/chart").json()["rows"]
+    assert [row["values"]["heart_rate_bpm"] for row in rows] == [70, 80]

@@ -41,7 +41,7 @@ from patient_service.risk.assessment import reassess
 from patient_service.risk.observations import LatestSet, Schedule, next_observation
 from patient_service.risk.scores import BAND_RANK, READING_VALUES, Reading, assess, spo2_scale_of
 
-# At most this many readings on a chart (a reading every 15 minutes for a week is 672).
+# At most this many readings on a chart, the newest (a reading every 15 minutes for a week is 672).
 CHART_LIMIT = 2000
 
 RECORD_FIELDS = [name for name in PatientRecord.model_fields if name != "age"]
@@ -251,8 +251,8 @@ def get_chart(*, session: Session, patient_id: uuid.UUID, hours: int, settings: 
     stored = session.scalars(
         select(VitalReading)
         .where(VitalReading.patient_id == patient_id, ~VitalReading.deleted, VitalReading.measured_at >= since - window)
-        .order_by(VitalReading.measured_at, VitalReading.measurement_id)
-        .limit(CHART_LIMIT)
+        .order_by(VitalReading.measured_at.desc(), VitalReading.measurement_id.desc())
+        .limit(CHART_LIMIT)  # the newest, when there are more
     )
     readings = [_reading(row) for row in stored]
     scale = spo2_scale_of(patient.spo2_scale)

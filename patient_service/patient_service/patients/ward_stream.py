@@ -13,14 +13,20 @@ without a gap or a repeat. (A transaction left open holds the stream back until 
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import psycopg
+from psycopg_pool import PoolTimeout
+
 from painkiller_common.db import pg
 from painkiller_common.db.pg import Pool
 from painkiller_common.db.statements import Statement
+
+logger = logging.getLogger(__name__)
 
 # Every transaction that wrote a row older than this snapshot's oldest running one has ended.
 _HORIZON = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
@@ -65,11 +71,16 @@ async def events(pool: Pool, ward: str, position: Position, *, poll_s: float, he
     yield "retry: 2000\n\n"
     quiet_since, pruned_at = time.monotonic(), time.monotonic() - PRUNE_EVERY_S  # prune on the first turn
     while True:
-        async with pg.connection(pool) as conn:
-            rows = await CHANGES.all(conn, {"ward": ward, "txid": position.txid, "id": position.id})
-            if time.monotonic() - pruned_at >= PRUNE_EVERY_S:
-                await PRUNE.run(conn, {"hours": RETENTION_HOURS})
-                pruned_at = time.monotonic()
+        try:
+            async with pg.connection(pool) as conn:
+                rows = await CHANGES.all(conn, {"ward": ward, "txid": position.txid, "id": position.id})
+                if time.monotonic() - pruned_at >= PRUNE_EVERY_S:
+                    await PRUNE.run(conn, {"hours": RETENTION_HOURS})
+                    pruned_at = time.monotonic()
+        except (psycopg.Error, PoolTimeout) as exc:
+            # The stream ends; the board says "not live" and comes back with Last-Event-ID.
+            logger.warning("a ward's stream ended: the database is unavailable (%s)", type(exc).__name__)
+            return
         for row in rows:
             position = Position(row["txid"], row["id"])
             yield event(position, row["patient_id"], row["kind"])

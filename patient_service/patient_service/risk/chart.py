@@ -27,12 +27,14 @@ def rows(
     """The chart's rows from `since` on, oldest first; `readings` may reach further back, for the
     NEWS2 standing at the first of them."""
     ordered = sorted(readings, key=lambda r: (r.measured_at, r.id))
-    chart = []
+    chart, first = [], 0  # ordered[first:index + 1]: the readings within the window of the one at `index`
     for index, reading in enumerate(ordered):
+        while reading.measured_at - ordered[first].measured_at > window:
+            first += 1
         if reading.measured_at < since:
             continue
         own = news2([reading], spo2_scale)
-        standing = news2([r for r in ordered[: index + 1] if reading.measured_at - r.measured_at <= window], spo2_scale)
+        standing = news2(ordered[first : index + 1], spo2_scale)
         chart.append(
             ChartRow(
                 measured_at=reading.measured_at,
