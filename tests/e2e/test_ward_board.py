@@ -159,7 +159,7 @@ def test_a_patients_token_is_refused_the_board_and_sees_only_its_own_chart(
     assert browser.find_elements(By.CSS_SELECTOR, "#chart tbody tr") == []
 
 
-def test_the_pages_load_nothing_from_elsewhere(stack) -> None:
+def test_the_pages_load_nothing_from_elsewhere_over_http_and_https(stack) -> None:
     for path, kind in (("/ward/", "text/html"), ("/ward/board.js", "text/javascript"),
                        (f"/ward/patients/{uuid.uuid4()}", "text/html")):  # fmt: skip
         response = httpx.get(stack.url + path)
@@ -167,3 +167,6 @@ def test_the_pages_load_nothing_from_elsewhere(stack) -> None:
         assert response.headers["content-security-policy"].startswith("default-src 'self'")
     page = httpx.get(stack.url + "/ward/").text
     assert "http://" not in page and "https://" not in page
+    # The same over HTTPS (the dev certificate is self-signed).
+    secure = httpx.get(stack.tls_url + "/ward/", verify=False)
+    assert secure.status_code == 200 and secure.headers["content-security-policy"].startswith("default-src 'self'")
