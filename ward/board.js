@@ -1,7 +1,7 @@
 // The ward board (doc/ward.md): one row per patient on the ward, sickest first, kept live by the
 // ward's event stream.
 
-import { ApiError, BANDS, PARAMETERS, api, clock, element, listen, scored, shown, since, signIn } from "/ward/ward.js";
+import { ApiError, BANDS, PARAMETERS, api, clock, element, listen, say, scored, shown, signIn, since } from "/ward/ward.js";
 
 const patients = new Map();
 const ward = new URLSearchParams(location.search).get("ward");
@@ -54,12 +54,6 @@ function draw() {
   const body = document.querySelector("#board tbody");
   body.replaceChildren(...[...patients.values()].sort(order).map(row));
   document.querySelector("#board").hidden = false;
-}
-
-function say(text) {
-  const message = document.querySelector("#message");
-  message.textContent = text;
-  message.hidden = !text;
 }
 
 async function load() {

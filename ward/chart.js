@@ -1,7 +1,7 @@
 // A patient's observation chart (doc/ward.md): the last 72 hours in the RCP NEWS2 chart's row
 // order, each cell coloured by its sub-score, and the NEWS2 trend drawn as a line.
 
-import { ApiError, BANDS, api, clock, element, scored, shown, signIn } from "/ward/ward.js";
+import { ApiError, BANDS, api, clock, element, say, scored, shown, signIn } from "/ward/ward.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const id = location.pathname.split("/").pop();
@@ -76,12 +76,6 @@ function trend(chart) {
     plot.append(dot);
   }
   plot.dataset.points = String(scored.length);
-}
-
-function say(text) {
-  const message = document.querySelector("#message");
-  message.textContent = text;
-  message.hidden = !text;
 }
 
 async function main() {

@@ -87,6 +87,13 @@ export function scored(cell, score) {
   if (score) cell.title = `NEWS2 sub-score ${score}`;
 }
 
+// The page's message to the nurse (its role=alert element), or none.
+export function say(text) {
+  const message = document.querySelector("#message");
+  message.textContent = text;
+  message.hidden = !text;
+}
+
 export function element(tag, attributes = {}, ...children) {
   const made = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) made.setAttribute(name, value);

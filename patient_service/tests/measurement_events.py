@@ -14,6 +14,11 @@ from painkiller_common.contracts import (
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
 
+def minutes_ago(minutes: int) -> int:
+    """`reading`'s offset from T0 for a reading taken `minutes` before now."""
+    return int((datetime.now(UTC) - T0).total_seconds() // 60) - minutes
+
+
 def reading(patient_id: str, minutes: int, vitals: dict[str, object]) -> MeasurementRecorded:
     """`measurement.recorded` for a reading taken `minutes` after T0."""
     at = T0 + timedelta(minutes=minutes)

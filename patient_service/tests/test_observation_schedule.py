@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from measurement_events import T0, reading
+from measurement_events import minutes_ago, reading
 from test_patient_risk_api import CRITICAL, NORMAL
 
 from patient_service.config import Settings
@@ -59,11 +59,6 @@ def test_without_a_complete_set_a_full_one_is_due_since_registration() -> None:
 def test_a_discharged_patient_has_nothing_due() -> None:
     due = next_observation(latest(9, "high", discharged=True), RCP, now=SET_AT + timedelta(days=1))
     assert (due.at, due.overdue) == (None, False)
-
-
-def minutes_ago(minutes: int) -> int:
-    """`reading`'s offset from T0 for a reading taken `minutes` before now."""
-    return int((datetime.now(UTC) - T0).total_seconds() // 60) - minutes
 
 
 def test_the_patient_shows_when_observations_are_due(client: TestClient, make_patient, consumer) -> None:

@@ -1,17 +1,11 @@
 """The observation chart (doc/ward.md): each reading of the last hours with the NEWS2 sub-score
 of each value and the NEWS2 standing once it was taken; and the sub-scores on the patient."""
 
-from datetime import UTC, datetime
-
 from fastapi.testclient import TestClient
-from measurement_events import T0, reading
+from measurement_events import minutes_ago, reading
 from test_patient_risk_api import CRITICAL, NORMAL
 
 from patient_service.patients import service
-
-
-def minutes_ago(minutes: int) -> int:
-    return int((datetime.now(UTC) - T0).total_seconds() // 60) - minutes
 
 
 def test_each_reading_is_a_row_with_its_sub_scores_and_the_news2_standing(
