@@ -17,6 +17,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
+from ward_pages import board, rows
 
 NORMAL = dict(respiratory_rate_bpm=16, spo2_percent=97, on_oxygen=False, systolic_mmhg=120, diastolic_mmhg=75,
               heart_rate_bpm=72, consciousness="alert", temperature_c=36.8)  # fmt: skip  # NEWS2 0
@@ -59,11 +60,6 @@ def scored(api: httpx.Client, patient: str, band: str) -> None:
     eventually(lambda: (api.get(f"/api/v1/patient/{patient}").json()["risk"] or {}).get("band") == band)
 
 
-def rows(browser: WebDriver) -> list[tuple[str, str]]:
-    return [(row.get_attribute("data-patient-id"), row.get_attribute("data-news2"))
-            for row in browser.find_elements(By.CSS_SELECTOR, "#board tbody tr")]  # fmt: skip
-
-
 def open_board(browser: WebDriver, stack, ward: str, token: str) -> None:
     browser.get(f"{stack.url}/ward/?ward={ward}#access_token={token}")
 
@@ -90,8 +86,7 @@ def test_the_board_sorts_by_news2_then_overdue_and_a_reading_resorts_it_live(
     expected = ["critical", "medium", "single_three", "low", "overdue", "normal"]
     scores = [17, 6, 3, 4, 0, 0]
     assert rows(browser) == [(beds[name], str(score)) for name, score in zip(expected, scores, strict=True)]
-    due_cells = browser.find_elements(By.CSS_SELECTOR, "#board tbody tr td:last-child")
-    assert [cell.text == "Overdue" for cell in due_cells] == [False, False, False, False, True, False]
+    assert [due == "Overdue" for _, _, due in board(browser)] == [False, False, False, False, True, False]
     band_cell = browser.find_element(By.CSS_SELECTOR, f'tr[data-patient-id="{beds["critical"]}"] td.band')
     assert "High" in band_cell.text  # the band in words, not colour alone
 

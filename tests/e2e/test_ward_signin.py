@@ -16,6 +16,7 @@ from harness import test_databases as databases_named
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
+from ward_pages import rows
 
 OIDC_DIR = Path(__file__).parents[1] / "oidc"
 AUDIENCE = "https://painkiller.test/api"
@@ -93,12 +94,7 @@ def test_a_nurse_signs_in_with_code_and_pkce_and_the_token_never_rides_in_a_url(
     body = {"first_name": "Signed", "last_name": "In", "age": 50, "location": {"ward": ward, "bed": "9"}}
     created = httpx.post(f"{stack.url}/api/v1/patient", json=body, headers={"Authorization": f"Bearer {token}"})
     assert created.status_code == 201, created.text
-    WebDriverWait(browser, 5).until(
-        lambda b: (
-            [r.get_attribute("data-patient-id") for r in b.find_elements(By.CSS_SELECTOR, "#board tbody tr")]
-            == [created.json()["id"]]
-        )
-    )
+    WebDriverWait(browser, 5).until(lambda b: [patient for patient, _ in rows(b)] == [created.json()["id"]])
     # Every URL NGINX saw, the query strings included (the callback's code), held no token.
     seen = httpx.get(f"{stack.url}/ward/config.json").json()
     assert seen == {"issuer": provider, "client_id": "painkiller-ward", "scope": SCOPE}
