@@ -146,8 +146,19 @@ def pending(producer: str) -> int:
 def tally_once(
     run_dir: Path, producer: str, until: Callable[[Tally], bool], *, timeout_s: float = 20, **counts: Any
 ) -> Tally:
-    """The tally of `producer`'s events, as soon as `until` holds for it."""
-    return eventually(lambda: t if until(t := tally(run_dir, producer, **counts)) else None, timeout_s=timeout_s)
+    """The tally of `producer`'s events, as soon as `until` holds for it. If it never does, the
+    failure says what was last seen, and how many events still wait in the producer's outbox (the
+    relay's side) as against delivered but not applied (the consumer's)."""
+    seen: list[Tally] = []
+
+    def holds() -> Tally | None:
+        seen[:] = [tally(run_dir, producer, **counts)]
+        return seen[0] if until(seen[0]) else None
+
+    try:
+        return eventually(holds, timeout_s=timeout_s)
+    except AssertionError:
+        raise AssertionError(f"{producer} after {timeout_s}s: {seen}, unpublished {pending(producer)}") from None
 
 
 def converged(run_dir: Path, producer: str, **counts: Any) -> Tally:
