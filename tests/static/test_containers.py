@@ -192,6 +192,17 @@ def test_the_rules_are_valid_for_promtool() -> None:
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+def test_each_alert_fires_on_its_trouble_and_none_on_a_healthy_stack() -> None:
+    """observability/rules.test.yml: promtool's unit tests of the alert rules."""
+    promtool = Path(stack.prometheus_binary()).with_name("promtool")
+    tests = ROOT / "observability" / "rules.test.yml"
+    result = subprocess.run([str(promtool), "test", "rules", str(tests)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    alerts = {rule["alert"] for group in yaml.safe_load((ROOT / "observability" / "rules.yml").read_text())["groups"]
+              for rule in group["rules"] if "alert" in rule}  # fmt: skip
+    assert alerts <= set(re.findall(r"alertname: (\w+)", tests.read_text())), "an alert without a unit test"
+
+
 def test_every_painkiller_container_is_hardened(compose: dict) -> None:
     """As tests/containers runs them: read-only root, a tmpfs /tmp, no capabilities, no new privileges."""
     ours = [name for name, spec in compose["services"].items() if str(spec.get("image", "")).startswith("painkiller/")]

@@ -26,7 +26,7 @@ import psycopg
 from opentelemetry.trace import SpanKind
 from pika.adapters.select_connection import IOLoop
 from pika.exceptions import AMQPError
-from sqlalchemy import Connection, Engine, Row, case, delete, func, select, update
+from sqlalchemy import Connection, Engine, Row, case, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Transaction
 from sqlalchemy.exc import SQLAlchemyError
@@ -47,6 +47,11 @@ PROCESSED_EVENT_RETENTION = timedelta(days=30)  # far longer than any redelivery
 IDEMPOTENCY_KEY_RETENTION = timedelta(hours=24)
 REFUSAL_RETENTION = timedelta(days=90)  # the counts of refusals without a valid token (tables.py)
 BACKLOG_EVERY_S = 1.0  # how often the outbox gauges are refreshed, at most (at rest: each poll)
+ARCHIVER_EVERY_S = 15.0  # how often the WAL archive gauges are: archiving is judged in minutes
+_ARCHIVER = text(
+    "SELECT extract(epoch FROM last_archived_time) AS archived, extract(epoch FROM last_failed_time) AS failed"
+    " FROM pg_stat_archiver"
+)
 # How often a connected relay says so again: three times within what readiness calls stale.
 BROKER_REPORT_EVERY_S = BROKER_REPORT_STALE_S / 3
 # A commit's notification starts a batch this much later, so that the events committed meanwhile
@@ -167,6 +172,7 @@ class Relay:
         self._prune_every_s = prune_every_s
         self._last_prune = 0.0
         self._last_measure = 0.0
+        self._last_archiver = 0.0
         self._reported_at = 0.0
         self._heartbeat = heartbeat or metrics.Heartbeat()
         self._stopping = False
@@ -467,6 +473,14 @@ class Relay:
         except SQLAlchemyError as exc:  # readiness shows the report as stale, which it is
             logger.warning("could not report the broker's state: %s", type(exc).__name__)
 
+    def _measure_archiver(self) -> None:
+        """The WAL archive's gauges: when PostgreSQL last archived a segment, and last failed to."""
+        self._last_archiver = time.monotonic()
+        with self._engine.connect() as db:
+            row = db.execute(_ARCHIVER).one()
+        metrics.WAL_LAST_ARCHIVED.set(float(row.archived or 0))
+        metrics.WAL_LAST_ARCHIVE_FAILURE.set(float(row.failed or 0))
+
     def _measure_backlog_if_due(self) -> None:
         """The outbox gauges, at most once a second: what waits, and for how long."""
         if time.monotonic() - self._last_measure < BACKLOG_EVERY_S:
@@ -476,6 +490,8 @@ class Relay:
             pending, oldest = backlog(db, self._tables.outbox)
         metrics.OUTBOX_PENDING.set(pending)
         metrics.OUTBOX_OLDEST_AGE.set(oldest)
+        if time.monotonic() - self._last_archiver >= ARCHIVER_EVERY_S:
+            self._measure_archiver()
         if time.monotonic() - self._reported_at >= BROKER_REPORT_EVERY_S:  # still connected: say so
             self._report_broker(connected=True)
 

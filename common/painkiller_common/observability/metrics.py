@@ -55,6 +55,14 @@ OUTBOX_PENDING = Gauge("painkiller_outbox_pending", "Events in the outbox not ye
 OUTBOX_OLDEST_AGE = Gauge(
     "painkiller_outbox_oldest_age_seconds", "How long the oldest unpublished event has waited; 0 when none does."
 )
+# From PostgreSQL's pg_stat_archiver, by the relays: continuous backups that stopped are noticed
+# (doc/operations.md, backups). 0 until a segment has been archived (or failed to be).
+WAL_LAST_ARCHIVED = Gauge(
+    "painkiller_wal_last_archived_timestamp_seconds", "When PostgreSQL last archived a WAL segment (Unix time)."
+)
+WAL_LAST_ARCHIVE_FAILURE = Gauge(
+    "painkiller_wal_last_archive_failure_timestamp_seconds", "When archiving a WAL segment last failed (Unix time)."
+)
 # Set in uvicorn's workers when an API runs several (cli.serve): each writes its figures to files
 # there, and the supervisor serves them added up (prometheus-client's multiprocess mode).
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ
