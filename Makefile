@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYPROJECTS := common/pyproject.toml testing/pyproject.toml patient_service/pyproject.toml measurement_service/pyproject.toml
 
-.PHONY: servers test-servers venv up down status observe token test test-fast audit test-containers images lint bench bench-replicas clean
+.PHONY: servers test-servers venv up down status observe token test test-fast audit test-containers images lint bench bench-replicas clean backup restore reconcile replay
 
 # One venv for both services and the tests; constraints.txt pins every package, transitive ones too.
 $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
@@ -30,7 +30,24 @@ test-servers:
 WITH_ADMIN := POSTGRES_ADMIN_URL="$$($(PYTHON) scripts/bootstrap.py --admin-url)"
 
 up: servers venv  ## servers, databases, migrations, both services and NGINX on :8080; REPLICAS=2 runs two of each process
+	@$(WITH_ADMIN) $(PY) scripts/backups.py configure
 	$(PY) scripts/stack.py up
+
+# Backups and restores with pgBackRest into BACKUP_DIR (/var/backups/painkiller unless set), and
+# the two services brought back into agreement: doc/operations.md is the runbook.
+RUN_DIR ?= .run
+backup: venv  ## a base backup of the PostgreSQL cluster now
+	@$(WITH_ADMIN) $(PY) scripts/backups.py backup
+
+restore: venv  ## TARGET=<RFC 3339 time>|latest [SERVICE=patient|measurement]: point-in-time restore, processes paused
+	@test -n "$(TARGET)" || { echo "usage: make restore TARGET=<RFC 3339 time>|latest [SERVICE=patient|measurement]"; exit 2; }
+	@$(WITH_ADMIN) $(PY) scripts/backups.py restore --target "$(TARGET)" $(if $(SERVICE),--service "$(SERVICE)") --run-dir "$(RUN_DIR)"
+
+reconcile: venv  ## each service's copies of the other's facts repaired from their source; prints what changed
+	@$(PY) scripts/reconcile.py
+
+replay: venv  ## SERVICE=patient|measurement SINCE=<RFC 3339> [UNTIL=...]: its retained outbox events sent again
+	@$(PY) scripts/reconcile.py replay --service "$(SERVICE)" --since "$(SINCE)" $(if $(UNTIL),--until "$(UNTIL)")
 
 # A dev token signed by the key `make up` made; SCOPE, PATIENT, SUB and TTL narrow it.
 token: venv

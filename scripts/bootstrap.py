@@ -56,6 +56,8 @@ SERVERS = [
 NGINX = Package("nginx", ("nginx", "/usr/sbin/nginx"))
 # NGINX's TCP proxy, for HL7 v2 over MLLP (doc/hl7.md); Debian builds it as a module of its own.
 NGINX_STREAM = Package("libnginx-mod-stream", ("/usr/lib/nginx/modules/ngx_stream_module.so",))
+# Continuous backups of the local cluster, and the recovery drill (scripts/backups.py).
+PGBACKREST = Package("pgbackrest", ("pgbackrest",))
 # What the container tests need beyond the stack (tests/containers).
 TEST_TOOLS = [Package(name, (name, f"/usr/sbin/{name}")) for name in ("podman", "runc", "debootstrap")]
 # The ward board's browser tests drive Debian's Chromium through its chromedriver (tests/e2e).
@@ -74,6 +76,7 @@ def external_rabbitmq() -> bool:
 def needed(purpose: str) -> list[Package]:
     packages = [NGINX, NGINX_STREAM]
     packages += [p for p in SERVERS if not (p.name == "postgresql" and external_postgres())]
+    packages += [PGBACKREST] if purpose == "tests" or not external_postgres() else []
     packages = [p for p in packages if not (p.name == "rabbitmq-server" and external_rabbitmq())]
     return packages + (TEST_TOOLS if purpose == "tests" else [])
 
