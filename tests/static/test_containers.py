@@ -59,6 +59,16 @@ def test_compose_has_the_whole_stack(compose: dict) -> None:
     assert {"pgdata", "rabbitmq"} <= compose["volumes"].keys()
 
 
+def test_compose_archives_the_wal_and_takes_base_backups_into_a_volume(compose: dict) -> None:
+    postgres, backup = compose["services"]["postgres"], compose["services"]["backup"]
+    settings = dict(arg.split("=", 1) for arg in postgres["command"] if "=" in arg)
+    assert settings["archive_mode"] == "on" and settings["archive_timeout"] == "60"
+    assert "/backups/wal/%f" in settings["archive_command"]
+    assert "pgbackups:/backups" in postgres["volumes"] and "pgbackups:/backups" in backup["volumes"]
+    assert "pg_basebackup" in " ".join(backup["command"]) and backup["profiles"] == ["backup"]
+    assert "pgbackups" in compose["volumes"]
+
+
 def test_every_nginx_upstream_is_a_compose_service(compose: dict) -> None:
     nginx_env = compose["services"]["nginx"]["environment"]
     upstream_vars = re.findall(r"server \$\{(\w+)\};", TEMPLATE.read_text())
@@ -157,7 +167,8 @@ def test_plain_http_is_on_loopback_and_only_nginx_is_trusted_to_forward(compose:
         assert trusted == address != "*"
 
 
-ONE_SHOTS = {"patient-migrate", "measurement-migrate", "broker-definitions"}  # they run to completion
+# They run to completion (`backup` when asked: docker compose --profile backup run --rm backup).
+ONE_SHOTS = {"patient-migrate", "measurement-migrate", "broker-definitions", "backup"}
 
 
 def test_every_long_running_service_is_restarted_and_one_shots_are_not(compose: dict) -> None:

@@ -126,6 +126,8 @@ def test_the_databases_and_the_broker_come_from_operators_replicated_and_backed_
     for name, cluster in clusters.items():
         assert cluster["apiVersion"] == "postgresql.cnpg.io/v1" and cluster["spec"]["instances"] == 3, name
         assert cluster["spec"]["backup"]["barmanObjectStore"]["destinationPath"], name
+        assert cluster["spec"]["backup"]["retentionPolicy"] == "30d", name
+        assert cluster["spec"]["postgresql"]["parameters"]["archive_timeout"] == "60s", name  # the recovery point
         assert name in backups, name
         roles = {role["name"]: role for role in cluster["spec"]["managed"]["roles"]}
         service = name.removesuffix("s-db")
