@@ -155,7 +155,7 @@ def libpq(url: str) -> str:
 
 def wait_writable(admin_url: str, data_dir: Path, timeout_s: float = 3600) -> None:
     """Until the server answers and is out of recovery (a restore's replay can take a while); an
-    error, with its log's end, if it stopped instead (such as a target the archive does not reach)."""
+    error if it stopped instead (such as for a target the archive does not reach: its log says)."""
     deadline = time.monotonic() + timeout_s
     while True:
         if not (data_dir / "postmaster.pid").exists():
@@ -216,12 +216,17 @@ def configure(repo: Repository) -> None:
     if not repo.cluster.data_dir.exists():
         print("PostgreSQL runs on another machine: its backups are that machine's (doc/operations.md)")
         return
-    repo.write_config()
     archive_command = f"pgbackrest --config={repo.config} --stanza={STANZA} archive-push %p"
     with psycopg.connect(repo.cluster.admin_url, autocommit=True) as conn:
         was_on = conn.execute("SHOW archive_mode").fetchone()[0] == "on"  # type: ignore[index]
+        current = conn.execute("SHOW archive_command").fetchone()[0]  # type: ignore[index]
+        if was_on and current not in ("", "(disabled)", archive_command):
+            print(f"PostgreSQL already archives its WAL ({current!r}): its backups are left as they are")
+            return
+        repo.write_config()
         conn.execute("ALTER SYSTEM SET archive_mode = 'on'")
-        conn.execute(f"ALTER SYSTEM SET archive_command = '{archive_command}'")
+        quoted = archive_command.replace("'", "''")  # ALTER SYSTEM takes no parameters
+        conn.execute(f"ALTER SYSTEM SET archive_command = '{quoted}'")
         conn.execute(f"ALTER SYSTEM SET archive_timeout = '{ARCHIVE_TIMEOUT_S}s'")
         conn.execute("SELECT pg_reload_conf()")
     if not was_on:
@@ -243,18 +248,21 @@ def restore(repo: Repository, target: str, *, service: str | None, supervisor: S
     """The cluster, or one service's database, as it was at `target` (RFC 3339) or as late as the
     archive goes (`latest`); the processes that use it are stopped meanwhile."""
     options = target_options(target)  # a bad target fails before anything is stopped
-    if repo.cluster.answers():
-        # The WAL being written goes to the archive now, not within archive_timeout: a restore to
-        # a moment of the last minute, or to the latest, finds it there.
-        repo.run("check")
     paused = pause(supervisor, service)
     try:
+        if repo.cluster.answers():
+            # With nothing more acknowledged, the WAL being written goes to the archive now, not
+            # within archive_timeout: a restore to the last minute, or to the latest, finds it there.
+            repo.run("check")
         if service is None:
             restore_cluster(repo, options)
         else:
             restore_database(repo, options, DATABASES[service])
     finally:
         resume(supervisor, paused)
+    if service is None:
+        # The next restore starts from here, not from before this one (the processes run meanwhile).
+        backup(repo, kind="full")
 
 
 def target_options(target: str) -> list[str]:
@@ -275,7 +283,6 @@ def restore_cluster(repo: Repository, target_options: list[str]) -> None:
     repo.run("restore", "--delta", "--target-timeline=current", *target_options)
     cluster.start()
     repo.run("check")  # archiving goes on, on the new timeline
-    backup(repo, kind="full")  # the next restore starts from here, not from before this one
 
 
 def restore_database(repo: Repository, target_options: list[str], database: str) -> None:
@@ -350,6 +357,7 @@ def main() -> None:
     parser.add_argument("command", choices=["configure", "backup", "restore", "info"])
     parser.add_argument("--target", default="latest", help="RFC 3339 time, or `latest` (restore)")
     parser.add_argument("--service", choices=sorted(DATABASES), help="restore only this service's database")
+    parser.add_argument("--type", choices=["full", "diff", "incr"], default="incr", help="of backup (pgBackRest's)")
     parser.add_argument("--run-dir", type=Path, default=ROOT / ".run", help="the stack whose processes to pause")
     args = parser.parse_args()
     directory = backup_dir()
@@ -358,7 +366,7 @@ def main() -> None:
     if args.command == "configure":
         configure(repo)
     elif args.command == "backup":
-        backup(repo)
+        backup(repo, kind=args.type)
     elif args.command == "info":
         repo.run("info")
     else:

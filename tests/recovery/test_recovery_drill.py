@@ -6,7 +6,8 @@ then an operator truncates the readings, and the cluster is restored to T. Later
 is destroyed, and the cluster restored to the latest archived WAL. Last, the measurement database
 alone goes back in time, behind the patient service's copy of its readings, and `make reconcile`
 brings the two into agreement. After each: every reading acknowledged before the target is there,
-none after T, the services agree, and the API answers normally."""
+none after T, the services agree, and the API answers normally. And events a broker lost are
+sent again from the outbox, by time range, and applied once."""
 
 import json
 import os
@@ -16,15 +17,17 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
-from harness import ROOT, bearer, broker, eventually, running_stack, stack_module
+from harness import ROOT, bearer, broker, eventually, rabbitmqctl, running_stack, stack_module, vhost_of
 from own_postgres import OwnPostgres, own_postgres
 from provisioning import database_env
+
+from painkiller_common.events.topology import MEASUREMENT_EVENTS_FOR_PATIENTS
 
 PATIENTS = 8
 
@@ -208,3 +211,30 @@ def test_one_database_restored_alone_is_reconciled_with_the_other(drill: Drill) 
     agree(drill)
     assert drill.reconcile()["readings_tombstoned"] == 0  # run again, nothing more to do
     answers_normally(drill)
+
+
+def test_events_a_broker_lost_are_replayed_from_the_outbox_by_time_range(drill: Drill) -> None:
+    since = datetime.now(UTC).isoformat()
+    drill.stack.supervisor.stop_program("patient-consumer")
+    try:
+        write(drill, 1, 67)  # published, and marked so, while nobody consumes
+        eventually(
+            lambda: drill.sql("measurement", "SELECT count(*) FROM outbox WHERE published_at IS NULL")[0][0] == 0
+        )
+        rabbitmqctl("purge_queue", "-p", vhost_of(drill.stack), MEASUREMENT_EVENTS_FOR_PATIENTS.name)  # lost
+    finally:
+        drill.stack.supervisor.start_program("patient-consumer")
+    time.sleep(3)
+    assert all(heart_rate(drill, p) != 67 for p in drill.patients)  # the patient service never heard
+
+    # Replayed from an hour back: the events it had applied come again too, and are ignored.
+    earlier = (datetime.fromisoformat(since) - timedelta(hours=1)).isoformat()
+    replayed = json.loads(drill.make("replay", "SERVICE=measurement", f"SINCE={earlier}"))["replayed"]
+    assert replayed > len(drill.patients)
+    eventually(lambda: all(heart_rate(drill, p) == 67 for p in drill.patients), timeout_s=30)
+    agree(drill)
+    assert drill.reconcile()["patients_reassessed"] == 0  # the replay left nothing to repair
+
+
+def heart_rate(drill: Drill, patient: str) -> object:
+    return drill.client.get(f"/api/v1/patient/{patient}").json()["latest_vitals"]["heart_rate_bpm"]["value"]
