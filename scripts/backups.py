@@ -32,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -76,6 +77,8 @@ class Cluster:
             fields = json.loads(saved.read_text())
             return cls(admin_url, Path(fields["data_dir"]), Path(fields["config_file"]), fields["port"],
                        fields["socket_dir"], fields["version"])  # fmt: skip
+        if not cluster.data_dir.exists():
+            return cluster  # on another machine: nothing of it is restored from here
         saved.parent.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in asdict(cluster).items()}))
         return cluster
@@ -305,7 +308,7 @@ def restore_database(repo: Repository, target_options: list[str], database: str)
         cluster.pg_ctl(data, "-l", str(scratch / "log"), "-w", "-t", "3600", "start")
         wait_writable(scratch_url, data)
         cluster.as_owner(str(cluster.bin_dir / "pg_dump"), "-Fc", "-f", str(dump), "-d", scratch_url)
-        live = repo.cluster.admin_url.rsplit("/", 1)[0] + f"/{database}"
+        live = make_conninfo(repo.cluster.admin_url, dbname=database)
         restore_dump = [str(cluster.bin_dir / "pg_restore"), "--clean", "--if-exists", "--single-transaction"]
         subprocess.run([*restore_dump, "--exit-on-error", "-d", live, str(dump)], check=True, cwd="/")
     finally:

@@ -40,6 +40,8 @@ from sqlalchemy import Engine, create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import stack  # noqa: E402
+
 from painkiller_common.contracts import VITALS, MeasurementRecord  # noqa: E402
 from painkiller_common.db import make_session_factory  # noqa: E402
 from painkiller_common.db.migrations import OUTBOX_CHANNEL  # noqa: E402
@@ -220,9 +222,7 @@ def database_urls() -> dict[str, str]:
     """Each service's runtime database URL: from the environment, else `make up`'s (.run)."""
     if all(os.environ.get(f"{s}_DATABASE_URL") for s in ("PATIENT", "MEASUREMENT")):
         return {s: os.environ[f"{s}_DATABASE_URL"] for s in ("PATIENT", "MEASUREMENT")}
-    import stack
-
-    env = stack.dev_env(ROOT / ".run")
+    env = stack.dev_database_env(ROOT / ".run")
     return {s: os.environ.get(f"{s}_DATABASE_URL") or env[f"{s}_DATABASE_URL"] for s in ("PATIENT", "MEASUREMENT")}
 
 

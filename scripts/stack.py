@@ -518,15 +518,21 @@ def listener_counts(stack: Stack, counter: str) -> dict[str, float]:
     }
 
 
+def dev_database_env(run_dir: Path) -> dict[str, str]:
+    """The dev stack's database URLs, its roles' passwords kept in run_dir."""
+    passwords = load_secrets(run_dir / "credentials.json")
+    admin = bootstrap.admin_url()  # scripts/bootstrap.py made it, or POSTGRES_ADMIN_URL
+    return {
+        **database_env("patient", admin, "patients", passwords),
+        **database_env("measurement", admin, "measurements", passwords),
+    }
+
+
 def dev_env(run_dir: Path) -> dict[str, str]:
     """Least-privilege roles and broker users for the dev stack, with passwords kept in run_dir;
     a URL already set in the environment is used as it is."""
     passwords = load_secrets(run_dir / "credentials.json")
-    admin = bootstrap.admin_url()  # scripts/bootstrap.py made it, or POSTGRES_ADMIN_URL
-    env = {
-        **database_env("patient", admin, "patients", passwords),
-        **database_env("measurement", admin, "measurements", passwords),
-    }
+    env = dev_database_env(run_dir)
     broker = BrokerUsers(
         vhost="/",
         names={"patient": "painkiller_patient", "measurement": "painkiller_measurement"},
