@@ -78,14 +78,19 @@ def reconcile(patient_db: Engine, measurement_db: Engine, settings: Settings) ->
 
 
 def replica(patient_db: Engine, measurement_db: Engine, report: Report) -> None:
-    """`known_patients` as the patient service's `patients` say."""
-    with patient_db.connect() as conn:
-        truth = {row.id: (row.version, row.mrn) for row in conn.execute(text("SELECT id, version, mrn FROM patients"))}
+    """`known_patients` as the patient service's `patients` say.
+
+    The copy is read before its source: with the stack running, a patient created in between is
+    then only in the source (and added, as its event would), never only in the copy (which
+    would tombstone a patient who exists)."""
     with measurement_db.begin() as conn:
         known = {
             row.patient_id: (row.version, row.mrn, row.deleted)
             for row in conn.execute(text("SELECT patient_id, version, mrn, deleted FROM known_patients"))
         }
+        with patient_db.connect() as source:
+            rows = source.execute(text("SELECT id, version, mrn FROM patients"))
+            truth = {row.id: (row.version, row.mrn) for row in rows}
         upserts = [
             {"id": pid, "version": version, "mrn": mrn}
             for pid, (version, mrn) in truth.items()
@@ -120,10 +125,13 @@ def replica(patient_db: Engine, measurement_db: Engine, report: Report) -> None:
 def readings(patient_db: Engine, measurement_db: Engine, report: Report) -> None:
     """`vital_readings` as the measurement service's `measurements` say, a few patients at a time:
     memory stays bounded and no patient is locked for long."""
-    with patient_db.connect() as conn:
-        patients: list[uuid.UUID] = list(conn.execute(text("SELECT id FROM patients ORDER BY id")).scalars())
-    for chunk in chunks(patients):
+    for chunk in chunks(patient_ids(patient_db)):
         _readings_of(chunk, patient_db, measurement_db, report)
+
+
+def patient_ids(patient_db: Engine) -> list[uuid.UUID]:
+    with patient_db.connect() as conn:
+        return list(conn.execute(text("SELECT id FROM patients ORDER BY id")).scalars())
 
 
 def chunks(patients: list[uuid.UUID]) -> Iterator[list[uuid.UUID]]:
@@ -132,17 +140,19 @@ def chunks(patients: list[uuid.UUID]) -> Iterator[list[uuid.UUID]]:
 
 
 def _readings_of(patients: list[uuid.UUID], patient_db: Engine, measurement_db: Engine, report: Report) -> None:
-    with measurement_db.connect() as conn:
-        truth: set[uuid.UUID] = set(
-            conn.execute(text("SELECT id FROM measurements WHERE patient_id = ANY(:p)"), {"p": patients}).scalars()
-        )
     with make_session_factory(patient_db, EVENT_TABLES.outbox)() as session, session.begin():
+        # The copy before its source, as in `replica`: a reading recorded in between is only in
+        # the source (copied, as its event would be), never only in the copy (tombstoned wrongly).
         copied = {
             row.measurement_id: row.deleted
             for row in session.execute(
                 text("SELECT measurement_id, deleted FROM vital_readings WHERE patient_id = ANY(:p)"), {"p": patients}
             )
         }
+        with measurement_db.connect() as conn:
+            truth: set[uuid.UUID] = set(
+                conn.execute(text("SELECT id FROM measurements WHERE patient_id = ANY(:p)"), {"p": patients}).scalars()
+            )
         # A tombstone for a reading the measurement service has: the restore brought it back.
         revived = [mid for mid, deleted in copied.items() if deleted and mid in truth]
         if revived:
@@ -174,9 +184,7 @@ def _record(row: Any) -> MeasurementRecord:
 def reassess(patient_db: Engine, settings: Settings, report: Report) -> None:
     """Every patient whose `latest_vitals` is not what their stored readings give: set, and NEWS2
     reassessed (with its events, as when a reading arrives)."""
-    with patient_db.connect() as conn:
-        patients: list[uuid.UUID] = list(conn.execute(text("SELECT id FROM patients ORDER BY id")).scalars())
-    for chunk in chunks(patients):
+    for chunk in chunks(patient_ids(patient_db)):
         with make_session_factory(patient_db, EVENT_TABLES.outbox)() as session, session.begin():
             locked = session.execute(
                 text("SELECT id, latest_vitals FROM patients WHERE id = ANY(:p) ORDER BY id FOR UPDATE"),
