@@ -175,6 +175,9 @@ def test_a_lost_data_directory_is_restored_to_the_last_archived_wal(drill: Drill
     archived = write(drill, 2, 63)
     segment = drill.sql("patient", "SELECT pg_walfile_name(pg_switch_wal())")[0][0]  # as archive_timeout does
     eventually(lambda: drill.sql("patient", "SELECT last_archived_wal FROM pg_stat_archiver")[0][0] == segment)
+    archived_at = drill.sql("patient", "SELECT extract(epoch FROM last_archived_time) FROM pg_stat_archiver")[0][0]
+    # What PainkillerBackupArchiveStale watches: the relay exports when a segment was last archived.
+    eventually(lambda: last_archived(drill) >= float(archived_at) - 1, timeout_s=60)
     unarchived = write(drill, 1, 64)  # acknowledged, in WAL not yet archived: the recovery point's cost
     drill.postgres.crash()
     shutil.rmtree(drill.postgres.data_dir)  # the disk is gone
@@ -238,3 +241,10 @@ def test_events_a_broker_lost_are_replayed_from_the_outbox_by_time_range(drill: 
 
 def heart_rate(drill: Drill, patient: str) -> object:
     return drill.client.get(f"/api/v1/patient/{patient}").json()["latest_vitals"]["heart_rate_bpm"]["value"]
+
+
+def last_archived(drill: Drill) -> float:
+    port = drill.stack.metrics_ports["measurement-relay"]
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    line = next(line for line in text.splitlines() if line.startswith("painkiller_wal_last_archived_timestamp_seconds"))
+    return float(line.split()[-1])
