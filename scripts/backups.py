@@ -268,13 +268,23 @@ def restore(repo: Repository, target: str, *, service: str | None, supervisor: S
         backup(repo, kind="full")
 
 
+def moment(value: str) -> datetime:
+    """An RFC 3339 time from the command line; one without an offset is refused, not guessed."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} has no offset: write it as RFC 3339, e.g. 2026-12-03T10:15:00Z")
+    return parsed
+
+
+def target(value: str) -> str:
+    return value if value == "latest" else moment(value).isoformat()
+
+
 def target_options(target: str) -> list[str]:
     if target == "latest":
         return ["--type=default"]  # every archived WAL segment replayed
-    moment = datetime.fromisoformat(target.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise SystemExit(f"--target {target!r} has no offset: write it as RFC 3339, e.g. 2026-12-03T10:15:00Z")
-    return ["--type=time", f"--target={moment.isoformat(sep=' ')}", "--target-action=promote"]
+    at = moment(target)
+    return ["--type=time", f"--target={at.isoformat(sep=' ')}", "--target-action=promote"]
 
 
 def restore_cluster(repo: Repository, target_options: list[str]) -> None:
@@ -358,7 +368,7 @@ def resume(supervisor: Supervisor | None, names: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["configure", "backup", "restore", "info"])
-    parser.add_argument("--target", default="latest", help="RFC 3339 time, or `latest` (restore)")
+    parser.add_argument("--target", type=target, default="latest", help="RFC 3339 time, or `latest` (restore)")
     parser.add_argument("--service", choices=sorted(DATABASES), help="restore only this service's database")
     parser.add_argument("--type", choices=["full", "diff", "incr"], default="incr", help="of backup (pgBackRest's)")
     parser.add_argument("--run-dir", type=Path, default=ROOT / ".run", help="the stack whose processes to pause")

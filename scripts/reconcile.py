@@ -41,6 +41,7 @@ from sqlalchemy import Engine, create_engine, text
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import stack  # noqa: E402
+from backups import moment  # noqa: E402
 
 from painkiller_common.contracts import VITALS, MeasurementRecord  # noqa: E402
 from painkiller_common.db import make_session_factory  # noqa: E402
@@ -217,13 +218,6 @@ def replay(engine: Engine, since: datetime, until: datetime | None) -> int:
         )
         conn.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))  # the relays look now, not at their next poll
     return int(result.rowcount)
-
-
-def moment(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{value!r} has no offset: write it as RFC 3339, e.g. 2026-12-03T10:15:00Z")
-    return parsed
 
 
 def database_urls() -> dict[str, str]:
